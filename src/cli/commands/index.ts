@@ -1,0 +1,5 @@
+import type { Command } from '../command.js';
+
+// One line per sub-command; each lives in its own file in this folder.
+export const commands: Command[] = [
+];

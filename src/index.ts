@@ -1,0 +1,2 @@
+// The curated public API of iotupd. Subpath exports (iotupd/fec, iotupd/wire, ...) carry the rest.
+export * from './errors.js';
