@@ -1,0 +1,3 @@
+// Packet formats. One module per format; each exports encode/decode/encodingLength.
+export * as iotupdFrame from './iotupd-frame.js';
+export * as fountain from './fountain.js';
