@@ -1,0 +1,17 @@
+/**
+ * iotupd/lab: a private IPv6 LAN of network namespaces for tests, demos and benchmarks.
+ *
+ *   labSupport()                    { ok: true, mode } | { ok: false, reason, userns }
+ *   reexecInUserns()                re-run this process in `unshare -rnm` when not root
+ *   Lab.create({ hosts: [...] })    hosts: { name, netns, ifname, address, port }
+ *     .spawn(host, cmd, args, opts) / .spawnNode(host, script, args, opts)   ChildProcess, killed by destroy()
+ *     .exec(host, cmd, args)        { code, stdout, stderr }
+ *     .impair(host, { lossPercent, duplicatePercent, rateMbit })   traffic INTO host
+ *     .snmp6(host)                  /proc/net/snmp6 counters (Udp6RcvbufErrors, ...)
+ *     .destroy()                    idempotent; also at exit and on SIGINT/SIGTERM/SIGHUP
+ *   withLab(opts, fn)               destroy guaranteed
+ *   labTest(name, opts, fn)         node:test wrapper (skips with the reason when unsupported)
+ */
+export { Lab, withLab, labNamespaces, type LabHost, type LabOptions, type Impairment, type ExecResult } from './lab.js';
+export { labSupport, reexecInUserns, usernsAvailable, USERNS_ENV, type LabSupport } from './support.js';
+export { labTest } from './testing.js';

@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+/**
+ * A multicast probe for lab tests and benchmarks, run inside a lab host:
+ *
+ *   node probe.js recv --interface IF --group G [--source S] [--port P] [--bind-group]
+ *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
+ *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N]
+ *
+ * Datagrams carry 'IUPB', sender id (u32), seq (u32) and filler. The receiver prints one JSON
+ * line {"event":"ready",...} once joined and {"event":"done",...} with counts at the end
+ * (unique, duplicates, foreign = datagrams without the probe header).
+ */
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { McastSocket, type Datagram } from '../net/index.js';
+
+/** Absolute path of this script (for lab.spawnNode). */
+export const PROBE_SCRIPT = fileURLToPath(import.meta.url);
+
+const MAGIC = 0x49555042; // 'IUPB'
+const MAX_SEQ = 1 << 24;
+
+export interface ProbeRecvResult {
+  event: 'done';
+  received: number;
+  unique: number;
+  duplicates: number;
+  foreign: number;
+  bytes: number;
+  queueDrops: number;
+  recvBufferSize: number;
+  firstMs: number;
+  lastMs: number;
+}
+
+export interface ProbeSendResult {
+  event: 'done';
+  sent: number;
+  bytes: number;
+  elapsedMs: number;
+  pps: number;
+  sendErrors: number;
+  lastSendError?: string;
+}
+
+function out(obj: unknown): void {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+async function recv(v: Record<string, string | boolean | undefined>): Promise<void> {
+  const group = String(v.group);
+  const sock = await McastSocket.open({
+    interface: String(v.interface),
+    port: Number(v.port ?? 4242),
+    bindAddress: v['bind-group'] ? group : undefined,
+    recvBufferSize: v.rcvbuf ? Number(v.rcvbuf) : undefined,
+  });
+  sock.join(group, typeof v.source === 'string' ? v.source : undefined);
+  const expect = Number(v.expect ?? 0);
+  const idleMs = Number(v['idle-ms'] ?? 0);
+  const timeoutMs = Number(v['timeout-ms'] ?? 30000);
+  const seen = new Map<number, Uint8Array>();
+  const r: ProbeRecvResult = {
+    event: 'done', received: 0, unique: 0, duplicates: 0, foreign: 0, bytes: 0, queueDrops: 0,
+    recvBufferSize: sock.recvBufferSize, firstMs: 0, lastMs: 0,
+  };
+  const t0 = performance.now();
+  let last = t0;
+  const take = (d: Datagram): void => {
+    const now = performance.now();
+    if (r.received === 0) r.firstMs = now - t0;
+    last = now;
+    r.lastMs = now - t0;
+    r.received++;
+    r.bytes += d.data.length;
+    if (d.data.length < 12) {
+      r.foreign++;
+      return;
+    }
+    const dv = new DataView(d.data.buffer, d.data.byteOffset, d.data.byteLength);
+    const seq = dv.getUint32(8);
+    if (dv.getUint32(0) !== MAGIC || seq >= MAX_SEQ) {
+      r.foreign++;
+      return;
+    }
+    const id = dv.getUint32(4);
+    let bits = seen.get(id);
+    if (!bits) {
+      if (seen.size >= 64) {
+        r.foreign++;
+        return;
+      }
+      bits = new Uint8Array(MAX_SEQ / 8);
+      seen.set(id, bits);
+    }
+    const m = 1 << (seq & 7);
+    if (bits[seq >> 3]! & m) {
+      r.duplicates++;
+    } else {
+      bits[seq >> 3] = bits[seq >> 3]! | m;
+      r.unique++;
+    }
+  };
+  out({ event: 'ready', recvBufferSize: sock.recvBufferSize, port: sock.port });
+  const done = (): boolean => expect > 0 && r.unique >= expect;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (now - t0 > timeoutMs || (idleMs > 0 && r.received > 0 && now - last > idleMs)) void sock.close();
+  }, 20);
+  if (v.fast) {
+    sock.onMessage((d) => {
+      take(d);
+      if (done()) void sock.close();
+    });
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (sock.closed) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 10);
+    });
+  } else {
+    for await (const d of sock) {
+      take(d);
+      if (done()) break;
+    }
+  }
+  clearInterval(timer);
+  r.queueDrops = sock.stats.queueDrops;
+  await sock.close();
+  out(r);
+}
+
+async function send(v: Record<string, string | boolean | undefined>): Promise<void> {
+  const group = String(v.group);
+  const port = Number(v.port ?? 4242);
+  const count = Number(v.count ?? 1000);
+  const size = Number(v.size ?? 1200);
+  const rate = Number(v.rate ?? 0);
+  const id = Number(v.id ?? 1);
+  if (!(size >= 12 && size <= 65000)) throw new Error('--size must be 12..65000');
+  const sock = await McastSocket.open({ interface: String(v.interface), port: 0 });
+  // a few buffers in rotation: trySend may still hold the previous one in libuv's queue
+  const bufs = Array.from({ length: 64 }, () => {
+    const b = new Uint8Array(size);
+    b.fill(0x5a);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(0, MAGIC);
+    dv.setUint32(4, id);
+    return { b, dv };
+  });
+  const t0 = performance.now();
+  let seq = 0;
+  while (seq < count) {
+    let budget = 256;
+    if (rate > 0) {
+      const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+      budget = Math.min(budget, due - seq);
+      if (budget <= 0) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+    }
+    while (budget > 0 && seq < count) {
+      const slot = bufs[seq & 63]!;
+      slot.dv.setUint32(8, seq);
+      if (!sock.trySend(slot.b, group, port)) {
+        await sock.drain();
+        continue;
+      }
+      seq++;
+      budget--;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  await sock.drain();
+  const elapsedMs = performance.now() - t0;
+  const r: ProbeSendResult = {
+    event: 'done', sent: sock.stats.sent, bytes: sock.stats.bytesSent, elapsedMs,
+    pps: Math.round((sock.stats.sent / elapsedMs) * 1000), sendErrors: sock.stats.sendErrors,
+    ...(sock.lastSendError ? { lastSendError: sock.lastSendError.message } : {}),
+  };
+  await sock.close();
+  out(r);
+}
+
+async function main(): Promise<void> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: {
+      interface: { type: 'string' }, group: { type: 'string' }, source: { type: 'string' }, port: { type: 'string' },
+      'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
+      'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
+      rate: { type: 'string' }, id: { type: 'string' },
+    },
+  });
+  if (positionals[0] === 'recv') await recv(values);
+  else if (positionals[0] === 'send') await send(values);
+  else throw new Error('usage: probe.js recv|send --interface IF --group G ...');
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`probe: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

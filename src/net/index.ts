@@ -1,0 +1,36 @@
+/**
+ * iotupd/net: the only module that touches node:dgram.
+ *
+ *   resolveInterface(name)      validate a name against this namespace's interfaces
+ *                               (InterfaceError for '', numeric, malformed or unknown names;
+ *                               never a fallback to the default interface)
+ *   listInterfaces()            every interface of this namespace (also ones without addresses)
+ *   McastSocket.open(opts)      bind [bindAddress]:port (default [::]:4242), set the multicast
+ *                               interface to '::%IFNAME', hop limit (255), loopback (off),
+ *                               SO_RCVBUF (8 MiB requested; `recvBufferSize` = granted)
+ *     .join(group, source?)     any-source or source-specific (ff3x::/32) membership
+ *     .leave(group, source?)
+ *     .send(bytes, group, port?)      Promise, rejects with SocketError
+ *     .trySend(bytes, group, port?)   fast path: false while libuv's queue is non-empty;
+ *     .drain()                        then await drain() and retry
+ *     for await (const d of sock) / sock.messages(signal?)
+ *                               { data, from, port } through a bounded queue (overflow counted
+ *                               in stats.queueDrops); ends on close() or abort
+ *     .onMessage(cb)            synchronous fast receive path (bypasses the queue)
+ *     .stats                    sent, bytesSent, sendErrors, received, bytesReceived, queueDrops
+ *     .close()                  idempotent, resolves when the socket is closed; opts.signal
+ *                               aborting closes too
+ */
+export { listInterfaces, resolveInterface, type InterfaceInfo } from './interfaces.js';
+export { isMulticastGroup, isSourceSpecific, multicastScope, checkGroup, checkSource, checkPort } from './address.js';
+export {
+  McastSocket,
+  SocketError,
+  DEFAULT_PORT,
+  DEFAULT_HOP_LIMIT,
+  DEFAULT_RECV_BUFFER,
+  DEFAULT_QUEUE_LIMIT,
+  type McastSocketOptions,
+  type McastSocketStats,
+  type Datagram,
+} from './socket.js';

@@ -1,0 +1,465 @@
+import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { IotupdError, UsageError } from '../errors.js';
+import { resolveInterface, type InterfaceInfo } from './interfaces.js';
+import { checkGroup, checkPort, checkSource, isMulticastGroup, multicastScope } from './address.js';
+
+/** Librecast's default UDP port. */
+export const DEFAULT_PORT = 4242;
+/** Librecast's default multicast hop limit. */
+export const DEFAULT_HOP_LIMIT = 255;
+/** Receive buffer we ask for: at ~50k datagrams/s of 1200 B the default (~200 KiB) overflows. */
+export const DEFAULT_RECV_BUFFER = 8 * 1024 * 1024;
+/** Datagrams held for a slow async-iterator consumer before new ones are dropped (and counted). */
+export const DEFAULT_QUEUE_LIMIT = 4096;
+
+/** A socket failure after open (bind, membership, send). */
+export class SocketError extends IotupdError {
+  constructor(message: string, code = 'ERR_SOCKET', options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+export interface McastSocketOptions {
+  /** Interface name, validated with resolveInterface(); never a default. */
+  interface: string;
+  /** UDP port to bind and the default destination port (default 4242). 0 binds an ephemeral port. */
+  port?: number;
+  /**
+   * Local address to bind (default '::'). Binding to a group address makes the kernel deliver
+   * only that group's datagrams to this socket (a socket bound to [::]:PORT also receives groups
+   * joined by any other socket of the namespace on PORT).
+   */
+  bindAddress?: string;
+  /** Multicast hop limit 0..255 (default 255, as Librecast). */
+  hopLimit?: number;
+  /** Receive our own multicast on this host (default false, as Librecast). */
+  loopback?: boolean;
+  /** SO_RCVBUF request in bytes (default 8 MiB). The kernel caps it at net.core.rmem_max. */
+  recvBufferSize?: number;
+  /** SO_SNDBUF request in bytes (default: kernel default). */
+  sendBufferSize?: number;
+  /** Async-iterator queue bound, in datagrams (default 4096). */
+  queueLimit?: number;
+  /** Aborting closes the socket (iterators end). */
+  signal?: AbortSignal;
+}
+
+/** One received datagram. `data` is owned by the consumer (a fresh Buffer per datagram). */
+export interface Datagram {
+  data: Uint8Array;
+  /** Source address (link-local sources carry a '%zone'). */
+  from: string;
+  /** Source UDP port. */
+  port: number;
+}
+
+export interface McastSocketStats {
+  /** Datagrams handed to the kernel (send, trySend). */
+  sent: number;
+  bytesSent: number;
+  /** Send failures seen (send() rejects; trySend failures are sampled, see trySend). */
+  sendErrors: number;
+  /** Datagrams received from the kernel. */
+  received: number;
+  bytesReceived: number;
+  /** Datagrams dropped because the iterator queue was full (slow consumer). */
+  queueDrops: number;
+}
+
+/** Sampling period of trySend error reporting (one datagram in N carries a completion callback). */
+const TRY_SEND_CHECK_EVERY = 256;
+
+type Waiter = (r: IteratorResult<Datagram>) => void;
+
+/**
+ * An IPv6 UDP socket for multicast on one validated interface, shaped after Librecast's
+ * socket: bind, join/part groups (any-source or source-specific), send raw datagrams,
+ * receive as an async iterable. The only place besides src/net/* that sees node:dgram.
+ *
+ * Order matters (docs/lab.md "traps"): bind first, then set the multicast interface by
+ * '::%IFNAME' (after validation), then join. addMembership before bind() silently binds
+ * a random port.
+ */
+export class McastSocket implements AsyncIterable<Datagram> {
+  readonly interface: InterfaceInfo;
+  readonly port: number;
+  readonly bindAddress: string;
+  readonly stats: McastSocketStats = { sent: 0, bytesSent: 0, sendErrors: 0, received: 0, bytesReceived: 0, queueDrops: 0 };
+  /** Last send error seen (sampled for trySend). */
+  lastSendError: Error | undefined;
+
+  readonly #sock: Socket;
+  readonly #zone: string;
+  readonly #queueLimit: number;
+  #queue: Datagram[] = [];
+  #qHead = 0;
+  #waiters: Waiter[] = [];
+  #onMessage: ((d: Datagram) => void) | undefined;
+  #closed = false;
+  #closePromise: Promise<void> | undefined;
+  #error: Error | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+  #memberships = new Set<string>();
+  #trySendCount = 0;
+  #lastGroup = '';
+  #drainWaiters: (() => void)[] = [];
+  #drainPolling = false;
+  readonly #recvRequested: number;
+
+  private constructor(sock: Socket, iface: InterfaceInfo, port: number, bindAddress: string, queueLimit: number, recvRequested: number) {
+    this.#sock = sock;
+    this.interface = iface;
+    this.#zone = `::%${iface.name}`;
+    this.port = port;
+    this.bindAddress = bindAddress;
+    this.#queueLimit = queueLimit;
+    this.#recvRequested = recvRequested;
+  }
+
+  /** Create, bind and configure a socket. Rejects with InterfaceError/UsageError/SocketError. */
+  static async open(opts: McastSocketOptions): Promise<McastSocket> {
+    if (opts.signal?.aborted) throw new SocketError('aborted before open', 'ERR_ABORTED');
+    const iface = resolveInterface(opts.interface);
+    const port = opts.port ?? DEFAULT_PORT;
+    checkPort(port, true);
+    const hopLimit = opts.hopLimit ?? DEFAULT_HOP_LIMIT;
+    if (!Number.isInteger(hopLimit) || hopLimit < 0 || hopLimit > 255) {
+      throw new UsageError(`hopLimit must be an integer from 0 to 255, got ${String(hopLimit)}`, 'ERR_BAD_HOP_LIMIT');
+    }
+    const recvBuf = opts.recvBufferSize ?? DEFAULT_RECV_BUFFER;
+    checkBufferSize('recvBufferSize', recvBuf);
+    if (opts.sendBufferSize !== undefined) checkBufferSize('sendBufferSize', opts.sendBufferSize);
+    const queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
+    if (!Number.isInteger(queueLimit) || queueLimit < 1 || queueLimit > 1 << 20) {
+      throw new UsageError(`queueLimit must be an integer from 1 to ${1 << 20}`, 'ERR_BAD_QUEUE_LIMIT');
+    }
+    let bindAddress = opts.bindAddress ?? '::';
+    if (bindAddress !== '::') {
+      if (!isMulticastGroup(bindAddress)) {
+        throw new UsageError(`bindAddress must be '::' or a multicast group, got '${bindAddress}'`, 'ERR_BAD_BIND_ADDRESS');
+      }
+      // Interface- and link-scope groups need a zone to bind (the kernel wants sin6_scope_id).
+      if (multicastScope(bindAddress) <= 2) bindAddress = `${bindAddress}%${iface.name}`;
+    }
+
+    const sock = createSocket({
+      type: 'udp6',
+      reuseAddr: true,
+      // Every address we pass is an IP literal we validated: skip dns.lookup, which costs a
+      // process.nextTick per send() and ~25 % of the send rate.
+      lookup: literalLookup,
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        sock.close();
+        reject(new SocketError(`cannot bind [${bindAddress}]:${port} on ${iface.name}: ${err.message}`, 'ERR_BIND', { cause: err }));
+      };
+      sock.once('error', onError);
+      sock.bind({ address: bindAddress, port, exclusive: false }, () => {
+        sock.off('error', onError);
+        resolve();
+      });
+    });
+    const boundPort = sock.address().port;
+    const ms = new McastSocket(sock, iface, boundPort, opts.bindAddress ?? '::', queueLimit, recvBuf);
+    try {
+      sock.setMulticastInterface(ms.#zone);
+      sock.setMulticastTTL(hopLimit);
+      sock.setMulticastLoopback(opts.loopback ?? false);
+      sock.setRecvBufferSize(recvBuf);
+      if (opts.sendBufferSize !== undefined) sock.setSendBufferSize(opts.sendBufferSize);
+    } catch (err) {
+      sock.close();
+      throw new SocketError(`cannot configure socket on ${iface.name}: ${(err as Error).message}`, 'ERR_SOCKET_OPTION', { cause: err });
+    }
+    sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => ms.#deliver(msg, rinfo));
+    sock.on('error', (err: Error) => ms.#fail(err));
+    if (opts.signal) {
+      ms.#signal = opts.signal;
+      ms.#onAbort = () => void ms.close();
+      opts.signal.addEventListener('abort', ms.#onAbort, { once: true });
+    }
+    return ms;
+  }
+
+  /** Receive buffer size the kernel granted (getsockopt SO_RCVBUF; Linux reports twice the usable size). */
+  get recvBufferSize(): number {
+    return this.#closed ? 0 : this.#sock.getRecvBufferSize();
+  }
+
+  /** What open() asked for. */
+  get recvBufferRequested(): number {
+    return this.#recvRequested;
+  }
+
+  get sendBufferSize(): number {
+    return this.#closed ? 0 : this.#sock.getSendBufferSize();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Datagrams queued in libuv waiting for the kernel (the send path is back-pressured when > 0). */
+  get sendQueueCount(): number {
+    return this.#closed ? 0 : this.#sock.getSendQueueCount();
+  }
+
+  /** Join `group` on our interface; with `source`, a source-specific join (RFC 4607, ff3x::/32). */
+  join(group: string, source?: string): void {
+    this.#checkOpen();
+    checkGroup(group);
+    const key = membershipKey(group, source);
+    if (this.#memberships.has(key)) return;
+    try {
+      if (source === undefined) {
+        this.#sock.addMembership(group, this.#zone);
+      } else {
+        checkSource(source);
+        this.#sock.addSourceSpecificMembership(source, group, this.#zone);
+      }
+    } catch (err) {
+      throw new SocketError(`cannot join ${key} on ${this.interface.name}: ${(err as Error).message}`, 'ERR_JOIN', { cause: err });
+    }
+    this.#memberships.add(key);
+  }
+
+  /** Leave (part) a group joined with the same arguments. Leaving a group not joined is a no-op. */
+  leave(group: string, source?: string): void {
+    this.#checkOpen();
+    checkGroup(group);
+    const key = membershipKey(group, source);
+    if (!this.#memberships.has(key)) return;
+    try {
+      if (source === undefined) this.#sock.dropMembership(group, this.#zone);
+      else this.#sock.dropSourceSpecificMembership(source, group, this.#zone);
+    } catch (err) {
+      throw new SocketError(`cannot leave ${key} on ${this.interface.name}: ${(err as Error).message}`, 'ERR_LEAVE', { cause: err });
+    }
+    this.#memberships.delete(key);
+  }
+
+  /** Groups currently joined, as 'group' or 'source->group'. */
+  get memberships(): string[] {
+    return [...this.#memberships];
+  }
+
+  /** Send one datagram and wait until the kernel took it. Rejects with SocketError. */
+  send(bytes: Uint8Array, group: string, port: number = this.port): Promise<void> {
+    this.#checkOpen();
+    checkGroup(group);
+    checkPort(port);
+    return new Promise((resolve, reject) => {
+      this.#sock.send(bytes, port, group, (err) => {
+        if (err) {
+          this.stats.sendErrors++;
+          this.lastSendError = err;
+          reject(new SocketError(`send to [${group}]:${port} failed: ${err.message}`, 'ERR_SEND', { cause: err }));
+        } else {
+          resolve();
+        }
+      });
+      this.stats.sent++;
+      this.stats.bytesSent += bytes.length;
+    });
+  }
+
+  /**
+   * Fast path: hand one datagram to the kernel without a promise. Returns false, sending
+   * nothing, while earlier datagrams still wait in libuv's queue (the kernel buffer was
+   * full): then `await drain()` and retry. The caller must not reuse `bytes` until the
+   * datagram left (safe after drain() or when sendQueueCount is 0).
+   * Errors are sampled: one datagram in 256 carries a completion callback that counts
+   * failures in stats.sendErrors / lastSendError. `group` is validated when it changes.
+   */
+  trySend(bytes: Uint8Array, group: string, port: number = this.port): boolean {
+    if (this.#closed) return false;
+    if (group !== this.#lastGroup) {
+      checkGroup(group); // never let an unchecked (e.g. unicast) address through the fast path
+      this.#lastGroup = group;
+    }
+    const sock = this.#sock;
+    if (sock.getSendQueueCount() > 0) return false;
+    if (++this.#trySendCount % TRY_SEND_CHECK_EVERY === 0) {
+      sock.send(bytes, port, group, this.#sampleCallback);
+    } else {
+      sock.send(bytes, port, group);
+    }
+    this.stats.sent++;
+    this.stats.bytesSent += bytes.length;
+    return true;
+  }
+
+  readonly #sampleCallback = (err: Error | null): void => {
+    if (err) {
+      this.stats.sendErrors++;
+      this.lastSendError = err;
+    }
+  };
+
+  /** Resolves when libuv's send queue is empty (immediately if it is, or when closed). */
+  drain(): Promise<void> {
+    if (this.#closed || this.#sock.getSendQueueCount() === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drainWaiters.push(resolve);
+      if (!this.#drainPolling) {
+        this.#drainPolling = true;
+        setImmediate(this.#pollDrain);
+      }
+    });
+  }
+
+  // node:dgram has no 'drain' event; poll once per event-loop turn (the loop is busy
+  // flushing the queue anyway, so this costs nothing measurable).
+  readonly #pollDrain = (): void => {
+    if (!this.#closed && this.#sock.getSendQueueCount() > 0) {
+      setImmediate(this.#pollDrain);
+      return;
+    }
+    this.#drainPolling = false;
+    const w = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const r of w) r();
+  };
+
+  /**
+   * Fast receive path: `cb` is called synchronously for every datagram, bypassing the
+   * iterator queue (iterators then see nothing). Pass undefined to go back to the queue.
+   */
+  onMessage(cb: ((d: Datagram) => void) | undefined): void {
+    this.#onMessage = cb;
+  }
+
+  /** Received datagrams until close() (or `signal` aborts: the iterator then ends). One consumer at a time. */
+  messages(signal?: AbortSignal): AsyncIterableIterator<Datagram> {
+    let ended = false;
+    let onAbort: (() => void) | undefined;
+    const finish = (): IteratorResult<Datagram> => {
+      ended = true;
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      return { value: undefined, done: true };
+    };
+    if (signal) {
+      onAbort = () => {
+        ended = true;
+        // wake a pending next()
+        const ws = this.#waiters;
+        this.#waiters = [];
+        for (const w of ws) w({ value: undefined, done: true });
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    const it: AsyncIterableIterator<Datagram> = {
+      next: (): Promise<IteratorResult<Datagram>> => {
+        if (ended || signal?.aborted) return Promise.resolve(finish());
+        const d = this.#shift();
+        if (d) return Promise.resolve({ value: d, done: false });
+        if (this.#error) {
+          const e = this.#error;
+          finish();
+          return Promise.reject(e);
+        }
+        if (this.#closed) return Promise.resolve(finish());
+        return new Promise((resolve) => this.#waiters.push((r) => resolve(r.done ? finish() : r)));
+      },
+      return: (): Promise<IteratorResult<Datagram>> => Promise.resolve(finish()),
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Datagram> {
+    return this.messages();
+  }
+
+  /** Close the socket (memberships end with it). Idempotent; ends iterators; resolves when closed. */
+  close(): Promise<void> {
+    if (this.#closePromise) return this.#closePromise;
+    this.#closed = true;
+    if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#closePromise = new Promise<void>((resolve) => {
+      try {
+        this.#sock.close(() => resolve());
+      } catch {
+        resolve(); // already closed by the runtime
+      }
+    });
+    this.#memberships.clear();
+    this.#queue = [];
+    this.#qHead = 0;
+    this.#wakeAll();
+    const dw = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const r of dw) r();
+    return this.#closePromise;
+  }
+
+  #deliver(msg: Buffer, rinfo: RemoteInfo): void {
+    this.stats.received++;
+    this.stats.bytesReceived += msg.length;
+    const d: Datagram = { data: msg, from: rinfo.address, port: rinfo.port };
+    const cb = this.#onMessage;
+    if (cb) {
+      cb(d);
+      return;
+    }
+    const w = this.#waiters.shift();
+    if (w) {
+      w({ value: d, done: false });
+      return;
+    }
+    if (this.#queue.length - this.#qHead >= this.#queueLimit) {
+      this.stats.queueDrops++;
+      return;
+    }
+    this.#queue.push(d);
+  }
+
+  #shift(): Datagram | undefined {
+    if (this.#qHead >= this.#queue.length) return undefined;
+    const d = this.#queue[this.#qHead++];
+    // compact now and then so the array does not grow without bound
+    if (this.#qHead > 1024 && this.#qHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#qHead);
+      this.#qHead = 0;
+    }
+    return d;
+  }
+
+  #fail(err: Error): void {
+    this.#error = new SocketError(`socket on ${this.interface.name}: ${err.message}`, 'ERR_SOCKET', { cause: err });
+    const ws = this.#waiters;
+    this.#waiters = [];
+    // a pending next() rejects through the iterator on its next call; wake it now
+    for (const w of ws) w({ value: undefined, done: true });
+    void this.close();
+  }
+
+  #wakeAll(): void {
+    const ws = this.#waiters;
+    this.#waiters = [];
+    for (const w of ws) w({ value: undefined, done: true });
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new SocketError('socket is closed', 'ERR_SOCKET_CLOSED');
+  }
+}
+
+function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, 6);
+}
+
+function membershipKey(group: string, source?: string): string {
+  return source === undefined ? group : `${source}->${group}`;
+}
+
+function checkBufferSize(name: string, n: number): void {
+  if (!Number.isInteger(n) || n < 1024 || n > 1 << 30) {
+    throw new UsageError(`${name} must be an integer from 1024 to ${1 << 30} bytes, got ${String(n)}`, 'ERR_BAD_BUFFER_SIZE');
+  }
+}
+
