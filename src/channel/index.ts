@@ -10,7 +10,7 @@ export {
   sidebandGroup,
   sidehashGroup,
   nameBytes,
-  DEFAULT_PORT,
+  DEFAULT_PORT as DEFAULT_CHANNEL_PORT,
   SCHEMES,
   SCOPES,
   SIDEHASH_KEY_BYTES,
@@ -19,4 +19,4 @@ export {
   type GroupOptions,
   type ChannelName,
 } from './naming.js';
-export { Channel, checkPort, type ChannelOptions } from './channel.js';
+export { Channel, type ChannelOptions } from './channel.js';

@@ -10,7 +10,7 @@ import {
   sidebandGroup,
   sidehashGroup,
   hashGroup,
-  DEFAULT_PORT,
+  DEFAULT_CHANNEL_PORT as DEFAULT_PORT,
 } from '../../src/channel/index.js';
 import { UsageError } from '../../src/errors.js';
 
