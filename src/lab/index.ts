@@ -14,4 +14,5 @@
  */
 export { Lab, withLab, labNamespaces, type LabHost, type LabOptions, type Impairment, type ExecResult } from './lab.js';
 export { labSupport, reexecInUserns, usernsAvailable, USERNS_ENV, type LabSupport } from './support.js';
-export { labTest } from './testing.js';
+export { labTest, startReceiver, runSender, type ProbeReceiver } from './testing.js';
+export { PROBE_SCRIPT, type ProbeRecvResult, type ProbeSendResult } from './probe.js';

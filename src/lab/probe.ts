@@ -4,6 +4,7 @@
  *
  *   node probe.js recv --interface IF --group G [--source S] [--port P] [--bind-group]
  *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
+ *                      [--queue-limit N] [--stall-ms MS]
  *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N]
  *
  * Datagrams carry 'IUPB', sender id (u32), seq (u32) and filler. The receiver prints one JSON
@@ -28,7 +29,13 @@ export interface ProbeRecvResult {
   foreign: number;
   bytes: number;
   queueDrops: number;
+  /** datagrams the socket got from the kernel (received counts what the consumer took) */
+  kernelReceived: number;
   recvBufferSize: number;
+  /** unique datagrams per sender id */
+  perId: Record<string, number>;
+  /** source addresses seen */
+  sources: string[];
   firstMs: number;
   lastMs: number;
 }
@@ -54,6 +61,7 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
     port: Number(v.port ?? 4242),
     bindAddress: v['bind-group'] ? group : undefined,
     recvBufferSize: v.rcvbuf ? Number(v.rcvbuf) : undefined,
+    queueLimit: v['queue-limit'] ? Number(v['queue-limit']) : undefined,
   });
   sock.join(group, typeof v.source === 'string' ? v.source : undefined);
   const expect = Number(v.expect ?? 0);
@@ -61,9 +69,10 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   const timeoutMs = Number(v['timeout-ms'] ?? 30000);
   const seen = new Map<number, Uint8Array>();
   const r: ProbeRecvResult = {
-    event: 'done', received: 0, unique: 0, duplicates: 0, foreign: 0, bytes: 0, queueDrops: 0,
-    recvBufferSize: sock.recvBufferSize, firstMs: 0, lastMs: 0,
+    event: 'done', received: 0, unique: 0, duplicates: 0, foreign: 0, bytes: 0, queueDrops: 0, kernelReceived: 0,
+    recvBufferSize: sock.recvBufferSize, perId: {}, sources: [], firstMs: 0, lastMs: 0,
   };
+  const sources = new Set<string>();
   const t0 = performance.now();
   let last = t0;
   const take = (d: Datagram): void => {
@@ -73,6 +82,7 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
     r.lastMs = now - t0;
     r.received++;
     r.bytes += d.data.length;
+    sources.add(d.from);
     if (d.data.length < 12) {
       r.foreign++;
       return;
@@ -99,6 +109,7 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
     } else {
       bits[seq >> 3] = bits[seq >> 3]! | m;
       r.unique++;
+      r.perId[id] = (r.perId[id] ?? 0) + 1;
     }
   };
   out({ event: 'ready', recvBufferSize: sock.recvBufferSize, port: sock.port });
@@ -121,6 +132,9 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
       }, 10);
     });
   } else {
+    // --stall-ms: a consumer that starts late, to exercise the bounded queue
+    const stall = Number(v['stall-ms'] ?? 0);
+    if (stall > 0) await new Promise((res) => setTimeout(res, stall));
     for await (const d of sock) {
       take(d);
       if (done()) break;
@@ -128,6 +142,8 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   }
   clearInterval(timer);
   r.queueDrops = sock.stats.queueDrops;
+  r.kernelReceived = sock.stats.received;
+  r.sources = [...sources];
   await sock.close();
   out(r);
 }
@@ -192,7 +208,7 @@ async function main(): Promise<void> {
       interface: { type: 'string' }, group: { type: 'string' }, source: { type: 'string' }, port: { type: 'string' },
       'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
       'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
-      rate: { type: 'string' }, id: { type: 'string' },
+      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' },
     },
   });
   if (positionals[0] === 'recv') await recv(values);

@@ -1,5 +1,8 @@
+import type { ChildProcess } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
+import { LabError } from '../errors.js';
 import { Lab, type LabOptions } from './lab.js';
+import { PROBE_SCRIPT, type ProbeRecvResult, type ProbeSendResult } from './probe.js';
 import { labSupport } from './support.js';
 
 export interface LabTestOptions extends LabOptions {
@@ -25,4 +28,69 @@ export function labTest(name: string, opts: LabTestOptions, fn: (lab: Lab, t: Te
       await lab.destroy();
     }
   });
+}
+
+/** Read a child's stdout as JSON lines; resolves each line's object to `onLine`. */
+function jsonLines(child: ChildProcess, onLine: (obj: Record<string, unknown>) => void): Promise<{ code: number | null; stderr: string }> {
+  let buf = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        onLine(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not JSON: ignore
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stderr })));
+}
+
+export interface ProbeReceiver {
+  child: ChildProcess;
+  /** Resolves once the receiver joined (rejects if it exits first). */
+  ready: Promise<void>;
+  /** The receiver's final counts (rejects on a non-zero exit). */
+  done: Promise<ProbeRecvResult>;
+}
+
+/**
+ * Start the probe receiver (src/lab/probe.ts) in `host` on the host's lab interface.
+ * `args` are extra probe options, e.g. ['--group', G, '--expect', '500', '--idle-ms', '300'].
+ */
+export function startReceiver(lab: Lab, host: string, args: string[]): ProbeReceiver {
+  const h = lab.host(host);
+  const child = lab.spawnNode(h, PROBE_SCRIPT, ['recv', '--interface', h.ifname, ...args]);
+  let onReady: () => void = () => {};
+  let result: ProbeRecvResult | undefined;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  const exited = jsonLines(child, (o) => {
+    if (o.event === 'ready') onReady();
+    if (o.event === 'done') result = o as unknown as ProbeRecvResult;
+  });
+  const done = exited.then(({ code, stderr }) => {
+    if (code !== 0 || !result) throw new LabError(`probe receiver in ${host} failed (exit ${String(code)}): ${stderr.trim()}`, 'ERR_LAB_PROBE');
+    return result;
+  });
+  const readyOrExit = Promise.race([ready, done.then(() => Promise.reject(new LabError(`probe receiver in ${host} exited before it was ready`, 'ERR_LAB_PROBE')))]);
+  readyOrExit.catch(() => {});
+  done.catch(() => {});
+  return { child, ready: readyOrExit, done };
+}
+
+/** Run the probe sender in `host` to completion. `args` e.g. ['--group', G, '--count', '500', '--rate', '5000']. */
+export async function runSender(lab: Lab, host: string, args: string[]): Promise<ProbeSendResult> {
+  const h = lab.host(host);
+  const child = lab.spawnNode(h, PROBE_SCRIPT, ['send', '--interface', h.ifname, ...args]);
+  let result: ProbeSendResult | undefined;
+  const { code, stderr } = await jsonLines(child, (o) => {
+    if (o.event === 'done') result = o as unknown as ProbeSendResult;
+  });
+  if (code !== 0 || !result) throw new LabError(`probe sender in ${host} failed (exit ${String(code)}): ${stderr.trim()}`, 'ERR_LAB_PROBE');
+  return result;
 }

@@ -210,13 +210,13 @@ export class McastSocket implements AsyncIterable<Datagram> {
   join(group: string, source?: string): void {
     this.#checkOpen();
     checkGroup(group);
+    if (source !== undefined) checkSource(source);
     const key = membershipKey(group, source);
     if (this.#memberships.has(key)) return;
     try {
       if (source === undefined) {
         this.#sock.addMembership(group, this.#zone);
       } else {
-        checkSource(source);
         this.#sock.addSourceSpecificMembership(source, group, this.#zone);
       }
     } catch (err) {
@@ -229,6 +229,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
   leave(group: string, source?: string): void {
     this.#checkOpen();
     checkGroup(group);
+    if (source !== undefined) checkSource(source);
     const key = membershipKey(group, source);
     if (!this.#memberships.has(key)) return;
     try {
@@ -247,9 +248,13 @@ export class McastSocket implements AsyncIterable<Datagram> {
 
   /** Send one datagram and wait until the kernel took it. Rejects with SocketError. */
   send(bytes: Uint8Array, group: string, port: number = this.port): Promise<void> {
-    this.#checkOpen();
-    checkGroup(group);
-    checkPort(port);
+    try {
+      this.#checkOpen();
+      checkGroup(group);
+      checkPort(port);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     return new Promise((resolve, reject) => {
       this.#sock.send(bytes, port, group, (err) => {
         if (err) {
