@@ -2,3 +2,5 @@
 export * from './errors.js';
 export * from './channel/index.js';
 export * from './net/index.js';
+export * as fec from './fec/index.js';
+export { sendFile, receiveFile, FountainSender, FountainReceiver, type PacketSealer, type SendFileOptions, type ReceiveFileOptions } from './transfer/index.js';

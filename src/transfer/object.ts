@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { HashAlgorithm, HASH_LENGTH, OBJECT_ID_LENGTH } from '../wire/fountain.js';
+import { DecodeError, StorageError } from '../errors.js';
+
+/**
+ * Whole-object digest. SHA-256 is the default: node:crypto runs it natively (OpenSSL, SHA-NI on
+ * x86 and the ARMv8 crypto extensions on devices) at well over 1 GB/s, where BLAKE3 is only
+ * available here as pure JS (@noble/hashes), several times slower for a 1 GiB image; Ed25519
+ * manifests and most device boot ROMs also speak SHA-256. BLAKE3 (Librecast's hash) stays
+ * selectable through the algorithm byte.
+ */
+export interface Hasher {
+  update(data: Uint8Array): void;
+  digest(): Uint8Array;
+}
+
+export function createHasher(algorithm: number): Hasher {
+  if (algorithm === HashAlgorithm.SHA256) {
+    const h = createHash('sha256');
+    return {
+      update: (d) => void h.update(d),
+      digest: () => new Uint8Array(h.digest()),
+    };
+  }
+  if (algorithm === HashAlgorithm.BLAKE3) {
+    const h = blake3.create({ dkLen: HASH_LENGTH });
+    return {
+      update: (d) => void h.update(d),
+      digest: () => h.digest(),
+    };
+  }
+  throw new DecodeError(`unknown hash algorithm ${algorithm}`, 'ERR_DECODE_HASH_ALGORITHM');
+}
+
+export function hashBytes(algorithm: number, data: Uint8Array): Uint8Array {
+  const h = createHasher(algorithm);
+  h.update(data);
+  return h.digest();
+}
+
+/** Hash a file (or its first `length` bytes) streaming, in 1 MiB reads: bounded memory. */
+export function hashFile(algorithm: number, path: string, length?: number): Uint8Array {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new StorageError(`cannot read ${path}: ${(err as Error).message}`, 'ERR_STORAGE_READ', { cause: err });
+  }
+  try {
+    const total = length ?? fstatSync(fd).size;
+    const h = createHasher(algorithm);
+    const buf = new Uint8Array(1 << 20);
+    let pos = 0;
+    while (pos < total) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, total - pos), pos);
+      if (n === 0) throw new StorageError(`${path} is shorter than ${total} bytes`, 'ERR_STORAGE_READ');
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+    return h.digest();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Object id: the first 8 bytes of SHA-256("iotupd/fountain/object-id/v1" || OTI || hash alg || hash).
+ * Derived, not random, so that several independent senders of the same file with the same
+ * parameters produce one object id and their symbols combine at the receiver.
+ */
+export function deriveObjectId(oti: Uint8Array, hashAlgorithm: number, hash: Uint8Array): Uint8Array {
+  const h = createHash('sha256');
+  h.update('iotupd/fountain/object-id/v1');
+  h.update(oti);
+  h.update(Uint8Array.of(hashAlgorithm));
+  h.update(hash);
+  return new Uint8Array(h.digest()).subarray(0, OBJECT_ID_LENGTH);
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,550 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, accessSync, constants as fsConstants } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { BlockDecoder, blockPartition, decodeOti, type Oti } from '../fec/index.js';
+import { decodePacket, objectIdHex, HASH_LENGTH, type DescriptionBody, type FountainPacket } from '../wire/fountain.js';
+import { IotupdError, StorageError } from '../errors.js';
+import { bytesEqual, createHasher, deriveObjectId } from './object.js';
+import { RecordKind, Spool } from './spool.js';
+
+export interface ReceiverStats {
+  /** Datagrams given to push(). */
+  datagrams: number;
+  /** Symbol packets of the selected object. */
+  received: number;
+  /** Symbols that went into completed blocks (source symbols written + symbols fed to a successful decode). */
+  used: number;
+  /** Symbols already held (same SBN and ESI). */
+  duplicate: number;
+  /** Symbols for blocks already complete. */
+  late: number;
+  /** Packets of other objects. */
+  foreign: number;
+  /** Datagrams that do not decode, or describe an impossible object, or carry an impossible symbol. */
+  malformed: number;
+  /** Descriptions with the selected object's id but a different OTI, size or hash. */
+  conflicts: number;
+  /** Packets rejected by the `accept` hook (e.g. authentication failures). */
+  rejected: number;
+  /** Packet types this layer does not interpret (e.g. MANIFEST for the security layer). */
+  other: number;
+  descriptions: number;
+  /** Symbols that arrived before the description (buffered, up to a bound, then dropped). */
+  early: number;
+  decodeAttempts: number;
+  decodeFailures: number;
+  /** Spool records that failed their CRC (on resume or when read back). */
+  corruptRecords: number;
+  /** Blocks found complete in the spool at start (not decoded again). */
+  resumedBlocks: number;
+  /** Whole-object hash mismatches after decoding (the transfer then starts over). */
+  hashMismatches: number;
+}
+
+export interface ReceiverOptions {
+  /** Final path of the object. */
+  out: string;
+  /** Spool directory (default: `.OUTNAME.iotupd` next to `out`, same file system for the rename). */
+  spoolDir?: string;
+  objectId?: Uint8Array;
+  name?: string;
+  /** Reject objects larger than this (default 2^40, the RaptorQ limit). */
+  maxObjectSize?: number;
+  /**
+   * Hook for the security layer: called with the raw datagram and its decoded form before the
+   * packet is used. Return false to drop it (counted as `rejected`).
+   */
+  accept?: (datagram: Uint8Array, packet: FountainPacket) => boolean;
+  /** Buffer at most this many symbols that arrive before any description. */
+  earlyBuffer?: number;
+  /** Keep the spool after success (tests). */
+  keepSpool?: boolean;
+}
+
+export interface ObjectInfo {
+  objectId: Uint8Array;
+  name: string;
+  size: number;
+  oti: Oti;
+  otiBytes: Uint8Array;
+  hashAlgorithm: number;
+  hash: Uint8Array;
+}
+
+export interface ReceiverProgress {
+  object?: ObjectInfo;
+  blocks: number;
+  blocksDone: number;
+  /** Symbols needed in total (sum of K). */
+  needed: number;
+  /** Distinct useful symbols held (capped at K per block). */
+  have: number;
+  complete: boolean;
+}
+
+interface BlockState {
+  sbn: number;
+  offset: number;
+  length: number;
+  k: number;
+  done: boolean;
+  /** ESIs held (source in data.part, or spooled). */
+  esis: Set<number>;
+  /** Source ESIs in data.part with the CRC of their journal record. */
+  sourceCrc: Map<number, number>;
+  /** Spooled symbols: parallel arrays ESI -> record index. */
+  spoolEsi: number[];
+  spoolIndex: number[];
+  nextAttempt: number;
+}
+
+export type PushResult = 'complete' | 'progress' | 'ignored';
+
+const DEFAULT_MAX_SIZE = 2 ** 40;
+
+/**
+ * Fountain receiver core (docs/protocol.md "Receiver"): fed datagrams by a driver, it selects one
+ * object, keeps symbols in an on-disk spool (bounded memory whatever the object size), decodes
+ * each block as soon as it holds K (then K+1, ...) symbols, verifies the whole-object hash and
+ * renames the result into place. It never touches a socket or a clock; its spool uses synchronous
+ * file I/O so that simulations stay deterministic.
+ */
+export class FountainReceiver {
+  readonly stats: ReceiverStats = {
+    datagrams: 0,
+    received: 0,
+    used: 0,
+    duplicate: 0,
+    late: 0,
+    foreign: 0,
+    malformed: 0,
+    conflicts: 0,
+    rejected: 0,
+    other: 0,
+    descriptions: 0,
+    early: 0,
+    decodeAttempts: 0,
+    decodeFailures: 0,
+    corruptRecords: 0,
+    resumedBlocks: 0,
+    hashMismatches: 0,
+  };
+  readonly out: string;
+  readonly spoolDir: string;
+  private object: ObjectInfo | undefined;
+  private description: Uint8Array | undefined;
+  private spool: Spool | undefined;
+  private blocks: BlockState[] = [];
+  private blocksDone = 0;
+  private needed = 0;
+  private complete = false;
+  private early: Uint8Array[] = [];
+  private failed: IotupdError | undefined;
+
+  constructor(private readonly opts: ReceiverOptions) {
+    this.out = resolve(opts.out);
+    this.spoolDir = opts.spoolDir ? resolve(opts.spoolDir) : join(dirname(this.out), `.${basename(this.out)}.iotupd`);
+    checkWritableDir(dirname(this.out));
+    const saved = Spool.readObject(this.spoolDir);
+    if (saved) {
+      let resumed = false;
+      try {
+        const p = decodePacket(saved);
+        if (p.kind === 'description') resumed = this.adopt(saved, p, true);
+      } catch {
+        // An unreadable spool header: start over.
+      }
+      if (!resumed) Spool.remove(this.spoolDir);
+    }
+  }
+
+  get info(): ObjectInfo | undefined {
+    return this.object;
+  }
+
+  get isComplete(): boolean {
+    return this.complete;
+  }
+
+  /** Reception overhead: symbols used / sum of K - 1 (0 when no block is done yet). */
+  get overhead(): number {
+    let k = 0;
+    for (const b of this.blocks) if (b.done) k += b.k;
+    return k === 0 ? 0 : this.stats.used / k - 1;
+  }
+
+  progress(): ReceiverProgress {
+    let have = 0;
+    for (const b of this.blocks) have += b.done ? b.k : Math.min(b.k, b.esis.size);
+    return { object: this.object, blocks: this.blocks.length, blocksDone: this.blocksDone, needed: this.needed, have, complete: this.complete };
+  }
+
+  /**
+   * Feed one datagram. Decoding, hashing and the final rename happen inside this call when the
+   * datagram completes a block or the object. Storage failures throw StorageError (fatal).
+   */
+  push(datagram: Uint8Array): PushResult {
+    if (this.failed) throw this.failed;
+    this.stats.datagrams += 1;
+    if (this.complete) return 'ignored';
+    let p: FountainPacket;
+    try {
+      p = decodePacket(datagram);
+    } catch {
+      this.stats.malformed += 1;
+      return 'ignored';
+    }
+    if (this.opts.accept && !this.opts.accept(datagram, p)) {
+      this.stats.rejected += 1;
+      return 'ignored';
+    }
+    try {
+      if (p.kind === 'description') return this.onDescription(datagram, p);
+      if (p.kind === 'symbol') return this.onSymbol(datagram, p);
+      this.stats.other += 1;
+      return 'ignored';
+    } catch (err) {
+      if (err instanceof StorageError) {
+        this.failed = err;
+        this.spool?.abandon();
+        this.spool = undefined;
+      }
+      throw err;
+    }
+  }
+
+  private onDescription(datagram: Uint8Array, p: FountainPacket & { kind: 'description' }): PushResult {
+    this.stats.descriptions += 1;
+    if (this.object) {
+      if (!bytesEqual(p.objectId, this.object.objectId)) {
+        this.stats.foreign += 1;
+        return 'ignored';
+      }
+      const d = p.description;
+      const same = d.size === this.object.size && d.hashAlgorithm === this.object.hashAlgorithm && bytesEqual(d.hash, this.object.hash) && bytesEqual(d.oti, this.object.otiBytes);
+      if (!same) this.stats.conflicts += 1;
+      return 'ignored';
+    }
+    if (this.opts.objectId && !bytesEqual(this.opts.objectId, p.objectId)) {
+      this.stats.foreign += 1;
+      return 'ignored';
+    }
+    if (this.opts.name !== undefined && this.opts.name !== p.description.name) {
+      this.stats.foreign += 1;
+      return 'ignored';
+    }
+    if (!this.adopt(datagram, p, false)) {
+      this.stats.malformed += 1;
+      return 'ignored';
+    }
+    // Replay symbols that came before the description.
+    const early = this.early;
+    this.early = [];
+    let result: PushResult = 'progress';
+    for (const e of early) {
+      const q = decodePacket(e);
+      if (q.kind === 'symbol' && bytesEqual(q.objectId, p.objectId)) {
+        if (this.onSymbol(e, q) === 'complete') result = 'complete';
+      }
+    }
+    if (this.complete) result = 'complete';
+    return result;
+  }
+
+  /** Validate a description and make it the selected object; resume from the spool when `resuming`. */
+  private adopt(datagram: Uint8Array, p: FountainPacket & { kind: 'description' }, resuming: boolean): boolean {
+    const d: DescriptionBody = p.description;
+    let oti: Oti;
+    try {
+      oti = decodeOti(d.oti);
+      createHasher(d.hashAlgorithm);
+    } catch {
+      return false;
+    }
+    if (d.hash.length !== HASH_LENGTH || oti.transferLength !== d.size || d.size > (this.opts.maxObjectSize ?? DEFAULT_MAX_SIZE)) return false;
+    if (!bytesEqual(deriveObjectId(d.oti, d.hashAlgorithm, d.hash), p.objectId)) return false;
+    if (resuming) {
+      if (this.opts.objectId && !bytesEqual(this.opts.objectId, p.objectId)) return false;
+      if (this.opts.name !== undefined && this.opts.name !== d.name) return false;
+    }
+    let parts: { sbn: number; offset: number; length: number; k: number }[];
+    try {
+      parts = blockPartition(oti);
+    } catch {
+      return false;
+    }
+    const objectId = new Uint8Array(p.objectId);
+    this.object = { objectId, name: d.name, size: d.size, oti, otiBytes: new Uint8Array(d.oti), hashAlgorithm: d.hashAlgorithm, hash: new Uint8Array(d.hash) };
+    this.description = new Uint8Array(datagram);
+    this.blocks = parts.map((b) => ({ ...b, done: false, esis: new Set(), sourceCrc: new Map(), spoolEsi: [], spoolIndex: [], nextAttempt: b.k }));
+    this.needed = parts.reduce((s, b) => s + b.k, 0);
+    if (!resuming) Spool.writeObject(this.spoolDir, this.description);
+    const tag = new DataView(objectId.buffer).getUint32(0);
+    this.spool = new Spool(this.spoolDir, tag, oti.symbolSize);
+    if (resuming) this.restore();
+    if (this.blocks.length === 0 || this.blocks.every((b) => b.done)) this.finish();
+    return true;
+  }
+
+  /** Rebuild the per-block state from the spool after a restart. */
+  private restore(): void {
+    const spool = this.spool as Spool;
+    const T = (this.object as ObjectInfo).oti.symbolSize;
+    const sources: { sbn: number; esi: number; crc: number; length: number }[] = [];
+    const { corrupt } = spool.scan((r) => {
+      const b = this.blocks[r.sbn];
+      if (!b) {
+        this.stats.corruptRecords += 1;
+        return;
+      }
+      if (r.kind === RecordKind.BLOCK_DONE) {
+        if (!b.done) {
+          b.done = true;
+          this.blocksDone += 1;
+          this.stats.resumedBlocks += 1;
+          this.stats.used += b.k;
+        }
+      } else if (r.kind === RecordKind.SYMBOL) {
+        if (!b.esis.has(r.esi)) {
+          b.esis.add(r.esi);
+          b.spoolEsi.push(r.esi);
+          b.spoolIndex.push(r.index);
+        }
+      } else if (r.kind === RecordKind.SOURCE) {
+        sources.push({ sbn: r.sbn, esi: r.esi, crc: r.crc, length: r.length });
+      }
+    });
+    this.stats.corruptRecords += corrupt;
+    // SOURCE records: check their bytes in data.part now, block by block (one read per block).
+    sources.sort((a, b) => a.sbn - b.sbn || a.esi - b.esi);
+    let cur: { sbn: number; data: Uint8Array } | undefined;
+    for (const s of sources) {
+      const b = this.blocks[s.sbn] as BlockState;
+      if (b.done || b.esis.has(s.esi)) continue;
+      if (s.esi >= b.k || s.length !== Math.min(T, b.length - s.esi * T)) {
+        this.stats.corruptRecords += 1;
+        continue;
+      }
+      if (!cur || cur.sbn !== s.sbn) cur = { sbn: s.sbn, data: spool.readData(b.offset, b.length) };
+      const bytes = cur.data.subarray(s.esi * T, s.esi * T + s.length);
+      if (!Spool.checkSource(s.crc, s.sbn, s.esi, spool.tagValue, bytes)) {
+        this.stats.corruptRecords += 1;
+        continue;
+      }
+      b.esis.add(s.esi);
+      b.sourceCrc.set(s.esi, s.crc);
+    }
+    for (const b of this.blocks) {
+      if (b.done) {
+        b.esis = new Set();
+        b.sourceCrc = new Map();
+        b.spoolEsi = [];
+        b.spoolIndex = [];
+      } else {
+        b.nextAttempt = b.k;
+        if (b.esis.size >= b.k) this.tryDecode(b);
+      }
+    }
+  }
+
+  private onSymbol(datagram: Uint8Array, p: FountainPacket & { kind: 'symbol' }): PushResult {
+    const obj = this.object;
+    if (!obj) {
+      this.stats.early += 1;
+      if (this.early.length < (this.opts.earlyBuffer ?? 1024)) this.early.push(new Uint8Array(datagram));
+      return 'ignored';
+    }
+    if (!bytesEqual(p.objectId, obj.objectId)) {
+      this.stats.foreign += 1;
+      return 'ignored';
+    }
+    const { sbn, esi, symbol } = p.symbol;
+    const b = this.blocks[sbn];
+    if (!b || symbol.length !== obj.oti.symbolSize) {
+      this.stats.malformed += 1;
+      return 'ignored';
+    }
+    this.stats.received += 1;
+    if (b.done) {
+      this.stats.late += 1;
+      return 'ignored';
+    }
+    if (b.esis.has(esi)) {
+      this.stats.duplicate += 1;
+      return 'ignored';
+    }
+    const spool = this.spool as Spool;
+    const T = obj.oti.symbolSize;
+    b.esis.add(esi);
+    if (esi < b.k && obj.oti.subBlocks === 1) {
+      // RFC 6330 4.4.1.2, N = 1: source symbol ESI holds block bytes [ESI*T, ESI*T+T).
+      const real = Math.min(T, b.length - esi * T);
+      const bytes = symbol.subarray(0, real);
+      b.sourceCrc.set(esi, spool.writeSource(sbn, esi, b.offset + esi * T, bytes));
+    } else {
+      b.spoolEsi.push(esi);
+      b.spoolIndex.push(spool.appendSymbol(sbn, esi, symbol));
+    }
+    if (b.esis.size >= b.nextAttempt) this.tryDecode(b);
+    return this.complete ? 'complete' : 'progress';
+  }
+
+  private tryDecode(b: BlockState): void {
+    const obj = this.object as ObjectInfo;
+    const spool = this.spool as Spool;
+    const T = obj.oti.symbolSize;
+    const direct = obj.oti.subBlocks === 1;
+    this.stats.decodeAttempts += 1;
+    const region = direct ? spool.readData(b.offset, b.length) : undefined;
+    // Check the source symbols held in data.part; drop the ones whose bytes are corrupt.
+    let sourceOk = 0;
+    for (const [esi, crc] of b.sourceCrc) {
+      const real = Math.min(T, b.length - esi * T);
+      const bytes = (region as Uint8Array).subarray(esi * T, esi * T + real);
+      if (Spool.checkSource(crc, b.sbn, esi, spool.tagValue, bytes)) sourceOk += 1;
+      else {
+        this.stats.corruptRecords += 1;
+        b.sourceCrc.delete(esi);
+        b.esis.delete(esi);
+      }
+    }
+    if (direct && sourceOk === b.k) {
+      // Every source symbol is already in place: nothing to decode.
+      this.blockComplete(b, b.k);
+      return;
+    }
+    const dec = new BlockDecoder(b.k, T, b.length, obj.oti.subBlocks, obj.oti.alignment);
+    let fed = 0;
+    let decodable = false;
+    for (const [esi] of b.sourceCrc) {
+      const real = Math.min(T, b.length - esi * T);
+      let sym = (region as Uint8Array).subarray(esi * T, esi * T + T);
+      if (real < T) {
+        sym = new Uint8Array(T);
+        sym.set((region as Uint8Array).subarray(esi * T, esi * T + real));
+      }
+      fed += 1;
+      if (dec.add(esi, sym)) decodable = true;
+    }
+    const keepEsi: number[] = [];
+    const keepIndex: number[] = [];
+    for (let i = 0; i < b.spoolEsi.length; i++) {
+      const esi = b.spoolEsi[i] as number;
+      const index = b.spoolIndex[i] as number;
+      const sym = spool.readSymbol(index, b.sbn, esi);
+      if (!sym) {
+        this.stats.corruptRecords += 1;
+        b.esis.delete(esi);
+        continue;
+      }
+      keepEsi.push(esi);
+      keepIndex.push(index);
+      fed += 1;
+      if (dec.add(esi, sym)) decodable = true;
+    }
+    b.spoolEsi = keepEsi;
+    b.spoolIndex = keepIndex;
+    const result = decodable ? dec.result() : undefined;
+    if (!result) {
+      this.stats.decodeFailures += 1;
+      b.nextAttempt = Math.max(b.k, b.esis.size + 1);
+      return;
+    }
+    if (direct) {
+      // Write only the source symbols that were missing from data.part.
+      for (let esi = 0; esi < b.k; esi++) {
+        if (b.sourceCrc.has(esi)) continue;
+        const start = esi * T;
+        spool.writeData(b.offset + start, result.subarray(start, Math.min(b.length, start + T)));
+      }
+    } else {
+      spool.writeData(b.offset, result.subarray(0, b.length));
+    }
+    this.blockComplete(b, fed);
+  }
+
+  private blockComplete(b: BlockState, used: number): void {
+    const spool = this.spool as Spool;
+    spool.blockDone(b.sbn);
+    b.done = true;
+    this.blocksDone += 1;
+    this.stats.used += used;
+    b.esis = new Set();
+    b.sourceCrc = new Map();
+    b.spoolEsi = [];
+    b.spoolIndex = [];
+    if (this.blocksDone === this.blocks.length) this.finish();
+  }
+
+  /** All blocks decoded: verify the whole hash, then rename into place atomically. */
+  private finish(): void {
+    const obj = this.object as ObjectInfo;
+    const spool = this.spool as Spool;
+    spool.flush();
+    const h = createHasher(obj.hashAlgorithm);
+    const chunk = 1 << 20;
+    for (let pos = 0; pos < obj.size; pos += chunk) h.update(spool.readData(pos, Math.min(chunk, obj.size - pos)));
+    const digest = h.digest();
+    if (!bytesEqual(digest, obj.hash)) {
+      // Poisoned or corrupted data got through: never deliver it. Start this object over.
+      this.stats.hashMismatches += 1;
+      spool.abandon();
+      Spool.remove(this.spoolDir);
+      const desc = this.description as Uint8Array;
+      this.object = undefined;
+      this.spool = undefined;
+      this.blocks = [];
+      this.blocksDone = 0;
+      this.adopt(desc, decodePacket(desc) as FountainPacket & { kind: 'description' }, false);
+      return;
+    }
+    spool.close();
+    this.spool = undefined;
+    const tmp = join(this.spoolDir, 'data.part');
+    try {
+      // data.part may be shorter than the object if it ends with bytes never written (zero size).
+      const fd = openSync(tmp, 'r+');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.out);
+      const dfd = openSync(dirname(this.out), 'r');
+      try {
+        fsyncSync(dfd);
+      } finally {
+        closeSync(dfd);
+      }
+    } catch (err) {
+      throw new StorageError(`cannot move the result to ${this.out}: ${(err as Error).message}`, 'ERR_STORAGE', { cause: err });
+    }
+    if (!this.opts.keepSpool) Spool.remove(this.spoolDir);
+    this.complete = true;
+  }
+
+  /** Flush buffered spool records and close files (the spool stays for a later resume). */
+  close(): void {
+    this.spool?.close();
+    this.spool = undefined;
+  }
+
+  /** Stop without flushing buffers: what a SIGKILL leaves behind (tests). */
+  crash(): void {
+    this.spool?.abandon();
+    this.spool = undefined;
+  }
+
+  get objectIdHex(): string | undefined {
+    return this.object ? objectIdHex(this.object.objectId) : undefined;
+  }
+}
+
+function checkWritableDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, fsConstants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new StorageError(`output directory ${dir} is not writable (${code})`, 'ERR_STORAGE_PERMISSION', { cause: err });
+  }
+}

@@ -1,0 +1,245 @@
+import { BlockEncoder, blockPartition, encodeOti, type Oti } from '../fec/index.js';
+import {
+  encodeDescription,
+  encodeSymbol,
+  HashAlgorithm,
+  IPV6_UDP_OVERHEAD,
+  MAX_ESI,
+  type Extension,
+  type HeaderInput,
+} from '../wire/fountain.js';
+import { UsageError } from '../errors.js';
+import { deriveObjectId } from './object.js';
+import type { ObjectSource } from './source.js';
+
+/**
+ * Hook for the security layer: it declares its trailer length, flags and extensions, and fills
+ * the trailer of every packet in place once the rest of the packet is final.
+ */
+export interface PacketSealer {
+  readonly flags: number;
+  readonly trailerLength: number;
+  readonly extensions?: Extension[];
+  /** `packet` is the whole datagram; its last `trailerLength` bytes are to be written. */
+  seal(packet: Uint8Array): void;
+}
+
+export interface SenderOptions {
+  oti: Oti;
+  source: ObjectSource;
+  hash: Uint8Array;
+  hashAlgorithm?: number;
+  name?: string;
+  /** Pacing in bits per second, counting the IPv6 and UDP headers. Default 20 Mbit/s. */
+  rateBps?: number;
+  /** Token bucket depth in bytes (default: 4 ms at the rate, at least 8 packets). */
+  burstBytes?: number;
+  /** This sender's index among `senders` cooperating senders (disjoint ESI sequences). */
+  senderIndex?: number;
+  senders?: number;
+  /** Stop after this many symbols per block (from this sender). Default: run forever. */
+  symbolsPerBlock?: number;
+  /** Stop after this long (ms since the first call of next). */
+  durationMs?: number;
+  /** Send the description at least every this many symbols and every this many ms. */
+  descriptionEvery?: number;
+  descriptionIntervalMs?: number;
+  /** Memory budget for cached block encoders (bytes). Default 256 MiB. */
+  encoderCacheBytes?: number;
+  /** Start at round j (ESI = i + n*j): lets a restarted sender skip what it already sent. */
+  startRound?: number;
+  sealer?: PacketSealer;
+}
+
+export type SenderStep = { datagram: Uint8Array; kind: 'description' | 'symbol' } | { wait: number } | { done: true };
+
+export interface SenderStats {
+  packets: number;
+  symbols: number;
+  descriptions: number;
+  bytes: number;
+  rounds: number;
+  encodersBuilt: number;
+}
+
+export const DEFAULT_RATE_BPS = 20_000_000;
+
+/**
+ * I/O-free fountain sender (docs/protocol.md "Sender"). Round-robin over the source blocks, so
+ * every block advances at the same pace; in each block the ESIs i, i+n, i+2n, ... (sender i of n)
+ * cover the source symbols first and then fresh repair symbols, never repeating an ESI until the
+ * 24-bit ESI space wraps. Paced by a token bucket; the caller sends what `next(now)` returns.
+ */
+export class FountainSender {
+  readonly objectId: Uint8Array;
+  readonly oti: Oti;
+  readonly stats: SenderStats = { packets: 0, symbols: 0, descriptions: 0, bytes: 0, rounds: 0, encodersBuilt: 0 };
+  private readonly blocks: { sbn: number; offset: number; length: number; k: number }[];
+  private readonly description: Uint8Array;
+  private readonly header: HeaderInput;
+  private readonly bytesPerMs: number;
+  private readonly burst: number;
+  private readonly index: number;
+  private readonly n: number;
+  private readonly descEvery: number;
+  private readonly descInterval: number;
+  private readonly encoders = new Map<number, BlockEncoder>();
+  private readonly maxEncoders: number;
+  private readonly symbolPacketLength: number;
+  private tokens = 0;
+  private lastRefill: number | undefined;
+  private start: number | undefined;
+  private lastDescAt = -Infinity;
+  private sinceDesc = Infinity;
+  private round: number;
+  private cursor = 0;
+
+  constructor(private readonly opts: SenderOptions) {
+    const { oti, source } = opts;
+    if (source.size !== oti.transferLength) throw new UsageError(`OTI transfer length ${oti.transferLength} differs from the object size ${source.size}`);
+    this.oti = oti;
+    this.n = opts.senders ?? 1;
+    this.index = opts.senderIndex ?? 0;
+    if (!Number.isInteger(this.n) || this.n < 1 || this.n > 1024) throw new UsageError('--senders must be an integer from 1 to 1024');
+    if (!Number.isInteger(this.index) || this.index < 0 || this.index >= this.n) throw new UsageError('--sender-index must be from 0 to senders-1');
+    const rate = opts.rateBps ?? DEFAULT_RATE_BPS;
+    if (!(rate > 0)) throw new UsageError('rate must be positive');
+    this.bytesPerMs = rate / 8 / 1000;
+    this.blocks = blockPartition(oti);
+    const otiBytes = encodeOti(oti);
+    const hashAlgorithm = opts.hashAlgorithm ?? HashAlgorithm.SHA256;
+    this.objectId = deriveObjectId(otiBytes, hashAlgorithm, opts.hash);
+    const sealer = opts.sealer;
+    this.header = {
+      objectId: this.objectId,
+      flags: sealer?.flags ?? 0,
+      extensions: sealer?.extensions,
+      trailer: sealer ? new Uint8Array(sealer.trailerLength) : undefined,
+    };
+    this.description = encodeDescription(this.header, {
+      oti: otiBytes,
+      size: oti.transferLength,
+      hashAlgorithm,
+      hash: opts.hash,
+      name: opts.name ?? '',
+    });
+    sealer?.seal(this.description);
+    this.symbolPacketLength = encodeSymbol(this.header, { sbn: 0, esi: 0, symbol: new Uint8Array(oti.symbolSize) }).length;
+    this.burst = opts.burstBytes ?? Math.max(8 * (this.symbolPacketLength + IPV6_UDP_OVERHEAD), 4 * this.bytesPerMs);
+    this.descEvery = opts.descriptionEvery ?? 256;
+    this.descInterval = opts.descriptionIntervalMs ?? 1000;
+    this.round = opts.startRound ?? 0;
+    const largest = Math.max(1, ...this.blocks.map((b) => b.length));
+    // An encoder holds about L intermediate symbols, a little more than the block itself.
+    this.maxEncoders = Math.max(1, Math.floor((opts.encoderCacheBytes ?? 256 * 2 ** 20) / (largest * 1.2 + 4096)));
+  }
+
+  /** Bytes of one symbol datagram (UDP payload). */
+  get packetLength(): number {
+    return this.symbolPacketLength;
+  }
+
+  get blockCount(): number {
+    return this.blocks.length;
+  }
+
+  /** The object description datagram (also sent periodically by `next`). */
+  descriptionPacket(): Uint8Array {
+    return this.description;
+  }
+
+  next(now: number): SenderStep {
+    if (this.start === undefined) {
+      this.start = now;
+      this.lastRefill = now;
+      this.tokens = this.burst;
+    }
+    if (this.opts.durationMs !== undefined && now - this.start >= this.opts.durationMs) return { done: true };
+    if (this.opts.symbolsPerBlock !== undefined && this.round >= (this.opts.startRound ?? 0) + this.opts.symbolsPerBlock) return { done: true };
+    if (this.blocks.length === 0) return this.emptyObject(now);
+    this.tokens = Math.min(this.burst, this.tokens + (now - (this.lastRefill ?? now)) * this.bytesPerMs);
+    this.lastRefill = now;
+    const wantDesc = this.sinceDesc >= this.descEvery || now - this.lastDescAt >= this.descInterval;
+    const len = (wantDesc ? this.description.length : this.symbolPacketLength) + IPV6_UDP_OVERHEAD;
+    if (this.tokens < len) return { wait: Math.max(0.05, (len - this.tokens) / this.bytesPerMs) };
+    this.tokens -= len;
+    if (wantDesc) {
+      this.lastDescAt = now;
+      this.sinceDesc = 0;
+      this.stats.descriptions += 1;
+      this.count(this.description.length);
+      return { datagram: this.description, kind: 'description' };
+    }
+    const datagram = this.nextSymbol();
+    this.sinceDesc += 1;
+    this.stats.symbols += 1;
+    this.count(datagram.length);
+    return { datagram, kind: 'symbol' };
+  }
+
+  /** A zero-length object has no blocks: only descriptions are sent. */
+  private emptyObject(now: number): SenderStep {
+    if (now - this.lastDescAt < this.descInterval) return { wait: this.descInterval - (now - this.lastDescAt) };
+    this.lastDescAt = now;
+    this.stats.descriptions += 1;
+    this.count(this.description.length);
+    return { datagram: this.description, kind: 'description' };
+  }
+
+  private count(bytes: number): void {
+    this.stats.packets += 1;
+    this.stats.bytes += bytes;
+  }
+
+  private nextSymbol(): Uint8Array {
+    const block = this.blocks[this.cursor] as { sbn: number; offset: number; length: number; k: number };
+    let esi = this.index + this.n * this.round;
+    if (esi > MAX_ESI) {
+      // The ESI space of this block is exhausted (after ~16 M symbols per block): start a new cycle.
+      this.round = 0;
+      esi = this.index;
+    }
+    const T = this.oti.symbolSize;
+    let symbol: Uint8Array;
+    if (esi < block.k && this.oti.subBlocks === 1) {
+      // RFC 6330 4.4.1.2 with N = 1: source symbol ESI is bytes [ESI*T, ESI*T+T) of the block, zero padded.
+      const start = esi * T;
+      const take = Math.max(0, Math.min(T, block.length - start));
+      const bytes = this.opts.source.read(block.offset + start, take);
+      if (take === T) symbol = bytes;
+      else {
+        symbol = new Uint8Array(T);
+        symbol.set(bytes);
+      }
+    } else {
+      symbol = this.encoder(block).symbol(esi);
+    }
+    const packet = encodeSymbol(this.header, { sbn: block.sbn, esi, symbol });
+    this.opts.sealer?.seal(packet);
+    this.cursor += 1;
+    if (this.cursor === this.blocks.length) {
+      this.cursor = 0;
+      this.round += 1;
+      this.stats.rounds += 1;
+    }
+    return packet;
+  }
+
+  private encoder(block: { sbn: number; offset: number; length: number; k: number }): BlockEncoder {
+    const cached = this.encoders.get(block.sbn);
+    if (cached) {
+      // Map order is insertion order: re-insert to mark as most recently used.
+      this.encoders.delete(block.sbn);
+      this.encoders.set(block.sbn, cached);
+      return cached;
+    }
+    const enc = new BlockEncoder(this.opts.source.read(block.offset, block.length), block.k, this.oti.symbolSize, this.oti.subBlocks, this.oti.alignment);
+    this.stats.encodersBuilt += 1;
+    this.encoders.set(block.sbn, enc);
+    while (this.encoders.size > this.maxEncoders) {
+      const oldest = this.encoders.keys().next().value as number;
+      this.encoders.delete(oldest);
+    }
+    return enc;
+  }
+}

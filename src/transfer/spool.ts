@@ -1,0 +1,362 @@
+import {
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { StorageError } from '../errors.js';
+
+/**
+ * On-disk spool of one object being received (docs/protocol.md "Spool"). Files in the spool dir:
+ *   object    the description datagram that defined the object (written once, atomically)
+ *   data.part the output being assembled: source symbols are written at their offsets on arrival
+ *   symbols   fixed-size records (16-byte header + T bytes): symbols that are not source symbols
+ *   journal   fixed 16-byte records: SOURCE (a source symbol now sits in data.part) and BLOCK_DONE
+ *
+ * Record header (both files), big-endian:
+ *   0  u32 CRC-32 of bytes 4..15 of the header, then of the symbol bytes (in the record, or for
+ *          SOURCE the bytes in data.part)
+ *   4  u8  kind: 1 SYMBOL, 2 SOURCE, 3 BLOCK_DONE
+ *   5  u8  SBN
+ *   6  u16 number of real bytes of the symbol (SOURCE: the last symbol of a block may be short)
+ *   8  u32 ESI
+ *  12  u32 first 4 bytes of the object id (records of another object are rejected)
+ * Fixed-size records keep the files parseable after any corruption: a bad record is skipped
+ * without losing the framing of the ones after it.
+ */
+export const RECORD_HEADER = 16;
+export const RecordKind = { SYMBOL: 1, SOURCE: 2, BLOCK_DONE: 3 } as const;
+
+export interface SpoolRecord {
+  kind: number;
+  sbn: number;
+  esi: number;
+  length: number;
+  /** Index of the record in its file. */
+  index: number;
+}
+
+function storageError(what: string, err: unknown): StorageError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC') return new StorageError(`${what}: disk full (ENOSPC)`, 'ERR_STORAGE_FULL', { cause: err });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new StorageError(`${what}: permission denied (${code})`, 'ERR_STORAGE_PERMISSION', { cause: err });
+  }
+  return new StorageError(`${what}: ${(err as Error).message}`, 'ERR_STORAGE', { cause: err });
+}
+
+export class Spool {
+  readonly dir: string;
+  private readonly tag: number;
+  private readonly T: number;
+  private readonly recordSize: number;
+  private dataFd: number;
+  private symFd: number;
+  private journalFd: number;
+  private symCount: number;
+  private journalCount: number;
+  private readonly symBuf: Uint8Array;
+  private symBufUsed = 0;
+  private readonly jBuf = new Uint8Array(RECORD_HEADER * 256);
+  private jBufUsed = 0;
+  private closed = false;
+
+  /**
+   * Open (creating if needed) the spool of one object. `objectTag` is the first 4 bytes of its id.
+   */
+  constructor(dir: string, objectTag: number, symbolSize: number) {
+    this.dir = dir;
+    this.tag = objectTag >>> 0;
+    this.T = symbolSize;
+    this.recordSize = RECORD_HEADER + symbolSize;
+    this.symBuf = new Uint8Array(this.recordSize * Math.max(1, Math.floor((256 * 1024) / this.recordSize)));
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.dataFd = openSync(join(dir, 'data.part'), 'a+');
+      closeSync(this.dataFd);
+      this.dataFd = openSync(join(dir, 'data.part'), 'r+');
+      this.symFd = openSync(join(dir, 'symbols'), 'a+');
+      this.journalFd = openSync(join(dir, 'journal'), 'a+');
+    } catch (err) {
+      throw storageError(`cannot create the spool in ${dir}`, err);
+    }
+    // Torn tails (a record cut by SIGKILL or power loss) are ignored: only whole records count.
+    this.symCount = Math.floor(fstatSync(this.symFd).size / this.recordSize);
+    this.journalCount = Math.floor(fstatSync(this.journalFd).size / RECORD_HEADER);
+    if (fstatSync(this.symFd).size % this.recordSize !== 0 || fstatSync(this.journalFd).size % RECORD_HEADER !== 0) {
+      // Reopen in a mode that lets us write at exact offsets past the torn tail.
+      this.truncateTails();
+    }
+  }
+
+  private truncateTails(): void {
+    closeSync(this.symFd);
+    closeSync(this.journalFd);
+    const symPath = join(this.dir, 'symbols');
+    const jPath = join(this.dir, 'journal');
+    truncateSync(symPath, this.symCount * this.recordSize);
+    truncateSync(jPath, this.journalCount * RECORD_HEADER);
+    this.symFd = openSync(symPath, 'a+');
+    this.journalFd = openSync(jPath, 'a+');
+  }
+
+  static exists(dir: string): boolean {
+    try {
+      readFileSync(join(dir, 'object'));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  static readObject(dir: string): Uint8Array | undefined {
+    try {
+      return new Uint8Array(readFileSync(join(dir, 'object')));
+    } catch {
+      return undefined;
+    }
+  }
+
+  static writeObject(dir: string, description: Uint8Array): void {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const tmp = join(dir, 'object.tmp');
+      writeFileSync(tmp, description, { mode: 0o600 });
+      const fd = openSync(tmp, 'r');
+      fsyncSync(fd);
+      closeSync(fd);
+      renameSync(tmp, join(dir, 'object'));
+    } catch (err) {
+      throw storageError(`cannot write the spool in ${dir}`, err);
+    }
+  }
+
+  static remove(dir: string): void {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  get dataPath(): string {
+    return join(this.dir, 'data.part');
+  }
+
+  private header(out: Uint8Array, at: number, kind: number, sbn: number, esi: number, length: number): void {
+    const dv = new DataView(out.buffer, out.byteOffset + at, RECORD_HEADER);
+    dv.setUint8(4, kind);
+    dv.setUint8(5, sbn);
+    dv.setUint16(6, length);
+    dv.setUint32(8, esi);
+    dv.setUint32(12, this.tag);
+  }
+
+  private static crc(header: Uint8Array, data: Uint8Array | undefined): number {
+    let c = crc32(header.subarray(4, RECORD_HEADER));
+    if (data) c = crc32(data, c);
+    return c >>> 0;
+  }
+
+  /** Append a SYMBOL record (buffered); returns its index in the symbols file. */
+  appendSymbol(sbn: number, esi: number, symbol: Uint8Array): number {
+    if (symbol.length !== this.T) throw new StorageError('symbol of the wrong size', 'ERR_STORAGE');
+    if (this.symBufUsed + this.recordSize > this.symBuf.length) this.flushSymbols();
+    const at = this.symBufUsed;
+    this.header(this.symBuf, at, RecordKind.SYMBOL, sbn, esi, symbol.length);
+    this.symBuf.set(symbol, at + RECORD_HEADER);
+    const c = Spool.crc(this.symBuf.subarray(at, at + RECORD_HEADER), symbol);
+    new DataView(this.symBuf.buffer, this.symBuf.byteOffset + at, 4).setUint32(0, c);
+    this.symBufUsed += this.recordSize;
+    return this.symCount++;
+  }
+
+  /** Write a source symbol's real bytes into data.part at `offset` and journal it; returns the record CRC. */
+  writeSource(sbn: number, esi: number, offset: number, bytes: Uint8Array): number {
+    this.pwrite(this.dataFd, bytes, offset, 'cannot write the output');
+    return this.journal(RecordKind.SOURCE, sbn, esi, bytes);
+  }
+
+  /** Write a decoded range into data.part (no journal record). */
+  writeData(offset: number, bytes: Uint8Array): void {
+    this.pwrite(this.dataFd, bytes, offset, 'cannot write the output');
+  }
+
+  /** Make a decoded block durable, then record it as done (the record is made durable too). */
+  blockDone(sbn: number): void {
+    try {
+      fdatasyncSync(this.dataFd);
+    } catch (err) {
+      throw storageError('cannot sync the output', err);
+    }
+    this.journal(RecordKind.BLOCK_DONE, sbn, 0, undefined);
+    this.flushJournal();
+    try {
+      fdatasyncSync(this.journalFd);
+    } catch (err) {
+      throw storageError('cannot sync the spool journal', err);
+    }
+  }
+
+  private journal(kind: number, sbn: number, esi: number, data: Uint8Array | undefined): number {
+    if (this.jBufUsed + RECORD_HEADER > this.jBuf.length) this.flushJournal();
+    const at = this.jBufUsed;
+    this.header(this.jBuf, at, kind, sbn, esi, data?.length ?? 0);
+    const c = Spool.crc(this.jBuf.subarray(at, at + RECORD_HEADER), data);
+    new DataView(this.jBuf.buffer, this.jBuf.byteOffset + at, 4).setUint32(0, c);
+    this.jBufUsed += RECORD_HEADER;
+    return c;
+  }
+
+  private pwrite(fd: number, bytes: Uint8Array, position: number | null, what: string): void {
+    try {
+      let done = 0;
+      while (done < bytes.length) {
+        done += writeSync(fd, bytes, done, bytes.length - done, position === null ? null : position + done);
+      }
+    } catch (err) {
+      throw storageError(what, err);
+    }
+  }
+
+  flushSymbols(): void {
+    if (this.symBufUsed === 0) return;
+    this.pwrite(this.symFd, this.symBuf.subarray(0, this.symBufUsed), null, 'cannot write the spool');
+    this.symBufUsed = 0;
+  }
+
+  flushJournal(): void {
+    if (this.jBufUsed === 0) return;
+    this.pwrite(this.journalFd, this.jBuf.subarray(0, this.jBufUsed), null, 'cannot write the spool journal');
+    this.jBufUsed = 0;
+  }
+
+  flush(): void {
+    this.flushSymbols();
+    this.flushJournal();
+  }
+
+  private pread(fd: number, out: Uint8Array, position: number): number {
+    let done = 0;
+    while (done < out.length) {
+      const n = readSync(fd, out, done, out.length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  /** Read `length` bytes of data.part (zero-filled beyond its end). */
+  readData(offset: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    this.pread(this.dataFd, out, offset);
+    return out;
+  }
+
+  /** Read symbol record `index`, verifying its CRC and identity; undefined when corrupt. */
+  readSymbol(index: number, sbn: number, esi: number): Uint8Array | undefined {
+    this.flushSymbols();
+    const rec = new Uint8Array(this.recordSize);
+    if (this.pread(this.symFd, rec, index * this.recordSize) !== rec.length) return undefined;
+    const r = this.parseHeader(rec, undefined);
+    if (!r || r.kind !== RecordKind.SYMBOL || r.sbn !== sbn || r.esi !== esi) return undefined;
+    const data = rec.subarray(RECORD_HEADER);
+    if (Spool.crc(rec, data) !== new DataView(rec.buffer).getUint32(0)) return undefined;
+    return data;
+  }
+
+  /** CRC check of a SOURCE record against bytes read back from data.part. */
+  static checkSource(expectedCrc: number, sbn: number, esi: number, tag: number, data: Uint8Array): boolean {
+    const h = new Uint8Array(RECORD_HEADER);
+    const dv = new DataView(h.buffer);
+    dv.setUint8(4, RecordKind.SOURCE);
+    dv.setUint8(5, sbn);
+    dv.setUint16(6, data.length);
+    dv.setUint32(8, esi);
+    dv.setUint32(12, tag >>> 0);
+    return Spool.crc(h, data) === expectedCrc >>> 0;
+  }
+
+  private parseHeader(h: Uint8Array, index: number | undefined): (SpoolRecord & { crc: number }) | undefined {
+    const dv = new DataView(h.buffer, h.byteOffset, RECORD_HEADER);
+    if (dv.getUint32(12) !== this.tag) return undefined;
+    return { crc: dv.getUint32(0), kind: dv.getUint8(4), sbn: dv.getUint8(5), length: dv.getUint16(6), esi: dv.getUint32(8), index: index ?? -1 };
+  }
+
+  /**
+   * Scan both files (streaming, bounded memory). SYMBOL records are CRC-checked here; SOURCE
+   * records are returned with their CRC for checking against data.part. Corrupt records are
+   * counted and skipped.
+   */
+  scan(onRecord: (r: SpoolRecord & { crc: number }) => void): { corrupt: number } {
+    this.flush();
+    let corrupt = 0;
+    const batch = Math.max(1, Math.floor((1 << 20) / this.recordSize));
+    const buf = new Uint8Array(batch * this.recordSize);
+    for (let i = 0; i < this.symCount; i += batch) {
+      const n = Math.min(batch, this.symCount - i);
+      const got = this.pread(this.symFd, buf.subarray(0, n * this.recordSize), i * this.recordSize);
+      for (let j = 0; j < n; j++) {
+        const rec = buf.subarray(j * this.recordSize, (j + 1) * this.recordSize);
+        const r = (j + 1) * this.recordSize <= got ? this.parseHeader(rec, i + j) : undefined;
+        if (!r || r.kind !== RecordKind.SYMBOL || r.length !== this.T || Spool.crc(rec, rec.subarray(RECORD_HEADER)) !== r.crc) {
+          corrupt += 1;
+          continue;
+        }
+        onRecord(r);
+      }
+    }
+    const jbuf = new Uint8Array(RECORD_HEADER * 4096);
+    for (let i = 0; i < this.journalCount; i += 4096) {
+      const n = Math.min(4096, this.journalCount - i);
+      const got = this.pread(this.journalFd, jbuf.subarray(0, n * RECORD_HEADER), i * RECORD_HEADER);
+      for (let j = 0; j < n; j++) {
+        const rec = jbuf.subarray(j * RECORD_HEADER, (j + 1) * RECORD_HEADER);
+        const r = (j + 1) * RECORD_HEADER <= got ? this.parseHeader(rec, i + j) : undefined;
+        if (!r || (r.kind !== RecordKind.SOURCE && r.kind !== RecordKind.BLOCK_DONE)) {
+          corrupt += 1;
+          continue;
+        }
+        if (r.kind === RecordKind.BLOCK_DONE && Spool.crc(rec, undefined) !== r.crc) {
+          corrupt += 1;
+          continue;
+        }
+        onRecord(r);
+      }
+    }
+    return { corrupt };
+  }
+
+  get tagValue(): number {
+    return this.tag;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.dataFd);
+      closeSync(this.symFd);
+      closeSync(this.journalFd);
+    }
+  }
+
+  /** Close without flushing buffers (simulates a crash in tests; also used after a write error). */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.dataFd);
+    closeSync(this.symFd);
+    closeSync(this.journalFd);
+  }
+}
+
