@@ -1,0 +1,48 @@
+// A block's symbols in one contiguous byte array, addressed by slot number, plus the kernel that
+// replays plans on it (WebAssembly SIMD128 when available, pure TypeScript otherwise).
+import type { Plan } from './plan.js';
+import { runPlanTs, xorInto } from './symbol-ops.js';
+import { createWasmArena, wasmAvailable } from './wasm-kernel.js';
+
+export interface Arena {
+  /** slots * stride bytes; slot i starts at i * stride. Stable for the arena's lifetime. */
+  readonly bytes: Uint8Array;
+  readonly stride: number;
+  run(plan: Plan): void;
+  /** bytes[dst..] ^= bytes[src..] for one slot's length; offsets are byte offsets in bytes. */
+  xor(dst: number, src: number): void;
+}
+
+export type KernelKind = 'wasm' | 'ts';
+
+let preferred: KernelKind = wasmAvailable() ? 'wasm' : 'ts';
+
+/** Selects the symbol kernel for arenas created from now on (tests compare both). */
+export function setKernel(kind: KernelKind): void {
+  if (kind === 'wasm' && !wasmAvailable()) throw new Error('WebAssembly SIMD128 is not available');
+  preferred = kind;
+}
+
+export function kernel(): KernelKind {
+  return preferred;
+}
+
+class TsArena implements Arena {
+  readonly bytes: Uint8Array;
+  constructor(
+    slots: number,
+    readonly stride: number,
+  ) {
+    this.bytes = new Uint8Array(slots * stride);
+  }
+  run(plan: Plan): void {
+    runPlanTs(this.bytes, plan, 0, this.stride, this.stride);
+  }
+  xor(dst: number, src: number): void {
+    xorInto(this.bytes, dst, src, this.stride);
+  }
+}
+
+export function createArena(slots: number, stride: number, kind: KernelKind = preferred): Arena {
+  return kind === 'wasm' ? createWasmArena(slots, stride) : new TsArena(slots, stride);
+}

@@ -1,0 +1,136 @@
+// RaptorQ decoder of RFC 6330 5.4 for one source block.
+import { createArena } from './arena.js';
+import { fecError } from './errors.js';
+import { IntermediateSymbols, defaultAlignment } from './encoder.js';
+import { checkBlockArgs, subSymbolSizes, symbolsToBlock } from './partition.js';
+import { MAX_ESI } from './payload-id.js';
+import type { BlockParams } from './rand.js';
+import { blockParams } from './rand.js';
+import { solve } from './solver.js';
+
+/**
+ * Collects encoding symbols of one block and decodes once they determine it. Memory: the
+ * received symbols (about K*T bytes, more with overhead), plus about 2*K'*T while decoding.
+ */
+export class BlockDecoder {
+  readonly k: number;
+  readonly symbolSize: number;
+  readonly blockLength: number;
+  private readonly bp: BlockParams;
+  private readonly subs: number[];
+  private esis: number[] = [];
+  private symbols: Uint8Array[] = [];
+  private seen = new Set<number>();
+  private sourceCount = 0;
+  private attemptedAt = -1;
+  private decoded: Uint8Array | undefined;
+  /** Number of decode attempts that found the received symbols insufficient. */
+  failures = 0;
+
+  constructor(k: number, symbolSize: number, blockLength: number, subBlocks = 1, alignment = defaultAlignment(symbolSize)) {
+    checkBlockArgs(k, symbolSize, subBlocks, alignment);
+    if (!Number.isInteger(blockLength) || blockLength < 0 || blockLength > k * symbolSize)
+      throw fecError('blockSize', `block length ${blockLength} outside 0..K*T = ${k * symbolSize}`);
+    this.k = k;
+    this.symbolSize = symbolSize;
+    this.blockLength = blockLength;
+    this.bp = blockParams(k);
+    this.subs = subSymbolSizes(symbolSize, subBlocks, alignment);
+  }
+
+  /** Distinct symbols received so far. */
+  get received(): number {
+    return this.esis.length;
+  }
+
+  get done(): boolean {
+    return this.decoded !== undefined;
+  }
+
+  /**
+   * Adds one encoding symbol (copied). Returns true once the block is decoded; duplicates and
+   * symbols arriving after that are ignored.
+   */
+  add(esi: number, symbol: Uint8Array): boolean {
+    if (!Number.isInteger(esi) || esi < 0 || esi > MAX_ESI) throw fecError('esi', `ESI ${esi} outside 0..2^24-1`);
+    if (!(symbol instanceof Uint8Array) || symbol.length !== this.symbolSize)
+      throw fecError('symbolSize', `symbol of ${symbol?.length} bytes, expected T=${this.symbolSize}`);
+    if (this.decoded !== undefined) return true;
+    if (this.seen.has(esi)) return false;
+    this.seen.add(esi);
+    this.esis.push(esi);
+    this.symbols.push(symbol.slice());
+    if (esi < this.k) this.sourceCount++;
+    return this.tryDecode();
+  }
+
+  /** Attempts a decode if at least K symbols are in and nothing new failed already. */
+  tryDecode(): boolean {
+    if (this.decoded !== undefined) return true;
+    if (this.esis.length < this.k || this.attemptedAt === this.esis.length) return false;
+    this.attemptedAt = this.esis.length;
+    const out = this.sourceCount === this.k ? this.fromSource() : this.solve();
+    if (out === undefined) {
+      this.failures++;
+      return false;
+    }
+    this.decoded = out;
+    this.esis = [];
+    this.symbols = [];
+    this.seen = new Set();
+    return true;
+  }
+
+  result(): Uint8Array | undefined {
+    return this.decoded;
+  }
+
+  private fromSource(): Uint8Array {
+    const t = this.symbolSize;
+    const syms = new Uint8Array(this.k * t);
+    for (let i = 0; i < this.esis.length; i++) {
+      const esi = this.esis[i]!;
+      if (esi < this.k) syms.set(this.symbols[i]!, esi * t);
+    }
+    return this.toBlock(syms);
+  }
+
+  private toBlock(syms: Uint8Array): Uint8Array {
+    if (this.subs.length === 1) return syms.length === this.blockLength ? syms : syms.slice(0, this.blockLength);
+    const out = new Uint8Array(this.blockLength);
+    symbolsToBlock(syms, this.symbolSize, 0, this.k, this.subs, out);
+    return out;
+  }
+
+  private solve(): Uint8Array | undefined {
+    const { bp, k } = this;
+    const t = this.symbolSize;
+    const pad = bp.kPrime - k;
+    const n = pad + this.esis.length;
+    const isis = new Int32Array(n);
+    for (let i = 0; i < pad; i++) isis[i] = k + i;
+    for (let i = 0; i < this.esis.length; i++) {
+      const esi = this.esis[i]!;
+      isis[pad + i] = esi < k ? esi : esi + pad;
+    }
+    const solved = solve(bp, isis, (i) => i < pad);
+    if (solved === undefined) return undefined;
+    const { plan, layout } = solved;
+    const arena = createArena(layout.slots, t);
+    const base = (bp.s + pad) * t;
+    for (let i = 0; i < this.symbols.length; i++) arena.bytes.set(this.symbols[i]!, base + i * t);
+    arena.run(plan);
+    const inter = new IntermediateSymbols(bp, arena, layout.cBase);
+    const syms = new Uint8Array(k * t);
+    const have = new Uint8Array(k);
+    for (let i = 0; i < this.esis.length; i++) {
+      const esi = this.esis[i]!;
+      if (esi < k) {
+        syms.set(this.symbols[i]!, esi * t);
+        have[esi] = 1;
+      }
+    }
+    for (let i = 0; i < k; i++) if (!have[i]) inter.symbolInto(i, syms, i * t);
+    return this.toBlock(syms);
+  }
+}
