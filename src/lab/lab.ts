@@ -261,7 +261,11 @@ export class Lab {
       'table inet iotupd_lab {',
       '  chain input {',
       '    type filter hook input priority -300; policy accept;',
-      loss > 0 ? `    meta l4proto udp numgen random mod 10000 < ${Math.round(loss * 100)} counter drop` : '',
+      loss >= 100
+        ? '    meta l4proto udp counter drop'
+        : loss > 0
+          ? `    meta l4proto udp numgen random mod 10000 < ${Math.round(loss * 100)} counter drop`
+          : '',
       '  }',
       '}',
     ].join('\n');
@@ -275,7 +279,7 @@ export class Lab {
         ? [
             'table netdev iotupd_dup {',
             `  chain egress { type filter hook egress device "${h.port}" priority 0; policy accept;`,
-            `    meta mark != 0x1d7 meta l4proto udp numgen random mod 10000 < ${Math.round(dup * 100)} meta mark set 0x1d7 counter dup to "${h.port}"`,
+            `    meta mark != 0x1d7 meta l4proto udp${dup >= 100 ? '' : ` numgen random mod 10000 < ${Math.round(dup * 100)}`} meta mark set 0x1d7 counter dup to "${h.port}"`,
             '  }',
             '}',
           ].join('\n')
