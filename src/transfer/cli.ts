@@ -1,0 +1,253 @@
+// The fountain format's `iotupd send` / `iotupd recv` (the default format). The carousel engineer's
+// src/cli/commands/{send,recv}.ts dispatch here unless `--format iotupd` is given.
+import { channelGroup, SCHEMES, SCOPES, type Scheme, type Scope } from '../channel/index.js';
+import { numberOption, parse } from '../cli/command.js';
+import { UsageError } from '../errors.js';
+import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
+import { DEFAULT_RATE_BPS } from './sender.js';
+import { receiveFile, sendFile } from './driver.js';
+import type { ReceiverProgress, ReceiverStats } from './receiver.js';
+
+const channelOptions = {
+  channel: { type: 'string' },
+  group: { type: 'string' },
+  interface: { type: 'string' },
+  port: { type: 'string' },
+  scheme: { type: 'string' },
+  scope: { type: 'string' },
+  json: { type: 'boolean' },
+  format: { type: 'string' },
+} as const;
+
+export const SEND_USAGE = `usage: iotupd send FILE --channel NAME --interface IF [options]
+
+Fountain format (default): RaptorQ-coded symbols, receivers may join at any time.
+  --rate MBIT            pacing in Mbit/s incl. IPv6/UDP headers (default ${DEFAULT_RATE_BPS / 1e6})
+  --duration SEC         stop after SEC seconds (default: run until interrupted)
+  --symbols-per-block N  stop after N symbols per source block (e.g. K plus margin)
+  --sender-index I --senders N   cooperate with other senders (disjoint symbols)
+  --symbol-size T        bytes per symbol (default ${DEFAULT_SYMBOL_SIZE}: packets fit 1280 bytes)
+  --block-symbols K      maximum source symbols per block (default 8192)
+  --name NAME            object name announced to receivers (default: file name)
+  --hash sha256|blake3   whole-object hash (default sha256)
+  --group ADDR           explicit multicast group instead of --channel
+  --port P --scheme librecast|sha3 --scope link|site|org|global --json
+  --format fountain|iotupd`;
+
+export const RECV_USAGE = `usage: iotupd recv OUT --channel NAME --interface IF [options]
+
+Fountain format (default): takes the first object seen on the channel unless told otherwise.
+  --object-id HEX        receive only this object (16 hex digits)
+  --name NAME            receive only the object announced with this name
+  --spool DIR            spool directory (default .OUT.iotupd next to OUT; kept for resume)
+  --timeout SEC          give up after SEC seconds (exit 3; the spool is kept)
+  --group ADDR --port P --scheme librecast|sha3 --scope link|site|org|global --json
+  --format fountain|iotupd`;
+
+function resolveGroup(v: { channel?: string; group?: string; scheme?: string; scope?: string }): string {
+  if (v.group !== undefined) return v.group;
+  if (v.channel === undefined) throw new UsageError('--channel NAME (or --group ADDR) is required');
+  const scheme = (v.scheme ?? 'librecast') as Scheme;
+  if (!SCHEMES.includes(scheme)) throw new UsageError(`--scheme must be one of ${SCHEMES.join(', ')}`);
+  const scope = (v.scope ?? 'global') as Scope;
+  if (!(scope in SCOPES)) throw new UsageError(`--scope must be one of ${Object.keys(SCOPES).join(', ')}`);
+  return channelGroup(v.channel, { scheme, scope });
+}
+
+function requireInterface(v: { interface?: string }): string {
+  if (v.interface === undefined) throw new UsageError('--interface IF is required (never a default interface)');
+  return v.interface;
+}
+
+/** JSON lines when asked or when stdout is not a terminal; a one-line bar on a terminal. */
+class Reporter {
+  readonly json: boolean;
+  private last = '';
+  constructor(json: boolean | undefined) {
+    this.json = json === true || !process.stdout.isTTY;
+  }
+  event(obj: Record<string, unknown>): void {
+    if (this.json) process.stdout.write(JSON.stringify(obj) + '\n');
+  }
+  bar(text: string): void {
+    if (this.json) return;
+    const line = text.padEnd(this.last.length);
+    this.last = text;
+    process.stdout.write(`\r${line}`);
+  }
+  endBar(): void {
+    if (!this.json && this.last) process.stdout.write('\n');
+    this.last = '';
+  }
+}
+
+export async function fountainSend(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values: v, positionals } = parse(argv, {
+    ...channelOptions,
+    rate: { type: 'string' },
+    duration: { type: 'string' },
+    'symbols-per-block': { type: 'string' },
+    'sender-index': { type: 'string' },
+    senders: { type: 'string' },
+    'symbol-size': { type: 'string' },
+    'block-symbols': { type: 'string' },
+    name: { type: 'string' },
+    hash: { type: 'string' },
+    'hop-limit': { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('exactly one FILE to send');
+  const file = positionals[0] as string;
+  const group = resolveGroup(v);
+  const iface = requireInterface(v);
+  const rate = numberOption('rate', v.rate, DEFAULT_RATE_BPS / 1e6, 0.001, 100_000);
+  const durationSec = v.duration === undefined ? undefined : numberOption('duration', v.duration, 0, 0, 1e9);
+  const spb = v['symbols-per-block'] === undefined ? undefined : numberOption('symbols-per-block', v['symbols-per-block'], 0, 1, 2 ** 24);
+  const senders = numberOption('senders', v.senders, 1, 1, 1024);
+  const index = numberOption('sender-index', v['sender-index'], 0, 0, senders - 1);
+  const T = numberOption('symbol-size', v['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532);
+  if (T % 4 !== 0) throw new UsageError('--symbol-size must be a multiple of 4 (alignment Al = 4)');
+  const blockSymbols = numberOption('block-symbols', v['block-symbols'], 8192, 1, 56403);
+  const hash = v.hash ?? 'sha256';
+  if (hash !== 'sha256' && hash !== 'blake3') throw new UsageError('--hash must be sha256 or blake3');
+  const port = numberOption('port', v.port, 4242, 1, 65535);
+  const hopLimit = numberOption('hop-limit', v['hop-limit'], 255, 0, 255);
+  const out = new Reporter(v.json);
+  if (T > maxSymbolSize() && !out.json) process.stderr.write(`iotupd: note: --symbol-size ${T} makes packets larger than 1280 bytes\n`);
+  const t0 = performance.now();
+  let objectId = '';
+  const stats = await sendFile({
+    file,
+    group,
+    interface: iface,
+    port,
+    hopLimit,
+    rateBps: rate * 1e6,
+    symbolSize: T,
+    maxBlockSymbols: blockSymbols,
+    senderIndex: index,
+    senders,
+    durationMs: durationSec === undefined ? undefined : durationSec * 1000,
+    symbolsPerBlock: spb,
+    name: v.name,
+    hashAlgorithm: hash === 'blake3' ? HashAlgorithm.BLAKE3 : HashAlgorithm.SHA256,
+    signal,
+    onProgress: (s, sender) => {
+      if (!objectId) {
+        objectId = objectIdHex(sender.objectId);
+        out.event({ event: 'start', format: 'fountain', objectId, group, port, size: sender.oti.transferLength, blocks: sender.blockCount, symbolSize: sender.oti.symbolSize });
+      }
+      const secs = (performance.now() - t0) / 1000;
+      const mbit = secs > 0 ? (s.bytes * 8) / secs / 1e6 : 0;
+      out.event({ event: 'progress', seconds: +secs.toFixed(3), packets: s.packets, symbols: s.symbols, rounds: s.rounds, mbit: +mbit.toFixed(2) });
+      out.bar(`sending ${objectId} round ${s.rounds} | ${s.symbols} symbols | ${mbit.toFixed(1)} Mbit/s`);
+    },
+  });
+  out.endBar();
+  out.event({ event: 'done', objectId, ...stats, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
+  if (!out.json) console.log(`sent ${stats.symbols} symbols (${stats.rounds} rounds) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return 0;
+}
+
+function bar(p: ReceiverProgress, width = 30): string {
+  const frac = p.needed > 0 ? Math.min(1, p.have / p.needed) : 0;
+  const n = Math.round(frac * width);
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(frac * 100).toFixed(1).padStart(5)}%`;
+}
+
+export async function fountainRecv(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values: v, positionals } = parse(argv, {
+    ...channelOptions,
+    'object-id': { type: 'string' },
+    name: { type: 'string' },
+    spool: { type: 'string' },
+    timeout: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('exactly one OUT path');
+  const outPath = positionals[0] as string;
+  const group = resolveGroup(v);
+  const iface = requireInterface(v);
+  const port = numberOption('port', v.port, 4242, 1, 65535);
+  let objectId: Uint8Array | undefined;
+  try {
+    objectId = v['object-id'] === undefined ? undefined : parseObjectIdHex(v['object-id']);
+  } catch {
+    throw new UsageError('--object-id must be 16 hex digits');
+  }
+  const timeout = v.timeout === undefined ? undefined : numberOption('timeout', v.timeout, 0, 0, 1e9);
+  const out = new Reporter(v.json);
+  const t0 = performance.now();
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  let timedOut = false;
+  const timer = timeout === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    ac.abort(new UsageError('timeout'));
+  }, timeout * 1000);
+  timer?.unref();
+  let started = false;
+  const summary = (stats: ReceiverStats) => ({
+    received: stats.received,
+    duplicate: stats.duplicate,
+    foreign: stats.foreign,
+    malformed: stats.malformed,
+    conflicts: stats.conflicts,
+    late: stats.late,
+    corruptRecords: stats.corruptRecords,
+    resumedBlocks: stats.resumedBlocks,
+    decodeFailures: stats.decodeFailures,
+  });
+  try {
+    const result = await receiveFile({
+      out: outPath,
+      spoolDir: v.spool,
+      objectId,
+      name: v.name,
+      group,
+      interface: iface,
+      port,
+      signal: ac.signal,
+      onProgress: (p, stats) => {
+        const secs = (performance.now() - t0) / 1000;
+        if (p.object && !started) {
+          started = true;
+          out.event({ event: 'object', objectId: objectIdHex(p.object.objectId), name: p.object.name, size: p.object.size, blocks: p.blocks, symbols: p.needed });
+        }
+        out.event({ event: 'progress', seconds: +secs.toFixed(3), have: p.have, needed: p.needed, blocksDone: p.blocksDone, blocks: p.blocks, ...summary(stats) });
+        out.bar(p.object ? `${p.object.name || 'object'} ${bar(p)} blocks ${p.blocksDone}/${p.blocks} dup ${stats.duplicate}` : 'waiting for an object description...');
+      },
+    });
+    out.endBar();
+    const secs = (performance.now() - t0) / 1000;
+    const s = result.stats;
+    out.event({
+      event: 'done',
+      out: outPath,
+      objectId: objectIdHex(result.info.objectId),
+      name: result.info.name,
+      size: result.info.size,
+      seconds: +secs.toFixed(3),
+      used: s.used,
+      overhead: +result.overhead.toFixed(5),
+      ...summary(s),
+    });
+    if (!out.json) {
+      console.log(`received ${result.info.name || outPath}: ${result.info.size} bytes in ${secs.toFixed(1)} s, hash verified`);
+      console.log(
+        `symbols: received ${s.received}, used ${s.used}, duplicate ${s.duplicate}, late ${s.late}, foreign ${s.foreign}, malformed ${s.malformed}, conflicts ${s.conflicts}; overhead ${(result.overhead * 100).toFixed(2)} %`,
+      );
+    }
+    return 0;
+  } catch (err) {
+    out.endBar();
+    if (timedOut) {
+      out.event({ event: 'timeout', seconds: timeout });
+      process.stderr.write(`iotupd: no complete object within ${timeout} s (spool kept for resume)\n`);
+      return 3;
+    }
+    throw err;
+  } finally {
+    if (timer) clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,282 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync, openSync, writeSync, closeSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeObject, newSender, rng } from './sim.js';
+import { FountainReceiver } from '../../src/transfer/receiver.js';
+import { FountainSender } from '../../src/transfer/sender.js';
+import { BytesSource } from '../../src/transfer/source.js';
+import { hashBytes } from '../../src/transfer/object.js';
+import { decodePacket, encodeDescription } from '../../src/wire/fountain.js';
+import { encodeOti } from '../../src/fec/index.js';
+import { StorageError } from '../../src/errors.js';
+
+const OBJ = makeObject(120_000, 256, 100, 2);
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'iotupd-recv-'));
+}
+
+/** Symbol datagrams from a sender, in sending order (descriptions included). */
+function stream(sender: FountainSender, count: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let now = 0;
+  while (out.length < count) {
+    const s = sender.next(now);
+    if ('done' in s) break;
+    if ('wait' in s) now += s.wait;
+    else out.push(s.datagram);
+  }
+  return out;
+}
+
+function feedUntilDone(r: FountainReceiver, packets: Iterable<Uint8Array>): boolean {
+  for (const p of packets) if (r.push(p) === 'complete') return true;
+  return false;
+}
+
+test('resume after a crash does not redo finished blocks', () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'o.bin');
+    const sender = newSender(OBJ);
+    const packets = stream(sender, 4000);
+    const r1 = new FountainReceiver({ out });
+    // Feed a prefix with 30 % loss until at least one block but not all are done.
+    const lose = rng(4);
+    let i = 0;
+    for (; i < packets.length; i++) {
+      if (lose() < 0.3) continue;
+      r1.push(packets[i] as Uint8Array);
+      const p = r1.progress();
+      if (p.blocksDone >= 1) break;
+    }
+    const before = r1.progress();
+    assert.ok(before.blocksDone >= 1 && before.blocksDone < before.blocks, JSON.stringify(before));
+    r1.crash(); // like SIGKILL: buffered spool records are lost, durable ones stay
+    const r2 = new FountainReceiver({ out });
+    assert.equal(r2.stats.resumedBlocks, before.blocksDone);
+    assert.ok(r2.progress().have > 0);
+    assert.ok(feedUntilDone(r2, packets.slice(i + 1)));
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+    assert.equal(r2.stats.decodeAttempts - r2.stats.decodeFailures, before.blocks - before.blocksDone, 'finished blocks not decoded again');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('corrupted spool records (symbols file and data.part) are detected and the blocks fetch more symbols', () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'o.bin');
+    const packets = stream(newSender(OBJ), 6000);
+    const lose = rng(8);
+    const kept = packets.filter(() => lose() >= 0.4);
+    const r1 = new FountainReceiver({ out });
+    // Half the needed symbols, with repair symbols in the spool because of the loss.
+    let n = 0;
+    for (; n < kept.length && (!r1.info || r1.progress().have < r1.progress().needed * 0.6); n++) r1.push(kept[n] as Uint8Array);
+    assert.equal(r1.progress().blocksDone, 0);
+    r1.close();
+    const spool = r1.spoolDir;
+    const symbols = join(spool, 'symbols');
+    assert.ok(statSync(symbols).size > 0, 'some symbols were spooled');
+    // Flip bytes in every third spooled record and in the first source symbols of data.part.
+    const recSize = 16 + OBJ.oti.symbolSize;
+    const fd = openSync(symbols, 'r+');
+    const count = statSync(symbols).size / recSize;
+    for (let k = 0; k < count; k += 3) writeSync(fd, Uint8Array.of(0x5a), 0, 1, k * recSize + 20 + (k % 200));
+    closeSync(fd);
+    const dfd = openSync(join(spool, 'data.part'), 'r+');
+    for (let k = 0; k < 50; k++) writeSync(dfd, Uint8Array.of(0xa5, 0x5a), 0, 2, k * 256 + 7);
+    closeSync(dfd);
+    const r2 = new FountainReceiver({ out });
+    assert.ok(r2.stats.corruptRecords >= count / 3, `corrupt ${r2.stats.corruptRecords}`);
+    assert.ok(feedUntilDone(r2, kept.slice(n)), 'finished with fresh symbols');
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+    assert.equal(r2.stats.hashMismatches, 0, 'corruption caught by the record checksums, before the decoder');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a torn spool tail (record cut by a crash) is ignored', () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'o.bin');
+    const packets = stream(newSender(OBJ), 3000).filter((_, i) => i % 3 !== 0);
+    const r1 = new FountainReceiver({ out });
+    for (let i = 0; i < 300; i++) r1.push(packets[i] as Uint8Array);
+    r1.close();
+    const symbols = join(r1.spoolDir, 'symbols');
+    writeFileSync(symbols, new Uint8Array(100), { flag: 'a' });
+    const r2 = new FountainReceiver({ out });
+    assert.ok(feedUntilDone(r2, packets.slice(300)));
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('fuzzed datagrams never crash the receiver and never produce a wrong file', () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'o.bin');
+    const r = new FountainReceiver({ out });
+    const packets = stream(newSender(OBJ), 5000);
+    const rand = rng(77);
+    let done = false;
+    let fuzzed = 0;
+    for (let i = 0; i < packets.length && !done; i++) {
+      const p = packets[i] as Uint8Array;
+      // Before each genuine packet, one hostile one: random bytes, a truncation, or bit flips in the header.
+      const kind = Math.floor(rand() * 3);
+      let bad: Uint8Array;
+      if (kind === 0) bad = Uint8Array.from({ length: Math.floor(rand() * 1400) }, () => Math.floor(rand() * 256));
+      else if (kind === 1) bad = p.subarray(0, Math.floor(rand() * p.length));
+      else {
+        bad = new Uint8Array(p);
+        for (let f = 0; f < 3; f++) bad[Math.floor(rand() * 20)]! ^= 1 << Math.floor(rand() * 8);
+      }
+      fuzzed++;
+      if (r.push(bad) === 'complete') done = true;
+      if (!done && r.push(p) === 'complete') done = true;
+    }
+    assert.ok(done);
+    assert.ok(r.stats.malformed + r.stats.foreign > fuzzed / 3, JSON.stringify(r.stats));
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('poisoned symbols (valid headers, wrong data) end in a hash mismatch and a restart, never a wrong file', () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'o.bin');
+    const r = new FountainReceiver({ out });
+    const packets = stream(newSender(OBJ), 8000);
+    let done = false;
+    for (let i = 0; i < packets.length && !done; i++) {
+      let p = packets[i] as Uint8Array;
+      const q = decodePacket(p);
+      // Early symbols with flipped data (what an injector without keys can do).
+      if (i < 1000 && q.kind === 'symbol' && i % 7 === 0) {
+        p = new Uint8Array(p);
+        p[p.length - 1]! ^= 0xff;
+      }
+      done = r.push(p) === 'complete';
+    }
+    assert.ok(done);
+    assert.ok(r.stats.hashMismatches >= 1, 'the poisoned decode was caught');
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('conflicting descriptions and packets of other objects are counted and ignored', () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'o.bin');
+    const r = new FountainReceiver({ out });
+    const a = stream(newSender(OBJ), 3000);
+    const other = makeObject(50_000, 256, 100, 3);
+    const b = stream(newSender(other), 300);
+    // Same object id as A, different hash: the first description wins.
+    const first = decodePacket(a[0] as Uint8Array);
+    assert.equal(first.kind, 'description');
+    const conflicting = encodeDescription(
+      { objectId: first.objectId },
+      { oti: encodeOti(OBJ.oti), size: OBJ.data.length, hashAlgorithm: 1, hash: hashBytes(1, new Uint8Array(1)), name: 'evil' },
+    );
+    r.push(a[0] as Uint8Array);
+    r.push(conflicting);
+    for (const p of b) r.push(p);
+    assert.ok(feedUntilDone(r, a.slice(1)));
+    assert.equal(r.stats.conflicts, 1);
+    assert.equal(r.stats.foreign, b.length);
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--name / --object-id select one of several objects on the channel', () => {
+  const dir = tmp();
+  try {
+    const other = makeObject(50_000, 256, 100, 3);
+    const sa = newSender(OBJ, { name: 'a.bin' });
+    const sb = newSender(other, { name: 'b.bin' });
+    const a = stream(sa, 3000);
+    const b = stream(sb, 3000);
+    const mixed: Uint8Array[] = [];
+    for (let i = 0; i < 3000; i++) mixed.push(b[i] as Uint8Array, a[i] as Uint8Array);
+    const byName = new FountainReceiver({ out: join(dir, 'x'), name: 'a.bin' });
+    assert.ok(feedUntilDone(byName, mixed));
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'x'))), OBJ.data);
+    const byId = new FountainReceiver({ out: join(dir, 'y'), objectId: sb.objectId });
+    assert.ok(feedUntilDone(byId, mixed));
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'y'))), other.data);
+    const first = new FountainReceiver({ out: join(dir, 'z') });
+    assert.ok(feedUntilDone(first, mixed));
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'z'))), other.data, 'first object seen');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a description whose object id does not match its contents is malformed', () => {
+  const dir = tmp();
+  try {
+    const r = new FountainReceiver({ out: join(dir, 'o') });
+    const desc = new Uint8Array(stream(newSender(OBJ), 1)[0] as Uint8Array);
+    desc[8]! ^= 1;
+    r.push(desc);
+    assert.equal(r.stats.malformed, 1);
+    assert.equal(r.info, undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('unwritable target: a clear StorageError before anything is received', () => {
+  const dir = tmp();
+  try {
+    const file = join(dir, 'plain');
+    writeFileSync(file, 'x');
+    assert.throws(() => new FountainReceiver({ out: join(file, 'sub', 'o.bin') }), (e: unknown) => e instanceof StorageError && e.code === 'ERR_STORAGE_PERMISSION');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sender refuses inconsistent options', () => {
+  assert.throws(() => new FountainSender({ oti: OBJ.oti, source: new BytesSource(OBJ.data.subarray(1)), hash: OBJ.hash }));
+  assert.throws(() => newSender(OBJ, { senderIndex: 2, senders: 2 }));
+  assert.throws(() => newSender(OBJ, { rateBps: 0 }));
+});
+
+// Full disk, for real: a 64 KiB tmpfs in a private mount namespace (root only).
+const child = join(fileURLToPath(new URL('.', import.meta.url)), 'full-disk-child.js');
+const canMount = process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'true']).status === 0;
+test('full disk: receiver stops with ERR_STORAGE_FULL, no output file appears', { skip: canMount ? false : 'needs root and unshare -m for a private tmpfs' }, () => {
+  const dir = tmp();
+  try {
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs "${dir}" && "${process.execPath}" "${child}" "${dir}"`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const result = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { code?: string; outExists?: boolean; files?: string[] };
+    assert.equal(result.code, 'ERR_STORAGE_FULL');
+    assert.equal(result.outExists, false);
+    assert.deepEqual(readdirSync(dir), [], 'the tmpfs lived only in the private mount namespace');
+    assert.ok(!existsSync(join(dir, 'o.bin')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
