@@ -2,7 +2,8 @@
 // replays plans on it (WebAssembly SIMD128 when available, pure TypeScript otherwise).
 import type { Plan } from './plan.js';
 import { runPlanTs, xorInto } from './symbol-ops.js';
-import { createWasmArena, wasmAvailable } from './wasm-kernel.js';
+import { createWasmArena, wasmAvailable, WASM_ARENA_LIMIT } from './wasm-kernel.js';
+import { fecError } from './errors.js';
 
 export interface Arena {
   /** slots * stride bytes; slot i starts at i * stride. Stable for the arena's lifetime. */
@@ -29,14 +30,16 @@ export function kernel(): KernelKind {
 
 class TsArena implements Arena {
   readonly bytes: Uint8Array;
+  private readonly words: Int32Array | undefined;
   constructor(
     slots: number,
     readonly stride: number,
   ) {
     this.bytes = new Uint8Array(slots * stride);
+    this.words = stride % 4 === 0 ? new Int32Array(this.bytes.buffer) : undefined;
   }
   run(plan: Plan): void {
-    runPlanTs(this.bytes, plan, 0, this.stride, this.stride);
+    runPlanTs(this.bytes, this.words, plan, this.stride);
   }
   xor(dst: number, src: number): void {
     xorInto(this.bytes, dst, src, this.stride);
@@ -44,5 +47,12 @@ class TsArena implements Arena {
 }
 
 export function createArena(slots: number, stride: number, kind: KernelKind = preferred): Arena {
-  return kind === 'wasm' ? createWasmArena(slots, stride) : new TsArena(slots, stride);
+  const size = slots * stride;
+  try {
+    if (kind === 'wasm' && size <= WASM_ARENA_LIMIT) return createWasmArena(slots, stride);
+    return new TsArena(slots, stride);
+  } catch (e) {
+    if (e instanceof RangeError) throw fecError('blockSize', `cannot allocate ${size} bytes for a block (K x T too large for this process)`);
+    throw e;
+  }
 }

@@ -120,7 +120,7 @@ export class BlockDecoder {
     const base = (bp.s + pad) * t;
     for (let i = 0; i < this.symbols.length; i++) arena.bytes.set(this.symbols[i]!, base + i * t);
     arena.run(plan);
-    const inter = new IntermediateSymbols(bp, arena, layout.cBase);
+    const inter = new IntermediateSymbols(bp, arena, layout.cBase, layout.scratch);
     const syms = new Uint8Array(k * t);
     const have = new Uint8Array(k);
     for (let i = 0; i < this.esis.length; i++) {

@@ -45,38 +45,27 @@ export class IntermediateSymbols {
   readonly bp: BlockParams;
   readonly arena: Arena;
   readonly cBase: number;
+  readonly scratch: number;
   private readonly tup = new Int32Array(6);
   private readonly cols = new Int32Array(64);
-  constructor(bp: BlockParams, arena: Arena, cBase: number) {
+  constructor(bp: BlockParams, arena: Arena, cBase: number, scratch: number) {
     this.bp = bp;
     this.arena = arena;
     this.cBase = cBase;
+    this.scratch = scratch;
   }
-  /** Writes the encoding symbol with internal symbol ID isi to out. */
+  /** Writes the encoding symbol with internal symbol ID isi to out (uses the scratch slot). */
   symbolInto(isi: number, out: Uint8Array, outOffset = 0): void {
-    const { arena, cBase } = this;
+    const { arena, cBase, scratch } = this;
     const t = arena.stride;
     const m = ltIndices(this.bp, isi, this.tup, this.cols);
-    // Accumulate in the arena's scratch-free way: copy the first, XOR the rest.
     const bytes = arena.bytes;
+    const acc = scratch * t;
     const first = (cBase + this.cols[0]!) * t;
-    out.set(bytes.subarray(first, first + t), outOffset);
-    for (let j = 1; j < m; j++) {
-      const o = (cBase + this.cols[j]!) * t;
-      const src = bytes.subarray(o, o + t);
-      xorBytes(out, outOffset, src, t);
-    }
+    bytes.copyWithin(acc, first, first + t);
+    for (let j = 1; j < m; j++) arena.xor(acc, (cBase + this.cols[j]!) * t);
+    out.set(bytes.subarray(acc, acc + t), outOffset);
   }
-}
-
-function xorBytes(dst: Uint8Array, off: number, src: Uint8Array, len: number): void {
-  if (((dst.byteOffset + off) | src.byteOffset | len) % 4 === 0) {
-    const d = new Int32Array(dst.buffer, dst.byteOffset + off, len >> 2);
-    const s = new Int32Array(src.buffer, src.byteOffset, len >> 2);
-    for (let i = 0; i < d.length; i++) d[i]! ^= s[i]!;
-    return;
-  }
-  for (let i = 0; i < len; i++) dst[off + i]! ^= src[i]!;
 }
 
 /**
@@ -103,7 +92,7 @@ export class BlockEncoder {
     // LT row i (slot S + i) holds source symbol i; rows K..K'-1 are padding and stay zero.
     blockToSymbols(source, k, symbolSize, this.subs, arena.bytes, symbolSize, bp.s * symbolSize);
     arena.run(plan);
-    this.inter = new IntermediateSymbols(bp, arena, layout.cBase);
+    this.inter = new IntermediateSymbols(bp, arena, layout.cBase, layout.scratch);
   }
 
   /** Encoding symbol ESI (source symbols for ESI < K, repair symbols after). */

@@ -202,62 +202,81 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
 
   // HDPC rows through MT x GAMMA: symbols (X_j = C0[j] for pivots) and their rows over the
   // inactive columns (X_j = reduced pivot row, or e_u for an inactive column).
-  const hv = new Uint8Array(h * u);
-  const yv = new Uint8Array(u);
+  // The GF(256) vectors over the u inactive columns are bit-sliced: 8 planes of uw words, plane i
+  // holding bit i of every entry, so multiplying by alpha is a rotation plus three plane XORs.
+  const uw = (u + 31) >>> 5;
+  const yp = new Uint32Array(8 * uw);
+  let yOff = 0; // logical plane i is physical plane (i + yOff) & 7
+  const hp = new Uint32Array(h * 8 * uw);
   const hWritten = new Uint8Array(h);
   let yZero = true;
   let yvZero = true;
   const ks = kPrime + s;
-  const alphaRow = 2 << 8;
-  const uw = (u + 31) >>> 5;
+  const addY = (hh: number): void => {
+    const o = hh * 8 * uw;
+    for (let i = 0; i < 8; i++) {
+      const src = ((i + yOff) & 7) * uw;
+      const dst = o + i * uw;
+      for (let q = 0; q < uw; q++) hp[dst + q]! ^= yp[src + q]!;
+    }
+  };
+  const mulYAlpha = (): void => {
+    yOff = (yOff + 7) & 7;
+    const p0 = yOff * uw;
+    for (const i of [2, 3, 4]) {
+      const pi = ((i + yOff) & 7) * uw;
+      for (let q = 0; q < uw; q++) yp[pi + q]! ^= yp[p0 + q]!;
+    }
+  };
   for (let j = 0; j < ks; j++) {
     if (!yZero) pb.push(OP_MUL, scratch, 0, 2);
-    if (!yvZero) for (let k = 0; k < u; k++) yv[k] = MUL[alphaRow | yv[k]!]!;
+    if (!yvZero) mulYAlpha();
+    const p0 = yOff * uw;
     if (colState[j] === 1) {
       pb.push(yZero ? OP_COPY : OP_XOR, scratch, cBase + j, 0);
       yZero = false;
       const po = pivotRowOfCol[j]! * wd;
-      for (let k = 0; k < uw; k++) {
-        let word = bits[po + k]!;
-        while (word !== 0) {
-          const bit = 31 - Math.clz32(word & -word);
-          yv[k * 32 + bit]! ^= 1;
-          word &= word - 1;
-          yvZero = false;
-        }
-      }
+      for (let q = 0; q < uw; q++) yp[p0 + q]! ^= bits[po + q]!;
+      yvZero = false;
     } else {
-      yv[colU[j]!]! ^= 1;
+      const k = colU[j]!;
+      yp[p0 + (k >>> 5)]! ^= 1 << (k & 31);
       yvZero = false;
     }
     if (j < ks - 1) {
       const [h1, h2] = hdpcMt(bp, j);
-      for (const hh of [h1, h2]) {
-        if (!yZero) {
-          pb.push(hWritten[hh] ? OP_XOR : OP_COPY, hBase + hh, scratch, 0);
-          hWritten[hh] = 1;
-        }
-        if (!yvZero) {
-          const o = hh * u;
-          for (let k = 0; k < u; k++) hv[o + k]! ^= yv[k]!;
-        }
+      if (!yZero) {
+        pb.push(hWritten[h1] ? OP_XOR : OP_COPY, hBase + h1, scratch, 0);
+        pb.push(hWritten[h2] ? OP_XOR : OP_COPY, hBase + h2, scratch, 0);
+        hWritten[h1] = 1;
+        hWritten[h2] = 1;
       }
+      addY(h1);
+      addY(h2);
     } else {
+      // Last column of MT: alpha^i in row i.
       for (let hh = 0; hh < h; hh++) {
-        const a = alphaPow(hh);
         if (!yZero) {
           if (!hWritten[hh]) pb.push(OP_ZERO, hBase + hh, 0, 0);
-          pb.push(OP_MULADD, hBase + hh, scratch, a);
+          pb.push(OP_MULADD, hBase + hh, scratch, alphaPow(hh));
           hWritten[hh] = 1;
         }
-        const o = hh * u;
-        const ar = a << 8;
-        for (let k = 0; k < u; k++) hv[o + k]! ^= MUL[ar | yv[k]!]!;
+        addY(hh);
+        mulYAlpha();
       }
     }
   }
+  const hv = new Uint8Array(h * u);
   for (let hh = 0; hh < h; hh++) {
     if (!hWritten[hh]) pb.push(OP_ZERO, hBase + hh, 0, 0);
+    const o = hh * 8 * uw;
+    for (let k = 0; k < u; k++) {
+      const q = k >>> 5;
+      const sh = k & 31;
+      let v = 0;
+      for (let i = 0; i < 8; i++) v |= ((hp[o + i * uw + q]! >>> sh) & 1) << i;
+      hv[hh * u + k] = v;
+    }
     hv[hh * u + colU[ks + hh]!]! ^= 1;
   }
 
@@ -361,11 +380,32 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
   }
   for (let k = 0; k < u; k++) pb.push(OP_COPY, cBase + inactCols[k]!, valueSlot(k), 0);
 
-  // ---- Back substitution on the original pivot rows ----
+  // ---- Back substitution on the pivot rows ----
+  // Either C[c] = C0[c] + (reduced row over the inactive columns) . C_inactive, or the original
+  // sparse row with the final values of the earlier pivots; each row takes the cheaper.
   for (let t = 0; t < order.length; t++) {
     const p = order[t]!;
     const c = pivotCol[t]!;
     const dst = cBase + c;
+    const po = p * wd;
+    let pop = 0;
+    for (let q = 0; q < uw; q++) {
+      let x = bits[po + q]!;
+      x -= (x >>> 1) & 0x55555555;
+      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+      pop += Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+    }
+    if (pop < rs[p + 1]! - rs[p]! - (isZero[p] ? 1 : 0)) {
+      for (let q = 0; q < uw; q++) {
+        let word = bits[po + q]!;
+        while (word !== 0) {
+          const bit = 31 - Math.clz32(word & -word);
+          word &= word - 1;
+          pb.push(OP_XOR, dst, cBase + inactCols[q * 32 + bit]!, 0);
+        }
+      }
+      continue;
+    }
     let first = true;
     if (!isZero[p]) {
       pb.push(OP_COPY, dst, p, 0);

@@ -32,32 +32,29 @@ export function mulInPlace(a: Uint8Array, dst: number, coeff: number, len: numbe
   for (let i = 0; i < len; i++) a[dst + i] = MUL[base | a[dst + i]!]!;
 }
 
-/** Replays a plan on arena slots: slot s occupies bytes [base + s*stride, base + s*stride + len). */
-export function runPlanTs(a: Uint8Array, plan: Plan, base: number, stride: number, len: number): void {
+/**
+ * Replays a plan on arena slots: slot s occupies bytes [s*stride, s*stride + stride). words is an
+ * Int32Array over the same bytes, used for XOR when the stride is a multiple of 4.
+ */
+export function runPlanTs(a: Uint8Array, words: Int32Array | undefined, plan: Plan, stride: number): void {
   const ops = plan.ops;
+  const len = stride;
+  const wl = stride >> 2;
   for (let i = 0; i < plan.length * 4; i += 4) {
     const op = ops[i]!;
-    const dst = base + ops[i + 1]! * stride;
-    switch (op) {
-      case OP_XOR:
-        xorInto(a, dst, base + ops[i + 2]! * stride, len);
-        break;
-      case OP_COPY: {
-        const src = base + ops[i + 2]! * stride;
-        a.copyWithin(dst, src, src + len);
-        break;
-      }
-      case OP_MULADD:
-        mulAddInto(a, dst, base + ops[i + 2]! * stride, ops[i + 3]!, len);
-        break;
-      case OP_MUL:
-        mulInPlace(a, dst, ops[i + 3]!, len);
-        break;
-      case OP_ZERO:
-        a.fill(0, dst, dst + len);
-        break;
-      default:
-        throw new Error(`bad plan op ${op}`);
-    }
+    const dst = ops[i + 1]! * stride;
+    const src = ops[i + 2]! * stride;
+    const c = ops[i + 3]!;
+    if (op === OP_XOR || (op === OP_MULADD && c === 1)) {
+      if (words !== undefined) {
+        const d = dst >> 2;
+        const s = src >> 2;
+        for (let k = 0; k < wl; k++) words[d + k]! ^= words[s + k]!;
+      } else xorInto(a, dst, src, len);
+    } else if (op === OP_COPY) a.copyWithin(dst, src, src + len);
+    else if (op === OP_MULADD) mulAddInto(a, dst, src, c, len);
+    else if (op === OP_MUL) mulInPlace(a, dst, c, len);
+    else if (op === OP_ZERO) a.fill(0, dst, dst + len);
+    else throw new Error(`bad plan op ${op}`);
   }
 }

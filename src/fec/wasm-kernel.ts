@@ -1,8 +1,99 @@
-// WebAssembly kernel: not built yet, the TypeScript kernel is used.
+// The WebAssembly SIMD128 symbol kernel (source: wasm/kernel.wat, bytes: wasm/kernel.generated.ts).
+// Each arena owns one WebAssembly.Memory: GF(256) nibble tables, a plan buffer, then the slots.
 import type { Arena } from './arena.js';
-export function wasmAvailable(): boolean {
-  return false;
+import { MUL } from './gf256.js';
+import type { Plan } from './plan.js';
+import { KERNEL_WASM_BASE64 } from './wasm/kernel.generated.js';
+
+interface KernelExports {
+  xor(dst: number, src: number, len: number): void;
+  muladd(dst: number, src: number, c: number, len: number): void;
+  mul(dst: number, c: number, len: number): void;
+  run(plan: number, n: number, base: number, stride: number, len: number): void;
 }
-export function createWasmArena(_slots: number, _stride: number): Arena {
-  throw new Error('no wasm');
+
+// The project compiles with lib ES2022 and no DOM types, so the few WebAssembly JS API members
+// used here are typed locally.
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+type WasmModule = object;
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: object };
+  Memory: new (desc: { initial: number; maximum?: number }) => WasmMemory;
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const TABLES = 8192;
+const PLAN_BASE = TABLES;
+const PLAN_CHUNK = 16384; // ops per run() call
+const ARENA_BASE = PLAN_BASE + PLAN_CHUNK * 16;
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+
+/** Nibble tables: c*32 + i -> c*i, c*32 + 16 + i -> c*(i<<4). */
+const NIBBLES = new Uint8Array(TABLES);
+for (let c = 0; c < 256; c++) {
+  for (let i = 0; i < 16; i++) {
+    NIBBLES[c * 32 + i] = MUL[(c << 8) | i]!;
+    NIBBLES[c * 32 + 16 + i] = MUL[(c << 8) | (i << 4)]!;
+  }
+}
+
+let module: WasmModule | null | undefined;
+
+function getModule(): WasmModule | null {
+  if (module === undefined) {
+    try {
+      module = new WA.Module(Buffer.from(KERNEL_WASM_BASE64, 'base64'));
+      // Probe: instantiation fails where SIMD128 is not supported.
+      new WA.Instance(module, { env: { mem: new WA.Memory({ initial: 1 }) } });
+    } catch {
+      module = null;
+    }
+  }
+  return module;
+}
+
+export function wasmAvailable(): boolean {
+  return getModule() !== null;
+}
+
+/** Largest arena (bytes) a wasm32 memory can hold after the tables and plan buffer. */
+export const WASM_ARENA_LIMIT = MAX_PAGES * PAGE - ARENA_BASE;
+
+class WasmArena implements Arena {
+  readonly bytes: Uint8Array;
+  private readonly k: KernelExports;
+  private readonly planView: Int32Array;
+  constructor(
+    slots: number,
+    readonly stride: number,
+  ) {
+    const mod = getModule();
+    if (mod === null) throw new Error('WebAssembly SIMD128 is not available');
+    const size = slots * stride;
+    const pages = Math.ceil((ARENA_BASE + size + 16) / PAGE);
+    const mem = new WA.Memory({ initial: pages, maximum: pages });
+    const inst = new WA.Instance(mod, { env: { mem } });
+    this.k = inst.exports as unknown as KernelExports;
+    new Uint8Array(mem.buffer, 0, TABLES).set(NIBBLES);
+    this.planView = new Int32Array(mem.buffer, PLAN_BASE, PLAN_CHUNK * 4);
+    this.bytes = new Uint8Array(mem.buffer, ARENA_BASE, size);
+  }
+  run(plan: Plan): void {
+    for (let i = 0; i < plan.length; i += PLAN_CHUNK) {
+      const n = Math.min(PLAN_CHUNK, plan.length - i);
+      this.planView.set(plan.ops.subarray(i * 4, (i + n) * 4));
+      this.k.run(PLAN_BASE, n, ARENA_BASE, this.stride, this.stride);
+    }
+  }
+  xor(dst: number, src: number): void {
+    this.k.xor(ARENA_BASE + dst, ARENA_BASE + src, this.stride);
+  }
+}
+
+export function createWasmArena(slots: number, stride: number): Arena {
+  return new WasmArena(slots, stride);
 }
