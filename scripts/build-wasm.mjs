@@ -2,7 +2,8 @@
 // Compiles src/fec/wasm/kernel.wat with wabt and writes the bytes, base64, to
 // src/fec/wasm/kernel.generated.ts. `--check` exits non-zero if the committed file differs.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { Buffer } from 'node:buffer';
+import { URL, fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
