@@ -4,7 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LabError, UsageError } from '../../src/errors.js';
-import { Lab, labNamespaces, labSupport, labTest, runSender, startReceiver, withLab } from '../../src/lab/index.js';
+import { Lab, labNamespaces, labSupport, withLab } from '../../src/lab/index.js';
+import { labTest, runSender, startReceiver } from '../../src/lab/testing.js';
 
 const support = labSupport();
 const skip = support.ok ? false : `network lab unavailable: ${support.reason}`;
@@ -164,7 +165,7 @@ labTest('spawn runs inside the host namespace; destroy kills its children', { ho
 const HOLD = fileURLToPath(new URL('./fixtures/hold-lab.js', import.meta.url));
 
 async function holdAndKill(args: string[], signal: NodeJS.Signals | null): Promise<{ code: number | null; sig: NodeJS.Signals | null; id: string; pid: number }> {
-  const child = spawn(process.execPath, [HOLD, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [HOLD, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const info = await new Promise<{ id: string; pid: number }>((resolve, reject) => {
     let buf = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -177,6 +178,7 @@ async function holdAndKill(args: string[], signal: NodeJS.Signals | null): Promi
   const exit = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
   assert.equal(namespacesOf(info.id).length, 3);
   if (signal) child.kill(signal);
+  else child.stdin.write('exit\n');
   const [code, sig] = await exit;
   return { code, sig, ...info };
 }

@@ -1,6 +1,6 @@
 // Real IPv6 multicast between processes in lab hosts (network namespaces).
 import assert from 'node:assert/strict';
-import { labTest, startReceiver, runSender } from '../../src/lab/index.js';
+import { labTest, startReceiver, runSender } from '../../src/lab/testing.js';
 
 const G = 'ff1e::4242:1';
 
