@@ -1,0 +1,366 @@
+// The security layer of the fountain transfer, as two I/O-free pieces that sit around the
+// transfer's own sender and receiver (docs/security.md "Integration"):
+//   SecureSender   wraps a sender's next(now): seals every datagram with the group key, sends the
+//                  signed manifest (fragmented, MANIFEST packets) and, when the manifest asks for it,
+//                  signed digest batches (SIGNATURE packets) ahead of the datagrams they cover.
+//   ReceiveGuard   filters datagrams before the transfer receiver sees them: authenticates (and
+//                  decrypts), assembles and verifies the manifest, holds everything back until a
+//                  verified manifest is held, checks descriptions against it, checks digests, and
+//                  checks each decoded block against the manifest's commitments.
+import { createHash } from 'node:crypto';
+import { SecurityError } from '../errors.js';
+import { checkBlock } from './blocks.js';
+import { DigestSigner, DigestVerifier, MAX_BATCH } from './digests.js';
+import { fragmentManifest, ManifestAssembler } from './fragments.js';
+import { checkDescription, inRollout, verifyManifest, type Manifest, type VerifyPolicy } from './manifest.js';
+import { PacketAuth, type AuthSuite } from './packet-auth.js';
+import type { SigningKey } from './keys.js';
+import type { TrustStore } from './trust.js';
+import { decodePacket, encodeRaw, Flags, HEADER_LENGTH, IPV6_UDP_OVERHEAD, PacketType } from '../wire/fountain.js';
+import { equalBytes } from './bytes.js';
+
+/** Body offset of a fountain datagram: fixed header plus extensions (bytes 6..7). */
+function bodyOffset(datagram: Uint8Array): number {
+  return HEADER_LENGTH + (((datagram[6] ?? 0) << 8) | (datagram[7] ?? 0));
+}
+
+/** What the transfer's FountainSender accepts as `sealer` (src/transfer/sender.ts PacketSealer). */
+export interface Sealer {
+  readonly flags: number;
+  readonly trailerLength: number;
+  seal(packet: Uint8Array): void;
+}
+
+export function fountainSealer(auth: PacketAuth): Sealer {
+  return {
+    flags: Flags.AUTH | (auth.encrypts ? Flags.ENCRYPTED : 0),
+    trailerLength: auth.trailerLength,
+    seal: (packet) => auth.sealInPlace(packet, bodyOffset(packet)),
+  };
+}
+
+type InnerStep = { datagram: Uint8Array; kind: string } | { wait: number } | { done: true };
+export type SecureStep = { datagram: Uint8Array; kind: string } | { wait: number } | { done: true };
+
+export interface SecureSenderOptions {
+  /** The transfer sender, built with `sealer: fountainSealer(auth)` and run unpaced (rate very high). */
+  inner: { next(now: number): InnerStep };
+  objectId: Uint8Array;
+  manifest: Uint8Array;
+  auth?: PacketAuth;
+  /** Required when the manifest sets symbolDigests. */
+  signingKey?: SigningKey;
+  digests?: boolean;
+  /** Datagrams per digest batch (<= 64) and copies of each batch (loss). */
+  batchSize?: number;
+  batchCopies?: number;
+  /** Send the manifest every this many datagrams (default 200). */
+  manifestEvery?: number;
+  rateBps: number;
+}
+
+/** I/O-free: adds MANIFEST / SIGNATURE packets and paces the whole stream with a token bucket. */
+export class SecureSender {
+  readonly stats = { manifests: 0, batches: 0, datagrams: 0, bytes: 0 };
+  private readonly queue: { datagram: Uint8Array; kind: string }[] = [];
+  private readonly manifestPackets: Uint8Array[];
+  private readonly signer: DigestSigner | undefined;
+  private readonly batchSize: number;
+  private readonly copies: number;
+  private readonly every: number;
+  private readonly bytesPerMs: number;
+  private readonly burst: number;
+  private tokens: number;
+  private last: number | undefined;
+  private sinceManifest = Infinity;
+  private innerDone = false;
+
+  constructor(private readonly o: SecureSenderOptions) {
+    this.manifestPackets = fragmentManifest(o.manifest).map((body) => this.frame(PacketType.MANIFEST, body));
+    if (o.digests) {
+      if (!o.signingKey) throw new SecurityError('signed digests need the signing key', 'ERR_KEY');
+      this.signer = new DigestSigner(o.signingKey, o.objectId);
+    }
+    this.batchSize = Math.min(MAX_BATCH, Math.max(1, o.batchSize ?? MAX_BATCH));
+    this.copies = Math.max(1, o.batchCopies ?? 2);
+    this.every = o.manifestEvery ?? 200;
+    this.bytesPerMs = o.rateBps / 8 / 1000;
+    this.burst = Math.max(8 * 1300, 4 * this.bytesPerMs);
+    this.tokens = this.burst;
+  }
+
+  private frame(type: number, body: Uint8Array): Uint8Array {
+    const auth = this.o.auth;
+    const packet = encodeRaw(type, {
+      objectId: this.o.objectId,
+      flags: auth ? Flags.AUTH | (auth.encrypts ? Flags.ENCRYPTED : 0) : 0,
+      trailer: auth ? new Uint8Array(auth.trailerLength) : undefined,
+    }, body);
+    auth?.sealInPlace(packet, bodyOffset(packet));
+    return packet;
+  }
+
+  private refill(now: number): void {
+    // Pull the next batch of inner datagrams, then queue the signed batch ahead of them.
+    const got: { datagram: Uint8Array; kind: string }[] = [];
+    const limit = this.signer ? this.batchSize : 1;
+    while (got.length < limit && !this.innerDone) {
+      const s = this.o.inner.next(now);
+      if ('done' in s) this.innerDone = true;
+      else if ('datagram' in s) got.push({ datagram: s.datagram, kind: s.kind });
+      else break;
+    }
+    if (got.length === 0) return;
+    if (this.signer) {
+      const batch = this.frame(PacketType.SIGNATURE, this.signer.sign(got.map((g) => g.datagram)));
+      this.stats.batches += 1;
+      // Copies spread through the batch's first quarter, so one burst loss does not take them all.
+      const spaced = got.slice();
+      for (let c = this.copies - 1; c >= 1; c--) spaced.splice(Math.min(spaced.length, c * Math.ceil(this.batchSize / 4 / this.copies)), 0, { datagram: batch, kind: 'digests' });
+      this.queue.push({ datagram: batch, kind: 'digests' }, ...spaced);
+    } else {
+      this.queue.push(...got);
+    }
+  }
+
+  next(now: number): SecureStep {
+    if (this.last === undefined) this.last = now;
+    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, now - this.last) * this.bytesPerMs);
+    this.last = now;
+    let item: { datagram: Uint8Array; kind: string } | undefined;
+    const wantManifest = this.sinceManifest >= this.every;
+    if (!wantManifest) {
+      if (this.queue.length === 0) this.refill(now);
+      item = this.queue[0];
+      if (!item) return this.innerDone ? { done: true } : { wait: 1 };
+    }
+    const len = (item ? item.datagram.length : (this.manifestPackets[0] as Uint8Array).length) + IPV6_UDP_OVERHEAD;
+    if (this.tokens < len) return { wait: Math.max(0.05, (len - this.tokens) / this.bytesPerMs) };
+    if (wantManifest) {
+      // All fragments in a row: a late joiner holds the manifest after one manifest interval.
+      const frag = this.manifestPackets[this.stats.manifests % this.manifestPackets.length] as Uint8Array;
+      this.stats.manifests += 1;
+      if (this.stats.manifests % this.manifestPackets.length === 0) this.sinceManifest = 0;
+      this.tokens -= frag.length + IPV6_UDP_OVERHEAD;
+      this.count(frag);
+      return { datagram: frag, kind: 'manifest' };
+    }
+    this.queue.shift();
+    this.tokens -= len;
+    this.sinceManifest += 1;
+    this.count((item as { datagram: Uint8Array }).datagram);
+    return item as { datagram: Uint8Array; kind: string };
+  }
+
+  private count(d: Uint8Array): void {
+    this.stats.datagrams += 1;
+    this.stats.bytes += d.length;
+  }
+}
+
+export type DropReason =
+  | 'malformed'
+  | 'unauthenticated'
+  | 'auth'
+  | 'no-manifest'
+  | 'foreign'
+  | 'mismatch'
+  | 'unsigned'
+  | 'not-in-rollout'
+  | 'manifest-rejected'
+  | 'batch-rejected';
+
+export type GuardResult =
+  | { kind: 'deliver'; datagram: Uint8Array }
+  | { kind: 'manifest'; manifest: Manifest }
+  | { kind: 'consumed' }
+  | { kind: 'drop'; reason: DropReason; code?: string };
+
+export interface ReceiveGuardOptions {
+  trust: TrustStore;
+  policy: VerifyPolicy;
+  /** Group key: when set, every packet must carry a valid tag. */
+  groupKey?: Uint8Array;
+  /** Cipher expected on encrypted packets (default aes-256-gcm). */
+  cipher?: Exclude<AuthSuite, 'mac'>;
+  /** Refuse plaintext bodies (needs groupKey). */
+  requireEncryption?: boolean;
+  /** Require signed digest batches even if the manifest does not ask for them. */
+  requireDigests?: boolean;
+  deviceId?: Uint8Array;
+  /** Verify only manifests for this object id (optional). */
+  objectId?: Uint8Array;
+}
+
+export interface GuardStats {
+  datagrams: number;
+  delivered: number;
+  manifestsVerified: number;
+  blocksVerified: number;
+  blocksRejected: number;
+  drops: Record<DropReason, number>;
+  /** SecurityError codes of rejected manifests (ERR_SIGNATURE, ERR_ROLLBACK, ...). */
+  manifestErrors: Record<string, number>;
+}
+
+/** I/O-free receive-side filter; see the file comment. */
+export class ReceiveGuard {
+  readonly stats: GuardStats = {
+    datagrams: 0,
+    delivered: 0,
+    manifestsVerified: 0,
+    blocksVerified: 0,
+    blocksRejected: 0,
+    drops: {
+      malformed: 0,
+      unauthenticated: 0,
+      auth: 0,
+      'no-manifest': 0,
+      foreign: 0,
+      mismatch: 0,
+      unsigned: 0,
+      'not-in-rollout': 0,
+      'manifest-rejected': 0,
+      'batch-rejected': 0,
+    },
+    manifestErrors: {},
+  };
+  private held: Manifest | undefined;
+  private digests: DigestVerifier | undefined;
+  private readonly assembler = new ManifestAssembler();
+  private readonly auths = new Map<string, { mac: PacketAuth; aead: PacketAuth }>();
+  private readonly rejectedManifests = new Set<string>();
+
+  constructor(private readonly o: ReceiveGuardOptions) {
+    if (o.requireEncryption && !o.groupKey) throw new SecurityError('encryption needs a group key', 'ERR_KEY');
+  }
+
+  get manifest(): Manifest | undefined {
+    return this.held;
+  }
+
+  private authFor(objectId: Uint8Array): { mac: PacketAuth; aead: PacketAuth } {
+    const k = Buffer.from(objectId).toString('hex');
+    let a = this.auths.get(k);
+    if (!a) {
+      const gk = this.o.groupKey as Uint8Array;
+      a = { mac: new PacketAuth(gk, objectId, 'mac'), aead: new PacketAuth(gk, objectId, this.o.cipher ?? 'aes-256-gcm') };
+      if (this.auths.size >= 16) this.auths.delete(this.auths.keys().next().value as string);
+      this.auths.set(k, a);
+    }
+    return a;
+  }
+
+  private drop(reason: DropReason, code?: string): GuardResult {
+    this.stats.drops[reason] += 1;
+    return code ? { kind: 'drop', reason, code } : { kind: 'drop', reason };
+  }
+
+  /**
+   * Feed one datagram as received. `now`: unix seconds from a trusted clock, or undefined.
+   * A 'deliver' result carries the datagram the transfer receiver should see (decrypted, with
+   * the ENCRYPTED flag cleared); everything else must not reach it.
+   */
+  filter(datagram: Uint8Array, now: number | undefined): GuardResult {
+    this.stats.datagrams += 1;
+    let pkt;
+    try {
+      pkt = decodePacket(datagram);
+    } catch {
+      return this.drop('malformed');
+    }
+    let plain = datagram;
+    if (this.o.groupKey) {
+      if (!(pkt.flags & Flags.AUTH)) return this.drop('unauthenticated');
+      const enc = (pkt.flags & Flags.ENCRYPTED) !== 0;
+      if (this.o.requireEncryption && !enc && pkt.type !== PacketType.MANIFEST && pkt.type !== PacketType.SIGNATURE) {
+        return this.drop('unauthenticated');
+      }
+      const auth = this.authFor(pkt.objectId);
+      const a = enc ? auth.aead : auth.mac;
+      if (pkt.trailer.length !== a.trailerLength) return this.drop('auth');
+      plain = enc ? datagram.slice() : datagram;
+      if (!a.openInPlace(plain, bodyOffset(plain))) return this.drop('auth');
+      if (enc) {
+        plain[4] = (plain[4] as number) & ~Flags.ENCRYPTED;
+        try {
+          pkt = decodePacket(plain);
+        } catch {
+          return this.drop('malformed');
+        }
+      }
+    }
+    if (pkt.type === PacketType.MANIFEST) return this.onManifest(pkt.kind === 'other' ? pkt.body : new Uint8Array(0), now);
+    const m = this.held;
+    if (!m) return this.drop('no-manifest');
+    if (!equalBytes(pkt.objectId, m.objectId)) return this.drop('foreign');
+    if (pkt.type === PacketType.SIGNATURE) {
+      if (!this.digests || pkt.kind !== 'other') return this.drop('foreign');
+      const r = this.digests.addBatch(pkt.body);
+      return r === 'accepted' || r === 'duplicate' ? { kind: 'consumed' } : this.drop('batch-rejected', r);
+    }
+    if (this.digests && !this.digests.check(datagram)) return this.drop('unsigned');
+    if (pkt.kind === 'description') {
+      try {
+        checkDescription(m, { objectId: pkt.objectId, size: pkt.description.size, oti: pkt.description.oti, hash: pkt.description.hash });
+      } catch {
+        return this.drop('mismatch');
+      }
+    } else if (pkt.kind === 'symbol') {
+      if (pkt.symbol.sbn >= m.blockHashes.length) return this.drop('mismatch');
+    } else {
+      return this.drop('foreign');
+    }
+    this.stats.delivered += 1;
+    return { kind: 'deliver', datagram: plain };
+  }
+
+  private onManifest(body: Uint8Array, now: number | undefined): GuardResult {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = this.assembler.push(body);
+    } catch {
+      return this.drop('malformed');
+    }
+    if (!bytes) return { kind: 'consumed' };
+    if (this.held) {
+      // Already holding a verified manifest: the repeats of it are expected.
+      if (equalBytes(bytes, this.held.bytes)) return { kind: 'consumed' };
+    }
+    const id = createHash('sha256').update(bytes).digest('hex');
+    if (this.rejectedManifests.has(id)) return this.drop('manifest-rejected', 'ERR_REPEAT');
+    let m: Manifest;
+    try {
+      m = verifyManifest(bytes, this.o.trust, this.o.policy, now);
+      if (this.o.objectId && !equalBytes(this.o.objectId, m.objectId)) throw new SecurityError('manifest for another object', 'ERR_MISMATCH');
+      if (this.o.requireEncryption && !m.encryption) throw new SecurityError('manifest does not require encryption', 'ERR_POLICY');
+    } catch (err) {
+      if (!(err instanceof SecurityError)) throw err;
+      if (this.rejectedManifests.size < 64) this.rejectedManifests.add(id);
+      this.stats.manifestErrors[err.code] = (this.stats.manifestErrors[err.code] ?? 0) + 1;
+      return this.drop('manifest-rejected', err.code);
+    }
+    if (this.held) {
+      // A different, valid manifest while one is held (e.g. the next release): stay with the first.
+      return this.drop('foreign');
+    }
+    if (this.o.deviceId && !inRollout(m, this.o.deviceId)) return this.drop('not-in-rollout');
+    this.held = m;
+    this.stats.manifestsVerified += 1;
+    if (m.symbolDigests || this.o.requireDigests) this.digests = new DigestVerifier(m.signerPublicKey, m.objectId);
+    return { kind: 'manifest', manifest: m };
+  }
+
+  /** Check a decoded source block against the manifest before it is written to its final place. */
+  checkBlock(sbn: number, data: Uint8Array): boolean {
+    const m = this.held;
+    const ok = m !== undefined && checkBlock(m.blockHashes, sbn, data);
+    if (ok) this.stats.blocksVerified += 1;
+    else this.stats.blocksRejected += 1;
+    return ok;
+  }
+
+  get digestStats(): DigestVerifier['stats'] | undefined {
+    return this.digests?.stats;
+  }
+}

@@ -1,0 +1,146 @@
+// Per-packet authentication (and optional encryption) with a group key. Scheme and limits:
+// docs/security.md "Per-packet authentication".
+//
+// Key schedule: K_obj = HKDF-SHA256(IKM = group key, salt = "iotupd packet auth v1",
+// info = suite byte || object id), 32 bytes: one key per object and per suite, so a packet of one
+// object never verifies under another, and MAC and AEAD never share a key.
+//
+// Suites and trailer (appended to the datagram; the wire header counts it in "trailer len"):
+//   mac                HMAC-SHA256(K_obj, every byte before the trailer), truncated to 16 bytes.
+//   aes-256-gcm /      nonce (12) || tag (16). AAD = header and extensions (bytes before the
+//   chacha20-poly1305  body), plaintext = body, encrypted in place.
+// Nonce = 8-byte random salt drawn when the PacketAuth is created || 32-bit packet counter.
+// Within one instance the counter never repeats (a new salt is drawn before it wraps); two
+// instances (restarted or cooperating senders) share a salt with probability about
+// r^2 / 2^65 for r instances per object key. Receivers never seal.
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { SecurityError } from '../errors.js';
+import { ascii } from './bytes.js';
+import { GROUP_KEY_LENGTH } from './keys.js';
+
+export type AuthSuite = 'mac' | 'aes-256-gcm' | 'chacha20-poly1305';
+const SUITE_IDS: Record<AuthSuite, number> = { mac: 1, 'aes-256-gcm': 2, 'chacha20-poly1305': 3 };
+
+export const TAG_LENGTH = 16;
+export const NONCE_LENGTH = 12;
+
+export function deriveObjectKey(groupKey: Uint8Array, objectId: Uint8Array, suite: AuthSuite): Buffer {
+  if (groupKey.length !== GROUP_KEY_LENGTH) throw new SecurityError(`group key must be ${GROUP_KEY_LENGTH} bytes`, 'ERR_KEY');
+  const info = new Uint8Array(1 + objectId.length);
+  info[0] = SUITE_IDS[suite];
+  info.set(objectId, 1);
+  return Buffer.from(hkdfSync('sha256', groupKey, ascii('iotupd packet auth v1'), info, 32));
+}
+
+export interface PacketAuthOptions {
+  /** Fixed nonce salt (tests and known-answer vectors only). */
+  nonceSalt?: Uint8Array;
+}
+
+export class PacketAuth {
+  readonly suite: AuthSuite;
+  readonly encrypts: boolean;
+  readonly trailerLength: number;
+  private readonly key: Buffer;
+  private readonly salt = Buffer.alloc(8);
+  private counter = 0;
+
+  constructor(groupKey: Uint8Array, objectId: Uint8Array, suite: AuthSuite = 'mac', opts: PacketAuthOptions = {}) {
+    if (!(suite in SUITE_IDS)) throw new SecurityError(`unknown packet authentication suite '${suite}'`, 'ERR_KEY');
+    this.suite = suite;
+    this.encrypts = suite !== 'mac';
+    this.trailerLength = this.encrypts ? NONCE_LENGTH + TAG_LENGTH : TAG_LENGTH;
+    this.key = deriveObjectKey(groupKey, objectId, suite);
+    if (opts.nonceSalt) {
+      if (opts.nonceSalt.length !== 8) throw new SecurityError('nonce salt must be 8 bytes', 'ERR_KEY');
+      this.salt.set(opts.nonceSalt);
+    } else {
+      randomBytes(8).copy(this.salt);
+    }
+  }
+
+  private nextNonce(): Buffer {
+    if (this.counter === 0x100000000) {
+      randomBytes(8).copy(this.salt);
+      this.counter = 0;
+    }
+    const nonce = Buffer.alloc(NONCE_LENGTH);
+    this.salt.copy(nonce, 0);
+    nonce.writeUInt32BE(this.counter, 8);
+    this.counter += 1;
+    return nonce;
+  }
+
+  private mac(...parts: Uint8Array[]): Buffer {
+    const h = createHmac('sha256', this.key);
+    for (const p of parts) h.update(p);
+    return h.digest().subarray(0, TAG_LENGTH);
+  }
+
+  /**
+   * Seal in place. `datagram` already has `trailerLength` bytes reserved at its end; the body
+   * (encrypted in AEAD suites) runs from `bodyOffset` to the trailer; bytes before it are AAD.
+   */
+  sealInPlace(datagram: Uint8Array, bodyOffset: number): void {
+    const end = datagram.length - this.trailerLength;
+    if (bodyOffset < 0 || bodyOffset > end) throw new SecurityError('packet too short for its trailer', 'ERR_AUTH');
+    if (!this.encrypts) {
+      datagram.set(this.mac(datagram.subarray(0, end)), end);
+      return;
+    }
+    const nonce = this.nextNonce();
+    const c = createCipheriv(this.suite as 'aes-256-gcm', this.key, nonce, { authTagLength: TAG_LENGTH });
+    c.setAAD(datagram.subarray(0, bodyOffset));
+    const body = datagram.subarray(bodyOffset, end);
+    const ct = c.update(body);
+    c.final();
+    body.set(ct);
+    datagram.set(nonce, end);
+    datagram.set(c.getAuthTag(), end + NONCE_LENGTH);
+  }
+
+  /**
+   * Verify (and decrypt in place). Returns false, leaving the body unusable, when the tag is
+   * wrong: the caller counts an 'auth' drop and must not look at the packet further.
+   */
+  openInPlace(datagram: Uint8Array, bodyOffset: number): boolean {
+    const end = datagram.length - this.trailerLength;
+    if (bodyOffset < 0 || bodyOffset > end) return false;
+    if (!this.encrypts) {
+      return timingSafeEqual(this.mac(datagram.subarray(0, end)), datagram.subarray(end));
+    }
+    const nonce = datagram.subarray(end, end + NONCE_LENGTH);
+    const tag = datagram.subarray(end + NONCE_LENGTH);
+    try {
+      const d = createDecipheriv(this.suite as 'aes-256-gcm', this.key, nonce, { authTagLength: TAG_LENGTH });
+      d.setAAD(datagram.subarray(0, bodyOffset));
+      d.setAuthTag(tag);
+      const body = datagram.subarray(bodyOffset, end);
+      const pt = d.update(body);
+      d.final();
+      body.set(pt);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Detached form: returns the (encrypted) payload and the trailer. */
+  seal(header: Uint8Array, payload: Uint8Array): { payload: Uint8Array; trailer: Uint8Array } {
+    const buf = new Uint8Array(header.length + payload.length + this.trailerLength);
+    buf.set(header);
+    buf.set(payload, header.length);
+    this.sealInPlace(buf, header.length);
+    return { payload: buf.slice(header.length, header.length + payload.length), trailer: buf.slice(header.length + payload.length) };
+  }
+
+  /** Detached form of openInPlace: the plaintext payload, or null when authentication fails. */
+  open(header: Uint8Array, payload: Uint8Array, trailer: Uint8Array): Uint8Array | null {
+    if (trailer.length !== this.trailerLength) return null;
+    const buf = new Uint8Array(header.length + payload.length + trailer.length);
+    buf.set(header);
+    buf.set(payload, header.length);
+    buf.set(trailer, header.length + payload.length);
+    return this.openInPlace(buf, header.length) ? buf.slice(header.length, header.length + payload.length) : null;
+  }
+}

@@ -1,0 +1,159 @@
+// Canonical encoding of the manifest and certificates, and hostile-input fuzzing of the verifier.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { fromHex, toHex } from '../../src/crypto/bytes.js';
+import { blockHash, blockRanges, BlockHasher, parseOti } from '../../src/crypto/blocks.js';
+import { decodeCertificateUnverified, issueDelegation, verifyCertificate } from '../../src/crypto/certs.js';
+import { decodeManifestBody, encodeManifestBody, inspectManifest, signManifest, verifyManifest, type ManifestFields } from '../../src/crypto/manifest.js';
+import { SecurityError } from '../../src/errors.js';
+import { hierarchy, keyFromSeed, otiBytes, prng, release, T0 } from './fixtures.js';
+
+const policy = { product: 'sensor-v2', installedSequence: 0n };
+
+function u64(v: number | bigint): string {
+  return BigInt(v).toString(16).padStart(16, '0');
+}
+
+test('manifest body: byte layout written out by hand from the spec matches the encoder', () => {
+  const f: ManifestFields = {
+    product: 'ab',
+    sequence: 5n,
+    version: 'v',
+    created: 100,
+    expires: 200,
+    objectId: fromHex('0102030405060708'),
+    objectHash: new Uint8Array(32).fill(0x11),
+    size: 10,
+    oti: otiBytes(10, 8, 1),
+    blockHashes: [new Uint8Array(32).fill(0x22)],
+    rolloutBasisPoints: 2500,
+  };
+  const expected =
+    '01' + // format version
+    '02' + '6162' + // product
+    u64(5) +
+    '01' + '76' + // version string
+    u64(100) +
+    u64(200) +
+    '08' + '0102030405060708' + // object id
+    '01' + '11'.repeat(32) + // SHA-256 object hash
+    u64(10) +
+    '000000000a' + '00' + '0008' + '01' + '0001' + '04' + // OTI: F=10, T=8, Z=1, N=1, Al=4
+    '0001' + '22'.repeat(32) + // block hashes
+    '02' + // flags: rollout
+    '09c4'; // 2500 basis points
+  assert.equal(toHex(encodeManifestBody(f)), expected);
+  const back = decodeManifestBody(fromHex(expected));
+  assert.deepEqual(back, f);
+});
+
+test('manifest round trip is canonical: decode(encode(x)) re-encodes to the same bytes', () => {
+  const r = release(42n, { size: 50_000, T: 512, Z: 7 });
+  const f = { ...r.fields, encryption: { cipher: 'chacha20-poly1305' as const, groupKeyId: fromHex('a1a2a3a4a5a6a7a8') }, symbolDigests: true };
+  const body = encodeManifestBody(f);
+  assert.deepEqual(encodeManifestBody(decodeManifestBody(body)), body);
+  assert.deepEqual(decodeManifestBody(body), f);
+});
+
+test('block commitments: ranges follow RFC 6330 4.4.1.2 partition; streaming hasher equals one-shot', () => {
+  // F = 10000, T = 256: Kt = 40, Z = 3 -> KL = 14, KS = 13, ZL = 1: blocks of 14, 13, 13 symbols.
+  const oti = parseOti(otiBytes(10_000, 256, 3));
+  assert.deepEqual(blockRanges(oti), [
+    { offset: 0, length: 14 * 256 },
+    { offset: 14 * 256, length: 13 * 256 },
+    { offset: 27 * 256, length: 10_000 - 27 * 256 },
+  ]);
+  const r = release(1n);
+  const h = new BlockHasher(oti);
+  const rnd = prng(3);
+  for (let o = 0; o < r.object.length; ) {
+    const n = 1 + (rnd() % 999);
+    h.update(r.object.subarray(o, o + n));
+    o += n;
+  }
+  assert.deepEqual(h.digest(), r.fields.blockHashes);
+  // The commitment binds the block number: the same bytes at another SBN hash differently.
+  assert.notEqual(toHex(blockHash(0, r.object.subarray(0, 100))), toHex(blockHash(1, r.object.subarray(0, 100))));
+});
+
+test('delegation certificate: layout, signature, and decode', () => {
+  const root = keyFromSeed('root');
+  const sub = keyFromSeed('signer');
+  const cert = issueDelegation(root, sub.publicKey, { products: ['p'], notBefore: 1, notAfter: 2, minSequence: 3n, maxSequence: 4n });
+  const tbs = '494f5443' + '01' + '01' + toHex(root.keyId) + toHex(sub.publicKey) + u64(1) + u64(2) + u64(3) + u64(4) + '01' + '0170';
+  assert.equal(toHex(cert.subarray(0, cert.length - 64)), tbs);
+  const c = verifyCertificate(cert, root.publicKey);
+  assert.equal(c.kind, 'delegation');
+  assert.deepEqual(decodeCertificateUnverified(cert), c);
+  const bad = cert.slice();
+  bad[50] = (bad[50] as number) ^ 1;
+  assert.throws(() => verifyCertificate(bad, root.publicKey), { code: 'ERR_DELEGATION' });
+  assert.throws(() => verifyCertificate(cert, sub.publicKey), { code: 'ERR_DELEGATION' });
+});
+
+test('a bit flip in every byte of a signed manifest is rejected with a SecurityError', () => {
+  const { signer, trust } = hierarchy();
+  const m = signManifest(release(1n, { size: 3000, T: 256, Z: 2 }).fields, signer);
+  assert.equal(verifyManifest(m, trust, policy, T0).sequence, 1n);
+  const codes = new Map<string, number>();
+  for (let i = 0; i < m.length; i++) {
+    {
+      const b = i % 8;
+      const x = m.slice();
+      x[i] = (x[i] as number) ^ (1 << b);
+      try {
+        verifyManifest(x, trust, policy, T0);
+        assert.fail(`bit ${b} of byte ${i} flipped and still accepted`);
+      } catch (err) {
+        assert.ok(err instanceof SecurityError, `byte ${i}: ${String(err)}`);
+        codes.set(err.code, (codes.get(err.code) ?? 0) + 1);
+      }
+    }
+  }
+  // Flips land in the envelope, the certificate, the signature and the body: all four kinds seen.
+  for (const c of ['ERR_MALFORMED', 'ERR_DELEGATION', 'ERR_SIGNATURE']) assert.ok((codes.get(c) ?? 0) > 0, c);
+});
+
+test('truncations and random garbage never crash the verifier, only SecurityError', () => {
+  const { signer, trust } = hierarchy();
+  const m = signManifest(release(1n).fields, signer);
+  for (let n = 0; n < m.length; n++) {
+    assert.throws(() => verifyManifest(m.subarray(0, n), trust, policy, T0), SecurityError);
+  }
+  assert.throws(() => verifyManifest(new Uint8Array([...m, 0]), trust, policy, T0), { code: 'ERR_MALFORMED' });
+  const rnd = prng(99);
+  for (let i = 0; i < 2000; i++) {
+    const len = rnd() % 600;
+    const x = new Uint8Array(len);
+    for (let j = 0; j < len; j++) x[j] = rnd() & 0xff;
+    if (i % 2 === 0 && len > 13) x.set(m.subarray(0, 13)); // valid magic and key id, garbage after
+    assert.throws(() => verifyManifest(x, trust, policy, T0), SecurityError);
+  }
+});
+
+test('the signature is checked before the body is decoded: a garbage body signed by an untrusted key reports the key, not the body', () => {
+  const { trust } = hierarchy();
+  const stranger = keyFromSeed('stranger');
+  const m = signManifest(release(1n).fields, stranger);
+  // Corrupt the body length-prefixed content (last byte = flags) so decoding would fail.
+  const x = m.slice();
+  x[x.length - 1] = 0xff;
+  assert.throws(() => verifyManifest(x, trust, policy, T0), { code: 'ERR_UNTRUSTED_KEY' });
+  // A trusted signer over a body that fails decoding: the signature fails first.
+  const { signer } = hierarchy();
+  const y = signManifest(release(1n).fields, signer).slice();
+  y[y.length - 1] = 0xff;
+  assert.throws(() => verifyManifest(y, trust, policy, T0), { code: 'ERR_SIGNATURE' });
+});
+
+test('inspectManifest shows fields without trusting them; manifest id is SHA-256 of the body', () => {
+  const { signer, trust } = hierarchy();
+  const r = release(9n);
+  const bytes = signManifest(r.fields, signer);
+  const i = inspectManifest(bytes);
+  assert.equal(i.fields.version, '1.9.0');
+  assert.equal(toHex(i.signerKeyId), toHex(signer.keyId));
+  const v = verifyManifest(bytes, trust, policy, T0);
+  assert.equal(toHex(v.manifestId), createHash('sha256').update(encodeManifestBody(r.fields)).digest('hex'));
+});
