@@ -36,6 +36,7 @@ import { StorageError } from '../errors.js';
  * without losing the framing of the ones after it.
  */
 export const RECORD_HEADER = 16;
+const RUN_BYTES = 64 * 1024;
 export const RecordKind = { SYMBOL: 1, SOURCE: 2, BLOCK_DONE: 3 } as const;
 
 export interface SpoolRecord {
@@ -69,6 +70,7 @@ export class Spool {
   private readonly symBuf: Uint8Array;
   private symBufUsed = 0;
   private readonly jBuf = new Uint8Array(RECORD_HEADER * 256);
+  private readonly runs = new Map<number, { start: number; used: number; buf: Uint8Array }>();
   private jBufUsed = 0;
   private closed = false;
 
@@ -178,19 +180,46 @@ export class Spool {
     return this.symCount++;
   }
 
-  /** Write a source symbol's real bytes into data.part at `offset` and journal it; returns the record CRC. */
+  /**
+   * Write a source symbol's real bytes into data.part at `offset` and journal it; returns the
+   * record CRC. Writes are combined per block: round-robin sending makes each block's source
+   * symbols arrive in order, so runs of consecutive symbols become one pwrite.
+   */
   writeSource(sbn: number, esi: number, offset: number, bytes: Uint8Array): number {
-    this.pwrite(this.dataFd, bytes, offset, 'cannot write the output');
+    let run = this.runs.get(sbn);
+    if (run && (run.start + run.used !== offset || run.used + bytes.length > run.buf.length)) {
+      this.flushRun(run);
+      run = undefined;
+    }
+    if (!run) {
+      run = { start: offset, used: 0, buf: new Uint8Array(Math.max(RUN_BYTES, bytes.length)) };
+      this.runs.set(sbn, run);
+    }
+    run.buf.set(bytes, run.used);
+    run.used += bytes.length;
     return this.journal(RecordKind.SOURCE, sbn, esi, bytes);
+  }
+
+  private flushRun(run: { start: number; used: number; buf: Uint8Array }): void {
+    if (run.used > 0) this.pwrite(this.dataFd, run.buf.subarray(0, run.used), run.start, 'cannot write the output');
+    run.start += run.used;
+    run.used = 0;
+  }
+
+  private flushRuns(): void {
+    for (const run of this.runs.values()) this.flushRun(run);
+    this.runs.clear();
   }
 
   /** Write a decoded range into data.part (no journal record). */
   writeData(offset: number, bytes: Uint8Array): void {
+    this.flushRuns();
     this.pwrite(this.dataFd, bytes, offset, 'cannot write the output');
   }
 
   /** Make a decoded block durable, then record it as done (the record is made durable too). */
   blockDone(sbn: number): void {
+    this.flushRuns();
     try {
       fdatasyncSync(this.dataFd);
     } catch (err) {
@@ -239,6 +268,7 @@ export class Spool {
   }
 
   flush(): void {
+    this.flushRuns();
     this.flushSymbols();
     this.flushJournal();
   }
@@ -255,6 +285,7 @@ export class Spool {
 
   /** Read `length` bytes of data.part (zero-filled beyond its end). */
   readData(offset: number, length: number): Uint8Array {
+    this.flushRuns();
     const out = new Uint8Array(length);
     this.pread(this.dataFd, out, offset);
     return out;

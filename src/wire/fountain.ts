@@ -288,15 +288,14 @@ export function decodePacket(bytes: Uint8Array): FountainPacket {
   if (bytes.length < HEADER_LENGTH) throw new DecodeError(`packet of ${bytes.length} bytes is shorter than the ${HEADER_LENGTH}-byte header`);
   if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) throw new DecodeError('bad magic', 'ERR_DECODE_MAGIC');
   if (bytes[2] !== FOUNTAIN_VERSION) throw new DecodeError(`unsupported version ${bytes[2]}`, 'ERR_DECODE_VERSION');
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type = bytes[3] as number;
   const flags = bytes[4] as number;
   if ((flags & ~KNOWN_FLAGS) !== 0) throw new DecodeError(`unknown flags 0x${flags.toString(16)}`, 'ERR_DECODE_FLAGS');
   const trailerLen = bytes[5] as number;
-  const extLen = dv.getUint16(6);
+  const extLen = ((bytes[6] as number) << 8) | (bytes[7] as number);
   if (HEADER_LENGTH + extLen + trailerLen > bytes.length) throw new DecodeError('extension and trailer lengths exceed the packet');
   const objectId = bytes.subarray(8, 16);
-  const extensions: Extension[] = [];
+  const extensions: Extension[] = extLen === 0 ? NO_EXTENSIONS : [];
   let p = HEADER_LENGTH;
   const extEnd = HEADER_LENGTH + extLen;
   while (p < extEnd) {
@@ -308,8 +307,16 @@ export function decodePacket(bytes: Uint8Array): FountainPacket {
     p += 2 + l;
   }
   const bodyEnd = bytes.length - trailerLen;
+  const trailer = bytes.subarray(bodyEnd);
+  if (type === PacketType.SYMBOL && (flags & Flags.ENCRYPTED) === 0) {
+    // The hot path (one per datagram): no intermediate objects.
+    if (bodyEnd - extEnd <= PAYLOAD_ID_LENGTH) throw new DecodeError('symbol packet without symbol');
+    const sbn = bytes[extEnd] as number;
+    const esi = ((bytes[extEnd + 1] as number) << 16) | ((bytes[extEnd + 2] as number) << 8) | (bytes[extEnd + 3] as number);
+    return { kind: 'symbol', type, flags, objectId, extensions, trailer, symbol: { sbn, esi, symbol: bytes.subarray(extEnd + PAYLOAD_ID_LENGTH, bodyEnd) } };
+  }
   const body = bytes.subarray(extEnd, bodyEnd);
-  const header = { type, flags, objectId, extensions, trailer: bytes.subarray(bodyEnd) };
+  const header = { type, flags, objectId, extensions, trailer };
   if (flags & Flags.ENCRYPTED) return { ...header, kind: 'other', body };
   if (type === PacketType.DESCRIPTION) {
     if (body.length < DESCRIPTION_FIXED) throw new DecodeError('description body too short');
@@ -329,14 +336,10 @@ export function decodePacket(bytes: Uint8Array): FountainPacket {
     }
     return { ...header, kind: 'description', description: { oti, size: Number(size64), hashAlgorithm, hash, name } };
   }
-  if (type === PacketType.SYMBOL) {
-    if (body.length <= PAYLOAD_ID_LENGTH) throw new DecodeError('symbol packet without symbol');
-    const sbn = body[0] as number;
-    const esi = ((body[1] as number) << 16) | ((body[2] as number) << 8) | (body[3] as number);
-    return { ...header, kind: 'symbol', symbol: { sbn, esi, symbol: body.subarray(PAYLOAD_ID_LENGTH) } };
-  }
   return { ...header, kind: 'other', body };
 }
+
+const NO_EXTENSIONS: Extension[] = Object.freeze([]) as unknown as Extension[];
 
 /** Hex form of an object id (16 lowercase hex digits), used on the CLI and in logs. */
 export function objectIdHex(id: Uint8Array): string {
