@@ -5,3 +5,4 @@ export * from './net/index.js';
 export * as fec from './fec/index.js';
 export { sendFile, receiveFile, FountainSender, FountainReceiver, type PacketSealer, type SendFileOptions, type ReceiveFileOptions } from './transfer/index.js';
 export * as crypto from './crypto/index.js';
+export * as librecast from './librecast/index.js';
