@@ -1,0 +1,188 @@
+// Real multicast between real processes in the network lab (src/lab): the fountain CLI end to end.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labTest } from '../../src/lab/index.js';
+import type { Lab } from '../../src/lab/index.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const MAIN = join(here, '..', '..', 'src', 'cli', 'main.js');
+const ENTRY = join(here, 'cli-entry.js');
+
+/** The CLI when `iotupd send/recv` are registered, else the entry that runs the same functions. */
+function cliScript(): string {
+  return existsSync(join(here, '..', '..', 'src', 'cli', 'commands', 'recv.js')) ? MAIN : ENTRY;
+}
+
+interface Proc {
+  child: ChildProcess;
+  events: Record<string, unknown>[];
+  /** Resolves with the exit code once the process ends. */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+  waitFor(pred: (e: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+}
+
+function start(lab: Lab, host: string, args: string[]): Proc {
+  const h = lab.host(host);
+  const child = lab.spawnNode(h, cliScript(), [...args, '--interface', h.ifname, '--json']);
+  const events: Record<string, unknown>[] = [];
+  const waiters: { pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+  let buf = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let e: Record<string, unknown>;
+      try {
+        e = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      events.push(e);
+      for (const w of [...waiters]) {
+        if (w.pred(e)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(e);
+        }
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, stderr })),
+  );
+  return {
+    child,
+    events,
+    exit,
+    waitFor(pred, ms = 30_000) {
+      const found = events.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timed out waiting in ${host}; stderr: ${stderr}`)), ms);
+        waiters.push({ pred, resolve: (e) => (clearTimeout(t), resolve(e)) });
+        void exit.then(({ code }) => {
+          clearTimeout(t);
+          reject(new Error(`${host} exited (${String(code)}) before the event; stderr: ${stderr}`));
+        });
+      });
+    },
+  };
+}
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+function fixture(size: number): { dir: string; file: string; hash: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-lab-fountain-'));
+  const file = join(dir, 'image.bin');
+  writeFileSync(file, randomBytes(size));
+  return { dir, file, hash: sha256(file) };
+}
+
+async function stop(p: Proc): Promise<void> {
+  p.child.kill('SIGTERM');
+  const { code } = await p.exit;
+  assert.ok(code === 0 || code === 130, `sender exit ${String(code)}`);
+}
+
+async function done(p: Proc, out: string, hash: string): Promise<Record<string, unknown>> {
+  const { code, stderr } = await p.exit;
+  assert.equal(code, 0, stderr);
+  assert.equal(sha256(out), hash, `${out} differs from the original`);
+  const d = p.events.find((e) => e.event === 'done');
+  assert.ok(d, 'done event');
+  return d;
+}
+
+labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway all get an intact copy', { hosts: ['sender', 'r0', 'r10', 'r30', 'late'], timeout: 90_000 }, async (lab) => {
+  const { dir, file, hash } = fixture(2 * 2 ** 20);
+  try {
+    await lab.impair('r10', { lossPercent: 10 });
+    await lab.impair('r30', { lossPercent: 30 });
+    const ch = ['--channel', 'lab.fountain.three'];
+    const rx = ['r0', 'r10', 'r30'].map((h) => ({ h, out: join(dir, `${h}.bin`) })).map(({ h, out }) => ({ out, p: start(lab, h, ['recv', out, ...ch]) }));
+    await new Promise((r) => setTimeout(r, 300));
+    const sender = start(lab, 'sender', ['send', file, ...ch, '--rate', '30']);
+    // The late receiver joins once the lossless one is about half way.
+    await (rx[0] as { p: Proc }).p.waitFor((e) => e.event === 'progress' && Number(e.have) >= Number(e.needed) / 2);
+    const late = { out: join(dir, 'late.bin'), p: start(lab, 'late', ['recv', join(dir, 'late.bin'), ...ch]) };
+    const results = [];
+    for (const r of [...rx, late]) results.push(await done(r.p, r.out, hash));
+    await stop(sender);
+    for (const d of results) {
+      assert.ok(Number(d.overhead) <= 0.02, `overhead ${String(d.overhead)}`);
+      assert.equal(d.malformed, 0);
+    }
+    assert.ok(Number(results[2]?.received) > Number(results[0]?.received) * 0.9);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+labTest('two cooperating senders: disjoint symbols, one intact copy', { hosts: ['s0', 's1', 'dev'], timeout: 60_000 }, async (lab) => {
+  const { dir, file, hash } = fixture(2 ** 20);
+  try {
+    await lab.impair('dev', { lossPercent: 10 });
+    const ch = ['--channel', 'lab.fountain.two'];
+    const out = join(dir, 'dev.bin');
+    const r = start(lab, 'dev', ['recv', out, ...ch]);
+    await new Promise((res) => setTimeout(res, 300));
+    const s0 = start(lab, 's0', ['send', file, ...ch, '--rate', '15', '--sender-index', '0', '--senders', '2']);
+    const s1 = start(lab, 's1', ['send', file, ...ch, '--rate', '15', '--sender-index', '1', '--senders', '2']);
+    const d = await done(r, out, hash);
+    await stop(s0);
+    await stop(s1);
+    assert.equal(d.duplicate, 0, 'cooperating senders never send the same symbol');
+    assert.equal(d.conflicts, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+labTest('a receiver killed with SIGKILL and started again resumes from its spool', { hosts: ['sender', 'dev'], timeout: 60_000 }, async (lab) => {
+  const { dir, file, hash } = fixture(2 * 2 ** 20);
+  try {
+    await lab.impair('dev', { lossPercent: 5 });
+    const ch = ['--channel', 'lab.fountain.kill'];
+    const out = join(dir, 'dev.bin');
+    const first = start(lab, 'dev', ['recv', out, ...ch]);
+    await new Promise((res) => setTimeout(res, 300));
+    const sender = start(lab, 'sender', ['send', file, ...ch, '--rate', '20']);
+    const mid = await first.waitFor((e) => e.event === 'progress' && Number(e.have) >= Number(e.needed) * 0.4);
+    first.child.kill('SIGKILL');
+    const { signal } = await first.exit;
+    assert.ok(signal === 'SIGKILL' || signal === null);
+    assert.ok(!existsSync(out), 'no output before completion');
+    const second = start(lab, 'dev', ['recv', out, ...ch]);
+    const d = await done(second, out, hash);
+    await stop(sender);
+    assert.ok(Number(d.received) < Number(mid.needed) * 0.8, `the second run received ${String(d.received)} of ${String(mid.needed)}: spool not reused`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const TWELVE = Array.from({ length: 12 }, (_, i) => `d${i}`);
+labTest('twelve receivers all get an intact copy', { hosts: ['sender', ...TWELVE], timeout: 120_000 }, async (lab) => {
+  const { dir, file, hash } = fixture(2 ** 20);
+  try {
+    const ch = ['--channel', 'lab.fountain.twelve'];
+    for (const [i, h] of TWELVE.entries()) if (i % 3 === 1) await lab.impair(h, { lossPercent: 5 * i });
+    const rx = TWELVE.map((h) => ({ out: join(dir, `${h}.bin`), p: start(lab, h, ['recv', join(dir, `${h}.bin`), ...ch]) }));
+    await new Promise((res) => setTimeout(res, 500));
+    const sender = start(lab, 'sender', ['send', file, ...ch, '--rate', '10']);
+    for (const r of rx) await done(r.p, r.out, hash);
+    await stop(sender);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
