@@ -1,11 +1,7 @@
 import type { Command } from '../command.js';
-import { keygenCommand } from './keygen.js';
-import { manifestCommand } from './manifest.js';
 import { channelCommand } from './channel.js';
 
 // One line per sub-command; each lives in its own file in this folder.
 export const commands: Command[] = [
-  keygenCommand,
-  manifestCommand,
   channelCommand,
 ];
