@@ -69,14 +69,18 @@ function installHandlers(): void {
 
 function run(cmd: string, args: string[], input?: string): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (err) => reject(new LabError(`cannot run ${cmd}: ${err.message}`, 'ERR_LAB_EXEC')));
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-    child.stdin.end(input ?? '');
+    if (child.stdin) {
+      // a command may exit without reading its input (EPIPE): its exit status tells
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    }
   });
 }
 
