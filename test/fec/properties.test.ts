@@ -1,0 +1,151 @@
+// Property tests of the block and object codecs: random erasures, duplicates, reordering, mixed
+// source and repair symbols, K' boundaries, symbol sizes from 4 to 65535, sub-blocks, hostile input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FecError } from '../../src/errors.js';
+import { BlockDecoder, BlockEncoder, ObjectDecoder, ObjectEncoder, blockPartition, otiFor } from '../../src/fec/index.js';
+import { SYSTEMATIC } from '../../src/fec/rfc6330-data.js';
+import { prng, randomBytes } from './helpers.js';
+
+const fecCode = (code: string) => (e: unknown) => e instanceof FecError && e.code === code;
+
+function shuffle<T>(a: T[], rnd: () => number): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+/** Feeds a random stream (erasures, duplicates, reordering, source+repair) until decoded. */
+function roundTrip(k: number, t: number, len: number, rnd: () => number, opts: { sourceFraction: number; dupRate: number; subBlocks?: number; alignment?: number }): number {
+  const data = randomBytes(len, rnd);
+  const enc = new BlockEncoder(data, k, t, opts.subBlocks ?? 1, opts.alignment ?? 1);
+  const dec = new BlockDecoder(k, t, len, opts.subBlocks ?? 1, opts.alignment ?? 1);
+  const chosen = new Set<number>();
+  for (let i = 0; i < k; i++) if (rnd() < opts.sourceFraction) chosen.add(i);
+  let esi = k + Math.floor(rnd() * 100000);
+  while (chosen.size < k + 40) chosen.add((esi += 1 + Math.floor(rnd() * 3)));
+  const esis = shuffle([...chosen], rnd);
+  let fed = 0;
+  let done = false;
+  for (const esi of esis) {
+    const sym = enc.symbol(esi);
+    assert.equal(dec.received, fed);
+    done = dec.add(esi, sym);
+    fed++;
+    if (rnd() < opts.dupRate) {
+      const before = dec.received;
+      const again = dec.add(esi, sym);
+      assert.equal(again, done);
+      if (!done) assert.equal(dec.received, before, 'duplicate not counted');
+    }
+    if (done) break;
+  }
+  assert.ok(done, `K=${k} T=${t} not decoded from ${fed} symbols`);
+  assert.deepEqual(dec.result(), data);
+  return fed - k;
+}
+
+test('random erasures, duplicates, reordering, mixed source/repair', () => {
+  const rnd = prng(1);
+  let overhead = 0;
+  let runs = 0;
+  for (const k of [1, 2, 3, 10, 11, 17, 50, 100, 101, 300, 1000]) {
+    for (const sourceFraction of [0, 0.3, 0.9, 1]) {
+      overhead += roundTrip(k, 16, k * 16 - Math.floor(rnd() * 16), rnd, { sourceFraction, dupRate: 0.2 });
+      runs++;
+    }
+  }
+  // Overhead beyond K is 0 in ~99 % of decodes; a handful of extra symbols in total is normal.
+  assert.ok(overhead <= 4, `total overhead ${overhead} over ${runs} decodes`);
+});
+
+test("K' boundaries: K equal to a table K', and one above (largest padding)", () => {
+  const rnd = prng(2);
+  for (let i = 0; i < 477 * 5; i += 5 * 12) {
+    const kp = SYSTEMATIC[i]!;
+    if (kp > 3000) break;
+    for (const k of [kp, kp + 1, kp - 1]) if (k >= 1) roundTrip(k, 4, k * 4, rnd, { sourceFraction: 0.5, dupRate: 0 });
+  }
+  // A few large ones, repair only.
+  for (const k of [8192, 12000]) roundTrip(k, 4, k * 4 - 1, rnd, { sourceFraction: 0, dupRate: 0 });
+});
+
+test('symbol sizes from 4 to 65535 bytes (multiples of Al)', () => {
+  const rnd = prng(3);
+  for (const [t, al] of [[4, 4], [8, 4], [12, 4], [20, 2], [5, 1], [1280, 4], [1281, 1], [65532, 4], [65535, 1], [65535, 5]] as const) {
+    roundTrip(5, t, 5 * t - 3, rnd, { sourceFraction: 0.4, dupRate: 0.1, alignment: al });
+  }
+});
+
+test('sub-blocks (N > 1): symbols interleave sub-symbols; object round trip over several blocks', () => {
+  const rnd = prng(4);
+  roundTrip(40, 1024, 40 * 1024 - 100, rnd, { sourceFraction: 0.5, dupRate: 0, subBlocks: 4, alignment: 4 });
+  roundTrip(30, 1020, 30 * 1020, rnd, { sourceFraction: 0, dupRate: 0, subBlocks: 7, alignment: 4 });
+  const data = randomBytes(100_003, rnd);
+  const oti = { transferLength: data.length, symbolSize: 1024, sourceBlocks: 3, subBlocks: 4, alignment: 4 };
+  const enc = new ObjectEncoder(data, oti);
+  const dec = new ObjectDecoder(oti);
+  const stream: [number, number][] = [];
+  for (const b of blockPartition(oti)) for (let i = 0; i < b.k + 3; i++) stream.push([b.sbn, i < b.k / 2 ? i * 2 : b.k + i]);
+  shuffle(stream, rnd);
+  let done = false;
+  for (const [sbn, esi] of stream) done = dec.add(sbn, esi, enc.symbol(sbn, esi));
+  assert.ok(done);
+  assert.deepEqual(dec.result(), data);
+  // N = 1 source symbols are plain slices of the object.
+  const o1 = otiFor(5000, 100);
+  assert.deepEqual(new ObjectEncoder(data.subarray(0, 5000), o1).symbol(0, 3), data.subarray(300, 400));
+});
+
+test('hostile input: typed errors, never a crash or hang', () => {
+  const enc = new BlockEncoder(new Uint8Array(100), 10, 16);
+  assert.throws(() => enc.symbol(-1), fecCode('ERR_FEC_ESI'));
+  assert.throws(() => enc.symbol(2 ** 24), fecCode('ERR_FEC_ESI'));
+  assert.throws(() => enc.symbol(1.5), fecCode('ERR_FEC_ESI'));
+  assert.equal(enc.symbol(2 ** 24 - 1).length, 16);
+  assert.throws(() => new BlockEncoder(new Uint8Array(161), 10, 16), fecCode('ERR_FEC_BLOCK_SIZE'));
+  assert.throws(() => new BlockEncoder(new Uint8Array(1), 0, 16), fecCode('ERR_FEC_BLOCK_SIZE'));
+  assert.throws(() => new BlockEncoder(new Uint8Array(1), 56404, 16), fecCode('ERR_FEC_BLOCK_SIZE'));
+  assert.throws(() => new BlockEncoder(new Uint8Array(1), 1, 18, 1, 4), fecCode('ERR_FEC_SYMBOL_SIZE'));
+  assert.throws(() => new BlockEncoder(new Uint8Array(1), 1, 16, 5, 4), fecCode('ERR_FEC_ARGUMENT'));
+  const dec = new BlockDecoder(10, 16, 150);
+  assert.throws(() => dec.add(0, new Uint8Array(15)), fecCode('ERR_FEC_SYMBOL_SIZE'));
+  assert.throws(() => dec.add(2 ** 24, new Uint8Array(16)), fecCode('ERR_FEC_ESI'));
+  assert.throws(() => dec.add(NaN, new Uint8Array(16)), fecCode('ERR_FEC_ESI'));
+  assert.throws(() => new BlockDecoder(10, 16, 161), fecCode('ERR_FEC_BLOCK_SIZE'));
+  // Garbage symbols with valid ESIs decode to garbage, never throw or hang.
+  const rnd = prng(5);
+  for (let i = 0; i < 12; i++) dec.add(10 + i * 7, randomBytes(16, rnd));
+  assert.equal(dec.result()?.length, 150);
+  const oti = otiFor(1000, 16);
+  const od = new ObjectDecoder(oti);
+  assert.throws(() => od.add(1, 0, new Uint8Array(16)), fecCode('ERR_FEC_SBN'));
+  assert.throws(() => od.add(-1, 0, new Uint8Array(16)), fecCode('ERR_FEC_SBN'));
+  assert.throws(() => new ObjectEncoder(new Uint8Array(999), oti), fecCode('ERR_FEC_OTI'));
+  assert.throws(() => new ObjectEncoder(new Uint8Array(1000), oti).symbol(3, 0), fecCode('ERR_FEC_SBN'));
+  assert.equal(od.result(), undefined);
+});
+
+test('decoder asks for more when the first K symbols fail, and succeeds with more', () => {
+  // Find a failing K-set deterministically (about 1 % of sets), then add one more symbol.
+  const rnd = prng(6);
+  const k = 26;
+  const data = randomBytes(k * 8, rnd);
+  const enc = new BlockEncoder(data, k, 8);
+  for (let trial = 0; trial < 2000; trial++) {
+    const dec = new BlockDecoder(k, 8, data.length);
+    const base = k + trial * 1000;
+    let done = false;
+    for (let i = 0; i < k; i++) done = dec.add(base + i, enc.symbol(base + i));
+    if (done) continue;
+    assert.equal(dec.result(), undefined);
+    assert.equal(dec.failures, 1);
+    let extra = 0;
+    while (!done) done = dec.add(base + k + extra, enc.symbol(base + k + extra++));
+    assert.deepEqual(dec.result(), data);
+    return;
+  }
+  assert.fail('no failing set found in 2000 trials');
+});
