@@ -230,6 +230,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
       used: s.used,
       overhead: +result.overhead.toFixed(5),
       ...summary(s),
+      maxRssKiB: process.resourceUsage().maxRSS,
     });
     if (!out.json) {
       console.log(`received ${result.info.name || outPath}: ${result.info.size} bytes in ${secs.toFixed(1)} s, hash verified`);

@@ -91,8 +91,13 @@ export class FountainSender {
   private start: number | undefined;
   private lastDescAt = -Infinity;
   private sinceDesc = Infinity;
-  private round: number;
+  /** Next round j of each block (ESI = i + n*j). */
+  private readonly rounds: Float64Array;
   private cursor = 0;
+  /** Symbols still to send from the current block before moving on (repair batching). */
+  private dwell = 0;
+  private readonly repairBatch: number;
+  private finished = false;
 
   constructor(private readonly opts: SenderOptions) {
     const { oti, source } = opts;
@@ -128,10 +133,14 @@ export class FountainSender {
     this.burst = opts.burstBytes ?? Math.max(8 * (this.symbolPacketLength + IPV6_UDP_OVERHEAD), 4 * this.bytesPerMs);
     this.descEvery = opts.descriptionEvery ?? 256;
     this.descInterval = opts.descriptionIntervalMs ?? 1000;
-    this.round = opts.startRound ?? 0;
+    this.rounds = new Float64Array(this.blocks.length).fill(opts.startRound ?? 0);
     const largest = Math.max(1, ...this.blocks.map((b) => b.length));
     // An encoder holds about L intermediate symbols, a little more than the block itself.
     this.maxEncoders = Math.max(1, Math.floor((opts.encoderCacheBytes ?? 256 * 2 ** 20) / (largest * 1.2 + 4096)));
+    // When the encoders of all blocks do not fit in the cache, repair symbols are sent in
+    // batches per block so that each encoder built serves many symbols (interleaving becomes
+    // coarser, each block still advances at the same pace over a round).
+    this.repairBatch = this.blocks.length > this.maxEncoders ? 64 : 1;
   }
 
   /** Bytes of one symbol datagram (UDP payload). */
@@ -155,7 +164,7 @@ export class FountainSender {
       this.tokens = this.burst;
     }
     if (this.opts.durationMs !== undefined && now - this.start >= this.opts.durationMs) return { done: true };
-    if (this.opts.symbolsPerBlock !== undefined && this.round >= (this.opts.startRound ?? 0) + this.opts.symbolsPerBlock) return { done: true };
+    if (this.finished) return { done: true };
     if (this.blocks.length === 0) return this.emptyObject(now);
     this.tokens = Math.min(this.burst, this.tokens + (now - (this.lastRefill ?? now)) * this.bytesPerMs);
     this.lastRefill = now;
@@ -193,12 +202,14 @@ export class FountainSender {
 
   private nextSymbol(): Uint8Array {
     const block = this.blocks[this.cursor] as { sbn: number; offset: number; length: number; k: number };
-    let esi = this.index + this.n * this.round;
+    const j = this.rounds[this.cursor] as number;
+    let esi = this.index + this.n * j;
     if (esi > MAX_ESI) {
       // The ESI space of this block is exhausted (after ~16 M symbols per block): start a new cycle.
-      this.round = 0;
+      this.rounds[this.cursor] = 0;
       esi = this.index;
     }
+    this.rounds[this.cursor] = (this.rounds[this.cursor] as number) + 1;
     const T = this.oti.symbolSize;
     let symbol: Uint8Array;
     if (esi < block.k && this.oti.subBlocks === 1) {
@@ -216,11 +227,16 @@ export class FountainSender {
     }
     const packet = encodeSymbol(this.header, { sbn: block.sbn, esi, symbol });
     this.opts.sealer?.seal(packet);
-    this.cursor += 1;
-    if (this.cursor === this.blocks.length) {
-      this.cursor = 0;
-      this.round += 1;
-      this.stats.rounds += 1;
+    if (this.dwell > 0) this.dwell -= 1;
+    else if (esi >= block.k && this.repairBatch > 1) this.dwell = this.repairBatch - 1;
+    if (this.dwell === 0) {
+      this.cursor += 1;
+      if (this.cursor === this.blocks.length) {
+        this.cursor = 0;
+        this.stats.rounds += 1;
+        const spb = this.opts.symbolsPerBlock;
+        if (spb !== undefined && Math.min(...this.rounds) >= (this.opts.startRound ?? 0) + spb) this.finished = true;
+      }
     }
     return packet;
   }

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeObject, newSender } from './sim.js';
+import { decodePacket, IPV6_UDP_OVERHEAD } from '../../src/wire/fountain.js';
+import { blockPartition } from '../../src/fec/index.js';
+import type { FountainSender } from '../../src/transfer/sender.js';
+
+const OBJ = makeObject(100_000, 256, 100, 4); // 391 symbols in 4 blocks
+const BLOCKS = blockPartition(OBJ.oti);
+
+/** All datagrams sent in `ms` of virtual time, with their send times. */
+function run(s: FountainSender, ms: number, step = 0.01): { t: number; bytes: Uint8Array }[] {
+  const out: { t: number; bytes: Uint8Array }[] = [];
+  let now = 0;
+  while (now <= ms) {
+    const r = s.next(now);
+    if ('done' in r) break;
+    if ('wait' in r) now += Math.max(step, r.wait);
+    else out.push({ t: now, bytes: r.datagram });
+  }
+  return out;
+}
+
+function symbols(pkts: { bytes: Uint8Array }[]): { sbn: number; esi: number }[] {
+  const out: { sbn: number; esi: number }[] = [];
+  for (const p of pkts) {
+    const d = decodePacket(p.bytes);
+    if (d.kind === 'symbol') out.push({ sbn: d.symbol.sbn, esi: d.symbol.esi });
+  }
+  return out;
+}
+
+test('round-robin over blocks, source symbols first, then new repair symbols, no ESI repeated', () => {
+  const syms = symbols(run(newSender(OBJ, { symbolsPerBlock: 150 }), 1e9));
+  assert.equal(syms.length, 150 * BLOCKS.length);
+  syms.forEach((s, i) => {
+    assert.equal(s.sbn, i % BLOCKS.length, 'block order');
+    assert.equal(s.esi, Math.floor(i / BLOCKS.length), 'ESI order: 0, 1, 2, ... (source then repair)');
+  });
+  const seen = new Set(syms.map((s) => `${s.sbn}/${s.esi}`));
+  assert.equal(seen.size, syms.length);
+});
+
+test('source symbols carry the object bytes (RFC 6330 4.4.1.2 with N = 1), last one zero padded', () => {
+  const pkts = run(newSender(OBJ, { symbolsPerBlock: 100 }), 1e9);
+  for (const p of pkts) {
+    const d = decodePacket(p.bytes);
+    if (d.kind !== 'symbol') continue;
+    const b = BLOCKS[d.symbol.sbn];
+    assert.ok(b);
+    if (d.symbol.esi >= b.k) continue;
+    const start = b.offset + d.symbol.esi * 256;
+    const real = Math.min(256, b.offset + b.length - start);
+    assert.deepEqual(d.symbol.symbol.subarray(0, real), OBJ.data.subarray(start, start + real));
+    assert.ok(d.symbol.symbol.subarray(real).every((x) => x === 0));
+  }
+});
+
+test('cooperating senders use disjoint ESI sequences i + n*j', () => {
+  const a = symbols(run(newSender(OBJ, { senderIndex: 0, senders: 3, symbolsPerBlock: 50 }), 1e9));
+  const b = symbols(run(newSender(OBJ, { senderIndex: 1, senders: 3, symbolsPerBlock: 50 }), 1e9));
+  const c = symbols(run(newSender(OBJ, { senderIndex: 2, senders: 3, symbolsPerBlock: 50 }), 1e9));
+  const keys = [...a, ...b, ...c].map((s) => `${s.sbn}/${s.esi}`);
+  assert.equal(new Set(keys).size, keys.length);
+  assert.ok(b.every((s) => s.esi % 3 === 1));
+});
+
+test('token bucket: bytes on the wire in one virtual second match the rate', () => {
+  const rate = 8_000_000; // 1 MB/s
+  const pkts = run(newSender(OBJ, { rateBps: rate }), 1000);
+  const wire = pkts.reduce((n, p) => n + p.bytes.length + IPV6_UDP_OVERHEAD, 0);
+  assert.ok(wire <= 1_000_000 * 1.01 + 32 * 1024, `sent ${wire} bytes`);
+  assert.ok(wire >= 1_000_000 * 0.97, `sent ${wire} bytes`);
+});
+
+test('description first, then at least every 256 symbols and every second', () => {
+  const slow = run(newSender(OBJ, { rateBps: 100_000 }), 5000);
+  assert.equal(decodePacket((slow[0] as { bytes: Uint8Array }).bytes).kind, 'description');
+  const descTimes = slow.filter((p) => decodePacket(p.bytes).kind === 'description').map((p) => p.t);
+  for (let i = 1; i < descTimes.length; i++) assert.ok((descTimes[i] as number) - (descTimes[i - 1] as number) <= 1000 + 50);
+  assert.ok(descTimes.length >= 5);
+  const fast = run(newSender(OBJ, { symbolsPerBlock: 300 }), 1e9);
+  let gap = 0;
+  for (const p of fast) {
+    if (decodePacket(p.bytes).kind === 'description') gap = 0;
+    else assert.ok(++gap <= 256);
+  }
+});
+
+test('with a tiny encoder cache, repair symbols come in per-block batches and encoders are built rarely', () => {
+  const s = newSender(OBJ, { encoderCacheBytes: 1, symbolsPerBlock: 100 + 128 });
+  const syms = symbols(run(s, 1e9));
+  const repair = syms.filter((x) => x.esi >= 100);
+  let switches = 0;
+  for (let i = 1; i < repair.length; i++) if (repair[i]?.sbn !== repair[i - 1]?.sbn) switches++;
+  assert.ok(switches <= repair.length / 32, `switched block ${switches} times over ${repair.length} repair symbols`);
+  assert.ok(s.stats.encodersBuilt <= Math.ceil(repair.length / 64) + BLOCKS.length);
+  assert.equal(new Set(syms.map((x) => `${x.sbn}/${x.esi}`)).size, syms.length);
+});
