@@ -4,6 +4,9 @@
  *
  *   node lc-node.js recv IFNAME CHANNEL msg|raw COUNT TIMEOUT_MS [SIDEBAND]
  *   node lc-node.js send IFNAME CHANNEL msg|raw COUNT [SIDEBAND]
+ *   node lc-node.js ping IFNAME CHANNEL msg COUNT TIMEOUT_MS
+ *       joins CHANNEL, sends COUNT PING messages "ping-<i>" (seq from the channel clock) and
+ *       prints every message that comes back (Librecast's listener answers PING with PONG)
  *
  * Same arguments and JSON lines as test/interop/c/lc-recv.c and lc-send.c, built on
  * src/librecast (Context, Socket, Channel). send mode uses sendMsg with opcode i % 7, timestamp
@@ -19,7 +22,7 @@ const out = (o: unknown): void => {
 
 async function main(argv: string[]): Promise<number> {
   const [mode, ifname, name, kind, countText, ...rest] = argv;
-  if ((mode !== 'recv' && mode !== 'send') || !ifname || name === undefined || (kind !== 'msg' && kind !== 'raw') || !countText) {
+  if ((mode !== 'recv' && mode !== 'send' && mode !== 'ping') || !ifname || name === undefined || (kind !== 'msg' && kind !== 'raw') || !countText) {
     process.stderr.write('usage: lc-node recv|send IFNAME CHANNEL msg|raw COUNT [TIMEOUT_MS] [SIDEBAND]\n');
     return 2;
   }
@@ -27,7 +30,29 @@ async function main(argv: string[]): Promise<number> {
   const ctx = new Context();
   try {
     const sock = await ctx.socket({ interface: ifname });
-    if (mode === 'recv') {
+    if (mode === 'ping') {
+      const timeoutMs = Number(rest[0] ?? 5000);
+      const chan = ctx.channel(name);
+      await sock.join(chan);
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), timeoutMs);
+      const replies = (async () => {
+        let got = 0;
+        for await (const m of sock.messages(ac.signal)) {
+          out({ event: 'msg', seq: m.seq, op: m.opcode, timestamp: m.timestamp, rnd: m.rnd, data: hex(m.payload), from: m.from, clockAfter: chan.clock.value });
+          if (++got >= count) break;
+        }
+        return got;
+      })();
+      for (let i = 1; i <= count; i++) {
+        const sent = await chan.sendMsg(new TextEncoder().encode(`ping-${i}`), 1, { timestamp: 3_000_000_000_000_000_000n + BigInt(i) });
+        out({ event: 'sent', i, seq: sent.seq, rnd: sent.rnd });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const got = await replies;
+      clearTimeout(timer);
+      out({ event: 'done', received: got });
+    } else if (mode === 'recv') {
       const timeoutMs = Number(rest[0] ?? 5000);
       let chan = ctx.channel(name);
       if (rest[1] !== undefined) chan = chan.sideband(BigInt(rest[1]));

@@ -16,7 +16,7 @@ const COUNT = 12;
 let probes: Probes | undefined;
 
 before(() => {
-  probes = compileProbes(['lc-send', 'lc-recv']);
+  probes = compileProbes(['lc-send', 'lc-recv', 'lc-listen']);
 });
 after(() => {
   if (probes?.ok) probes.cleanup();
@@ -136,4 +136,35 @@ interop('lc_msg_send (C) on a sideband -> ours joined to the same sideband', asy
   assert.equal(sent[0]?.group, new Channel(name).sideband(42n).group);
   assert.equal(received.length, COUNT);
   assert.deepEqual(received.map((m) => m.data), Array.from({ length: COUNT }, (_, k) => hex(`lc-msg-${k + 1}`)));
+});
+
+interop('PING (ours) -> Librecast listener answers PONG (C library handler) -> ours', async (lab) => {
+  const name = channelName('ping');
+  const n = 3;
+  const c = new JsonLines(lab.spawn('clib', bin('lc-listen'), [lab.host('clib').ifname, name, String(n), '5000']));
+  await c.waitFor('ready');
+  const ours = new JsonLines(lab.spawn('ours', process.execPath, nodeArgs('ping', lab.host('ours').ifname, name, 'msg', String(n), '5000')));
+  const o = await ours.exited;
+  assert.equal(o.code, 0, o.stderr);
+  const cl = await c.exited;
+  assert.equal(cl.code, 0, cl.stderr);
+  // the C listener saw our PINGs; its callback runs after lc_op_ping_handler rewrote the
+  // message's opcode to PONG and sent it back, so it reports op 2 for each
+  const pings = cl.lines.filter((l) => l.event === 'msg');
+  assert.deepEqual(pings.map((l) => l.op), [2, 2, 2]);
+  assert.ok(pings.every((l) => l.src === lab.host('ours').address));
+  const sent = o.lines.filter((l) => l.event === 'sent');
+  assert.deepEqual(pings.map((l) => l.seq), sent.map((l) => l.seq));
+  const pongs = o.lines.filter((l) => l.event === 'msg');
+  assert.equal(pongs.length, n);
+  pongs.forEach((p, k) => {
+    const i = k + 1;
+    assert.equal(p.op, 2, 'PONG');
+    assert.equal(p.from, lab.host('clib').address);
+    assert.equal(p.data, hex(`ping-${i}`), 'payload echoed');
+    assert.equal(p.timestamp, String(3_000_000_000_000_000_000n + BigInt(i)), 'timestamp echoed (lc_msg_send keeps a non-zero one)');
+    // Librecast: on receipt chan->seq = seq + 1 (its clock was behind), then lc_msg_send stamps ++chan->seq
+    assert.equal(p.seq, String(BigInt(String(sent[k]?.seq)) + 2n));
+    assert.equal(p.clockAfter, String(BigInt(String(p.seq)) + 1n));
+  });
 });
