@@ -252,3 +252,14 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     signal.removeEventListener('abort', onAbort);
   }
 }
+
+/** The format named by `--format X` / `--format=X` in argv; the fountain format is the default. */
+export function usesFountainFormat(argv: readonly string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') break;
+    if (a === '--format') return argv[i + 1] === 'fountain';
+    if (a.startsWith('--format=')) return a.slice('--format='.length) === 'fountain';
+  }
+  return true;
+}

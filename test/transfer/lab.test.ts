@@ -15,7 +15,8 @@ const ENTRY = join(here, 'cli-entry.js');
 
 /** The CLI when `iotupd send/recv` are registered, else the entry that runs the same functions. */
 function cliScript(): string {
-  return existsSync(join(here, '..', '..', 'src', 'cli', 'commands', 'recv.js')) ? MAIN : ENTRY;
+  const index = join(here, '..', '..', 'src', 'cli', 'commands', 'index.js');
+  return existsSync(index) && /recvCommand/.test(readFileSync(index, 'utf8')) ? MAIN : ENTRY;
 }
 
 interface Proc {
