@@ -13,6 +13,7 @@
 //   18  1  object id length L (1..32), then L bytes
 //       n x 16  digests: SHA-256(datagram as sent, trailer included), first 16 bytes
 //       64 Ed25519 signature over "iotupd digests v1\0" || all bytes above
+import * as nodeCrypto from 'node:crypto';
 import { createHash, type KeyObject } from 'node:crypto';
 import { DecodeError } from '../errors.js';
 import { ascii, concatBytes, equalBytes, Reader, Writer } from './bytes.js';
@@ -23,8 +24,13 @@ export const MAX_BATCH = 64;
 const MAGIC = ascii('IOTD');
 const CONTEXT = ascii('iotupd digests v1\0');
 
+// crypto.hash (Node >= 20.12) is a one-shot digest without a Hash object: about half the cost
+// per 1.2 KB datagram. @types/node 20 does not declare it yet.
+const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+
 export function datagramDigest(datagram: Uint8Array): Uint8Array {
-  return createHash('sha256').update(datagram).digest().subarray(0, DIGEST_LENGTH);
+  const d = oneShot ? oneShot('sha256', datagram, 'buffer') : createHash('sha256').update(datagram).digest();
+  return d.subarray(0, DIGEST_LENGTH);
 }
 
 function key(d: Uint8Array): string {

@@ -270,12 +270,19 @@ export class ReceiveGuard {
       return this.drop('malformed');
     }
     let plain = datagram;
-    if (this.o.groupKey) {
+    const dataPacket = pkt.type !== PacketType.MANIFEST && pkt.type !== PacketType.SIGNATURE;
+    if (this.o.requireEncryption && dataPacket && !(pkt.flags & Flags.ENCRYPTED)) return this.drop('unauthenticated');
+    // With signed digests a data packet is checked against them first: a digest hit proves the
+    // datagram is byte for byte one the signer sent (trailer included), so the group-key MAC
+    // adds nothing and is skipped; a miss is dropped without spending a MAC on it.
+    let signed = false;
+    if (dataPacket && this.digests && this.held && equalBytes(pkt.objectId, this.held.objectId)) {
+      if (!this.digests.check(datagram)) return this.drop('unsigned');
+      signed = true;
+    }
+    if (this.o.groupKey && !(signed && !(pkt.flags & Flags.ENCRYPTED))) {
       if (!(pkt.flags & Flags.AUTH)) return this.drop('unauthenticated');
       const enc = (pkt.flags & Flags.ENCRYPTED) !== 0;
-      if (this.o.requireEncryption && !enc && pkt.type !== PacketType.MANIFEST && pkt.type !== PacketType.SIGNATURE) {
-        return this.drop('unauthenticated');
-      }
       const auth = this.authFor(pkt.objectId);
       const a = enc ? auth.aead : auth.mac;
       if (pkt.trailer.length !== a.trailerLength) return this.drop('auth');
@@ -299,7 +306,7 @@ export class ReceiveGuard {
       const r = this.digests.addBatch(pkt.body);
       return r === 'accepted' || r === 'duplicate' ? { kind: 'consumed' } : this.drop('batch-rejected', r);
     }
-    if (this.digests && !this.digests.check(datagram)) return this.drop('unsigned');
+    if (this.digests && !signed) return this.drop('unsigned');
     if (pkt.kind === 'description') {
       try {
         checkDescription(m, { objectId: pkt.objectId, size: pkt.description.size, oti: pkt.description.oti, hash: pkt.description.hash });
