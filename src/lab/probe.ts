@@ -5,7 +5,7 @@
  *   node probe.js recv --interface IF --group G [--source S] [--port P] [--bind-group]
  *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
  *                      [--queue-limit N] [--stall-ms MS]
- *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N]
+ *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N] [--sndbuf BYTES]
  *
  * Datagrams carry 'IUPB', sender id (u32), seq (u32) and filler. The receiver prints one JSON
  * line {"event":"ready",...} once joined and {"event":"done",...} with counts at the end
@@ -47,6 +47,8 @@ export interface ProbeSendResult {
   elapsedMs: number;
   pps: number;
   sendErrors: number;
+  /** trySend calls refused (libuv's queue was non-empty: back-pressure) */
+  refused: number;
   lastSendError?: string;
 }
 
@@ -156,16 +158,17 @@ async function send(v: Record<string, string | boolean | undefined>): Promise<vo
   const rate = Number(v.rate ?? 0);
   const id = Number(v.id ?? 1);
   if (!(size >= 12 && size <= 65000)) throw new Error('--size must be 12..65000');
-  const sock = await McastSocket.open({ interface: String(v.interface), port: 0 });
-  // a few buffers in rotation: trySend may still hold the previous one in libuv's queue
-  const bufs = Array.from({ length: 64 }, () => {
-    const b = new Uint8Array(size);
-    b.fill(0x5a);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, MAGIC);
-    dv.setUint32(4, id);
-    return { b, dv };
+  const sock = await McastSocket.open({
+    interface: String(v.interface),
+    port: 0,
+    sendBufferSize: v.sndbuf ? Number(v.sndbuf) : undefined,
   });
+  let refused = 0;
+  // one buffer, rewritten right after each trySend: trySend copies, so this is safe
+  const buf = new Uint8Array(size).fill(0x5a);
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(0, MAGIC);
+  dv.setUint32(4, id);
   const t0 = performance.now();
   let seq = 0;
   while (seq < count) {
@@ -179,9 +182,9 @@ async function send(v: Record<string, string | boolean | undefined>): Promise<vo
       }
     }
     while (budget > 0 && seq < count) {
-      const slot = bufs[seq & 63]!;
-      slot.dv.setUint32(8, seq);
-      if (!sock.trySend(slot.b, group, port)) {
+      dv.setUint32(8, seq);
+      if (!sock.trySend(buf, group, port)) {
+        refused++;
         await sock.drain();
         continue;
       }
@@ -194,7 +197,7 @@ async function send(v: Record<string, string | boolean | undefined>): Promise<vo
   const elapsedMs = performance.now() - t0;
   const r: ProbeSendResult = {
     event: 'done', sent: sock.stats.sent, bytes: sock.stats.bytesSent, elapsedMs,
-    pps: Math.round((sock.stats.sent / elapsedMs) * 1000), sendErrors: sock.stats.sendErrors,
+    pps: Math.round((sock.stats.sent / elapsedMs) * 1000), sendErrors: sock.stats.sendErrors, refused,
     ...(sock.lastSendError ? { lastSendError: sock.lastSendError.message } : {}),
   };
   await sock.close();
@@ -208,7 +211,7 @@ async function main(): Promise<void> {
       interface: { type: 'string' }, group: { type: 'string' }, source: { type: 'string' }, port: { type: 'string' },
       'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
       'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
-      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' },
+      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, sndbuf: { type: 'string' },
     },
   });
   if (positionals[0] === 'recv') await recv(values);

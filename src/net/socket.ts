@@ -66,6 +66,9 @@ export interface McastSocketStats {
   queueDrops: number;
 }
 
+/** Largest UDP payload over IPv6 without jumbograms (65535 - 8-byte UDP header). */
+const MAX_DATAGRAM = 65527;
+
 /** Sampling period of trySend error reporting (one datagram in N carries a completion callback). */
 const TRY_SEND_CHECK_EVERY = 256;
 
@@ -103,6 +106,8 @@ export class McastSocket implements AsyncIterable<Datagram> {
   #memberships = new Set<string>();
   #trySendCount = 0;
   #lastGroup = '';
+  #lastPort = -1;
+  #slot = new Uint8Array(2048);
   #drainWaiters: (() => void)[] = [];
   #drainPolling = false;
   readonly #recvRequested: number;
@@ -246,7 +251,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
     return [...this.#memberships];
   }
 
-  /** Send one datagram and wait until the kernel took it. Rejects with SocketError. */
+  /** Send one datagram and wait until the kernel took it (keep `bytes` unchanged until then). Rejects with SocketError. */
   send(bytes: Uint8Array, group: string, port: number = this.port): Promise<void> {
     try {
       this.#checkOpen();
@@ -272,27 +277,38 @@ export class McastSocket implements AsyncIterable<Datagram> {
 
   /**
    * Fast path: hand one datagram to the kernel without a promise. Returns false, sending
-   * nothing, while earlier datagrams still wait in libuv's queue (the kernel buffer was
-   * full): then `await drain()` and retry. The caller must not reuse `bytes` until the
-   * datagram left (safe after drain() or when sendQueueCount is 0).
+   * nothing, while an earlier datagram still waits in libuv's queue (the kernel's send
+   * buffer was full): then `await drain()` and retry.
+   * `bytes` is copied into a socket-owned buffer, so the caller may reuse it at once. One
+   * buffer suffices: we only send when libuv's queue is empty, and a queued datagram is the
+   * only thing that could still reference it.
    * Errors are sampled: one datagram in 256 carries a completion callback that counts
-   * failures in stats.sendErrors / lastSendError. `group` is validated when it changes.
+   * failures in stats.sendErrors / lastSendError. `group` and `port` are validated when they change.
    */
   trySend(bytes: Uint8Array, group: string, port: number = this.port): boolean {
     if (this.#closed) return false;
-    if (group !== this.#lastGroup) {
+    if (group !== this.#lastGroup || port !== this.#lastPort) {
       checkGroup(group); // never let an unchecked (e.g. unicast) address through the fast path
+      checkPort(port);
       this.#lastGroup = group;
+      this.#lastPort = port;
     }
     const sock = this.#sock;
     if (sock.getSendQueueCount() > 0) return false;
+    const n = bytes.length;
+    if (n > this.#slot.length) {
+      if (n > MAX_DATAGRAM) throw new UsageError(`datagram of ${n} bytes exceeds ${MAX_DATAGRAM}`, 'ERR_DATAGRAM_SIZE');
+      this.#slot = new Uint8Array(Math.max(n, 2 * this.#slot.length));
+    }
+    this.#slot.set(bytes);
+    const view = this.#slot.subarray(0, n);
     if (++this.#trySendCount % TRY_SEND_CHECK_EVERY === 0) {
-      sock.send(bytes, port, group, this.#sampleCallback);
+      sock.send(view, port, group, this.#sampleCallback);
     } else {
-      sock.send(bytes, port, group);
+      sock.send(view, port, group);
     }
     this.stats.sent++;
-    this.stats.bytesSent += bytes.length;
+    this.stats.bytesSent += n;
     return true;
   }
 

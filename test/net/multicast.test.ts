@@ -71,3 +71,21 @@ labTest('trySend back-pressure: a fast burst arrives complete at a receiver with
   // 3000 x 1200 B = 3.6 MB fits the receive buffer even if the receiver never ran meanwhile
   assert.equal(res.unique, 3000);
 });
+
+labTest('a full kernel send buffer back-pressures trySend; nothing is lost or corrupted', { hosts: ['sender', 'dev'] }, async (lab) => {
+  // Shape the sender's own egress to 8 Mbit/s with a queue far larger than its 8 KiB send
+  // buffer: datagrams waiting in the qdisc stay charged to the socket, so sendmsg hits EAGAIN,
+  // libuv queues, and trySend must refuse until drain(). The probe rewrites its one buffer
+  // right after every trySend: any datagram sent from caller memory would arrive as a duplicate seq.
+  const s = lab.host('sender');
+  await lab.exec(s, 'tc', ['qdisc', 'add', 'dev', s.ifname, 'root', 'tbf', 'rate', '8mbit', 'burst', '16384', 'limit', '4000000']);
+  const r = startReceiver(lab, 'dev', ['--group', G, '--expect', '600', '--timeout-ms', '15000']);
+  await r.ready;
+  const sent = await runSender(lab, 'sender', ['--group', G, '--count', '600', '--size', '1200', '--sndbuf', '8192']);
+  assert.equal(sent.sent, 600);
+  assert.ok(sent.refused > 0, 'the send buffer filled at least once');
+  assert.equal(sent.sendErrors, 0);
+  const res = await r.done;
+  assert.equal(res.unique, 600);
+  assert.equal(res.duplicates, 0);
+});
