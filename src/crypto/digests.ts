@@ -85,6 +85,7 @@ export class DigestVerifier {
   private readonly digests = new Map<string, number>();
   private readonly window: { id: string; digests: string[] }[] = [];
   private readonly seen = new Set<string>();
+  private readonly failed = new Set<string>();
 
   constructor(
     signerPublicKey: Uint8Array,
@@ -125,7 +126,14 @@ export class DigestVerifier {
       return 'duplicate';
     }
     const tbs = body.subarray(0, body.length - SIGNATURE_LENGTH);
+    if (this.failed.has(batchId)) {
+      this.stats.badSignatures += 1;
+      return 'bad-signature';
+    }
     if (!ed25519Verify(this.signer, concatBytes(CONTEXT, tbs), body.subarray(body.length - SIGNATURE_LENGTH))) {
+      // Remember failures (bounded) so repeats of one forged batch cost one verification.
+      if (this.failed.size >= 256) this.failed.delete(this.failed.values().next().value as string);
+      this.failed.add(batchId);
       this.stats.badSignatures += 1;
       return 'bad-signature';
     }
