@@ -72,7 +72,10 @@ const MAX_DATAGRAM = 65527;
 /** Sampling period of trySend error reporting (one datagram in N carries a completion callback). */
 const TRY_SEND_CHECK_EVERY = 256;
 
-type Waiter = (r: IteratorResult<Datagram>) => void;
+interface Waiter {
+  settle(r: IteratorResult<Datagram>): void;
+  fail(e: Error): void;
+}
 
 /**
  * An IPv6 UDP socket for multicast on one validated interface, shaped after Librecast's
@@ -181,6 +184,10 @@ export class McastSocket implements AsyncIterable<Datagram> {
     sock.on('message', (msg: Buffer, rinfo: RemoteInfo) => ms.#deliver(msg, rinfo));
     sock.on('error', (err: Error) => ms.#fail(err));
     if (opts.signal) {
+      if (opts.signal.aborted) {
+        await ms.close();
+        throw new SocketError('aborted during open', 'ERR_ABORTED');
+      }
       ms.#signal = opts.signal;
       ms.#onAbort = () => void ms.close();
       opts.signal.addEventListener('abort', ms.#onAbort, { once: true });
@@ -355,34 +362,46 @@ export class McastSocket implements AsyncIterable<Datagram> {
   /** Received datagrams until close() (or `signal` aborts: the iterator then ends). One consumer at a time. */
   messages(signal?: AbortSignal): AsyncIterableIterator<Datagram> {
     let ended = false;
-    let onAbort: (() => void) | undefined;
+    let pending: Waiter | undefined;
     const finish = (): IteratorResult<Datagram> => {
       ended = true;
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
+      if (pending) {
+        const w = pending;
+        pending = undefined;
+        this.#waiters = this.#waiters.filter((x) => x !== w);
+        w.settle({ value: undefined, done: true });
+      }
       return { value: undefined, done: true };
     };
-    if (signal) {
-      onAbort = () => {
-        ended = true;
-        // wake a pending next()
-        const ws = this.#waiters;
-        this.#waiters = [];
-        for (const w of ws) w({ value: undefined, done: true });
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    }
+    const onAbort = (): void => void finish();
+    signal?.addEventListener('abort', onAbort, { once: true });
     const it: AsyncIterableIterator<Datagram> = {
       next: (): Promise<IteratorResult<Datagram>> => {
         if (ended || signal?.aborted) return Promise.resolve(finish());
         const d = this.#shift();
         if (d) return Promise.resolve({ value: d, done: false });
         if (this.#error) {
-          const e = this.#error;
           finish();
-          return Promise.reject(e);
+          return Promise.reject(this.#error);
         }
         if (this.#closed) return Promise.resolve(finish());
-        return new Promise((resolve) => this.#waiters.push((r) => resolve(r.done ? finish() : r)));
+        return new Promise((resolve, reject) => {
+          const w: Waiter = {
+            settle: (r) => {
+              pending = undefined;
+              if (r.done) finish();
+              resolve(r);
+            },
+            fail: (e) => {
+              pending = undefined;
+              finish();
+              reject(e);
+            },
+          };
+          pending = w;
+          this.#waiters.push(w);
+        });
       },
       return: (): Promise<IteratorResult<Datagram>> => Promise.resolve(finish()),
       [Symbol.asyncIterator]() {
@@ -429,7 +448,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
     }
     const w = this.#waiters.shift();
     if (w) {
-      w({ value: d, done: false });
+      w.settle({ value: d, done: false });
       return;
     }
     if (this.#queue.length - this.#qHead >= this.#queueLimit) {
@@ -454,15 +473,14 @@ export class McastSocket implements AsyncIterable<Datagram> {
     this.#error = new SocketError(`socket on ${this.interface.name}: ${err.message}`, 'ERR_SOCKET', { cause: err });
     const ws = this.#waiters;
     this.#waiters = [];
-    // a pending next() rejects through the iterator on its next call; wake it now
-    for (const w of ws) w({ value: undefined, done: true });
+    for (const w of ws) w.fail(this.#error);
     void this.close();
   }
 
   #wakeAll(): void {
     const ws = this.#waiters;
     this.#waiters = [];
-    for (const w of ws) w({ value: undefined, done: true });
+    for (const w of ws) w.settle({ value: undefined, done: true });
   }
 
   #checkOpen(): void {

@@ -64,10 +64,20 @@ test('messages(signal) ends that iterator only; open() with an aborted signal re
   try {
     const ac = new AbortController();
     const it = s.messages(ac.signal);
+    const other = s.messages();
+    let otherSettled = false;
+    const otherPending = other.next().then((r) => {
+      otherSettled = true;
+      return r;
+    });
     const pending = it.next();
     ac.abort();
     assert.deepEqual(await pending, { value: undefined, done: true });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(otherSettled, false, 'aborting one iterator leaves the others waiting');
     assert.equal(s.closed, false);
+    await s.close();
+    assert.deepEqual(await otherPending, { value: undefined, done: true });
   } finally {
     await s.close();
   }
