@@ -14,37 +14,43 @@ export interface SparseRows {
 /** Builds the S LDPC rows (5.3.3.3) and the LT rows for the given ISIs (5.3.5.3) in CSR form. */
 export function buildRows(bp: BlockParams, isis: ArrayLike<number>): SparseRows {
   const { s, b, w, p } = bp;
-  const ldpc: Set<number>[] = [];
-  for (let i = 0; i < s; i++) ldpc.push(new Set<number>());
-  // GF(2): a column hitting the same row twice cancels, hence toggling.
-  const toggle = (row: number, col: number): void => {
-    const set = ldpc[row]!;
-    if (set.has(col)) set.delete(col);
-    else set.add(col);
+  // LDPC rows (5.3.3.3). Each column i < B hits rows r0, r0+a, r0+2a (mod S); GF(2), so a column
+  // hitting one row twice would cancel (only possible if S divides a or 2a, which the table never
+  // produces, but handled anyway). Columns are appended in increasing order per row.
+  const perRow: number[][] = [];
+  for (let i = 0; i < s; i++) perRow.push([]);
+  const add = (row: number, col: number): void => {
+    const list = perRow[row]!;
+    if (list.length > 0 && list[list.length - 1] === col) list.pop();
+    else list.push(col);
   };
   for (let i = 0; i < b; i++) {
     const a = 1 + Math.floor(i / s);
-    let r = i % s;
-    toggle(r, i);
-    r = (r + a) % s;
-    toggle(r, i);
-    r = (r + a) % s;
-    toggle(r, i);
+    const r0 = i % s;
+    const r1 = (r0 + a) % s;
+    const r2 = (r1 + a) % s;
+    add(r0, i);
+    add(r1, i);
+    add(r2, i);
   }
   for (let i = 0; i < s; i++) {
-    toggle(i, b + i);
-    toggle(i, w + (i % p));
-    toggle(i, w + ((i + 1) % p));
+    add(i, b + i);
+    const c1 = w + (i % p);
+    const c2 = w + ((i + 1) % p);
+    const lo = Math.min(c1, c2);
+    const hi = Math.max(c1, c2);
+    add(i, lo);
+    add(i, hi);
   }
   let nnz = 0;
-  for (const set of ldpc) nnz += set.size;
+  for (const list of perRow) nnz += list.length;
   const n = s + isis.length;
   const start = new Int32Array(n + 1);
   let cols = new Int32Array(nnz + isis.length * 8);
   let at = 0;
   for (let i = 0; i < s; i++) {
     start[i] = at;
-    for (const c of [...ldpc[i]!].sort((x, y) => x - y)) cols[at++] = c;
+    for (const c of perRow[i]!) cols[at++] = c;
   }
   const tup = new Int32Array(6);
   const tmp = new Int32Array(64);

@@ -1,11 +1,12 @@
 // RaptorQ decoder of RFC 6330 5.4 for one source block.
 import { createArena } from './arena.js';
 import { fecError } from './errors.js';
-import { IntermediateSymbols, defaultAlignment } from './encoder.js';
+import { defaultAlignment } from './encoder.js';
+import { OP_COPY, OP_XOR, PlanBuilder } from './plan.js';
 import { checkBlockArgs, subSymbolSizes, symbolsToBlock } from './partition.js';
 import { MAX_ESI } from './payload-id.js';
 import type { BlockParams } from './rand.js';
-import { blockParams } from './rand.js';
+import { blockParams, ltIndices } from './rand.js';
 import { solve } from './solver.js';
 
 /**
@@ -19,7 +20,8 @@ export class BlockDecoder {
   private readonly bp: BlockParams;
   private readonly subs: number[];
   private esis: number[] = [];
-  private symbols: Uint8Array[] = [];
+  /** Received symbols back to back, in arrival order. */
+  private store: Uint8Array;
   private seen = new Set<number>();
   private sourceCount = 0;
   private attemptedAt = -1;
@@ -36,6 +38,7 @@ export class BlockDecoder {
     this.blockLength = blockLength;
     this.bp = blockParams(k);
     this.subs = subSymbolSizes(symbolSize, subBlocks, alignment);
+    this.store = new Uint8Array(Math.min(k + 2, 64) * symbolSize);
   }
 
   /** Distinct symbols received so far. */
@@ -58,8 +61,15 @@ export class BlockDecoder {
     if (this.decoded !== undefined) return true;
     if (this.seen.has(esi)) return false;
     this.seen.add(esi);
+    const t = this.symbolSize;
+    const at = this.esis.length * t;
+    if (at + t > this.store.length) {
+      const grown = new Uint8Array(Math.max(this.store.length * 2, (this.k + 8) * t));
+      grown.set(this.store);
+      this.store = grown;
+    }
+    this.store.set(symbol, at);
     this.esis.push(esi);
-    this.symbols.push(symbol.slice());
     if (esi < this.k) this.sourceCount++;
     return this.tryDecode();
   }
@@ -76,7 +86,7 @@ export class BlockDecoder {
     }
     this.decoded = out;
     this.esis = [];
-    this.symbols = [];
+    this.store = new Uint8Array(0);
     this.seen = new Set();
     return true;
   }
@@ -90,13 +100,13 @@ export class BlockDecoder {
     const syms = new Uint8Array(this.k * t);
     for (let i = 0; i < this.esis.length; i++) {
       const esi = this.esis[i]!;
-      if (esi < this.k) syms.set(this.symbols[i]!, esi * t);
+      if (esi < this.k) syms.set(this.store.subarray(i * t, (i + 1) * t), esi * t);
     }
     return this.toBlock(syms);
   }
 
   private toBlock(syms: Uint8Array): Uint8Array {
-    if (this.subs.length === 1) return syms.length === this.blockLength ? syms : syms.slice(0, this.blockLength);
+    if (this.subs.length === 1) return syms.slice(0, this.blockLength);
     const out = new Uint8Array(this.blockLength);
     symbolsToBlock(syms, this.symbolSize, 0, this.k, this.subs, out);
     return out;
@@ -106,8 +116,7 @@ export class BlockDecoder {
     const { bp, k } = this;
     const t = this.symbolSize;
     const pad = bp.kPrime - k;
-    const n = pad + this.esis.length;
-    const isis = new Int32Array(n);
+    const isis = new Int32Array(pad + this.esis.length);
     for (let i = 0; i < pad; i++) isis[i] = k + i;
     for (let i = 0; i < this.esis.length; i++) {
       const esi = this.esis[i]!;
@@ -116,21 +125,33 @@ export class BlockDecoder {
     const solved = solve(bp, isis, (i) => i < pad);
     if (solved === undefined) return undefined;
     const { plan, layout } = solved;
-    const arena = createArena(layout.slots, t);
-    const base = (bp.s + pad) * t;
-    for (let i = 0; i < this.symbols.length; i++) arena.bytes.set(this.symbols[i]!, base + i * t);
-    arena.run(plan);
-    const inter = new IntermediateSymbols(bp, arena, layout.cBase, layout.scratch);
-    const syms = new Uint8Array(k * t);
+    // K output slots after the solver's slots: received source symbols are put there directly,
+    // missing ones are Enc(ISI) of the intermediate symbols (5.3.5.3), appended as plan ops.
+    const outBase = layout.slots;
+    const arena = createArena(layout.slots + k, t);
+    const bytes = arena.bytes;
+    const n = this.esis.length;
+    bytes.set(this.store.subarray(0, n * t), (bp.s + pad) * t);
     const have = new Uint8Array(k);
-    for (let i = 0; i < this.esis.length; i++) {
+    for (let i = 0; i < n; i++) {
       const esi = this.esis[i]!;
       if (esi < k) {
-        syms.set(this.symbols[i]!, esi * t);
+        bytes.set(this.store.subarray(i * t, (i + 1) * t), (outBase + esi) * t);
         have[esi] = 1;
       }
     }
-    for (let i = 0; i < k; i++) if (!have[i]) inter.symbolInto(i, syms, i * t);
+    arena.run(plan);
+    const extra = new PlanBuilder(k * 8);
+    const tup = new Int32Array(6);
+    const cols = new Int32Array(64);
+    for (let i = 0; i < k; i++) {
+      if (have[i]) continue;
+      const m = ltIndices(bp, i, tup, cols);
+      extra.push(OP_COPY, outBase + i, layout.cBase + cols[0]!, 0);
+      for (let j = 1; j < m; j++) extra.push(OP_XOR, outBase + i, layout.cBase + cols[j]!, 0);
+    }
+    arena.run(extra.finish());
+    const syms = bytes.subarray(outBase * t, (outBase + k) * t);
     return this.toBlock(syms);
   }
 }

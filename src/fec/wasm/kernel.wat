@@ -13,6 +13,20 @@
 
   (func $xor (export "xor") (param $dst i32) (param $src i32) (param $len i32)
     (local $i i32) (local $end i32)
+    (local $d i32) (local $s i32)
+    ;; 64 bytes per iteration, then 16, then single bytes.
+    (local.set $end (i32.and (local.get $len) (i32.const -64)))
+    (block $done64
+      (loop $vec64
+        (br_if $done64 (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $d (i32.add (local.get $dst) (local.get $i)))
+        (local.set $s (i32.add (local.get $src) (local.get $i)))
+        (v128.store (local.get $d) (v128.xor (v128.load (local.get $d)) (v128.load (local.get $s))))
+        (v128.store offset=16 (local.get $d) (v128.xor (v128.load offset=16 (local.get $d)) (v128.load offset=16 (local.get $s))))
+        (v128.store offset=32 (local.get $d) (v128.xor (v128.load offset=32 (local.get $d)) (v128.load offset=32 (local.get $s))))
+        (v128.store offset=48 (local.get $d) (v128.xor (v128.load offset=48 (local.get $d)) (v128.load offset=48 (local.get $s))))
+        (local.set $i (i32.add (local.get $i) (i32.const 64)))
+        (br $vec64)))
     (local.set $end (i32.and (local.get $len) (i32.const -16)))
     (block $done
       (loop $vec
@@ -33,11 +47,30 @@
 
   ;; dst ^= c * src (c != 0)
   (func $muladd (export "muladd") (param $dst i32) (param $src i32) (param $c i32) (param $len i32)
-    (local $i i32) (local $end i32) (local $lo v128) (local $hi v128) (local $x v128) (local $m v128) (local $t i32) (local $b i32)
+    (local $i i32) (local $end i32) (local $lo v128) (local $hi v128) (local $x v128) (local $y v128) (local $m v128) (local $t i32) (local $b i32) (local $d i32)
     (local.set $t (i32.shl (local.get $c) (i32.const 5)))
     (local.set $lo (v128.load (local.get $t)))
     (local.set $hi (v128.load offset=16 (local.get $t)))
     (local.set $m (i8x16.splat (i32.const 15)))
+    (local.set $end (i32.and (local.get $len) (i32.const -32)))
+    (block $done32
+      (loop $vec32
+        (br_if $done32 (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $d (i32.add (local.get $dst) (local.get $i)))
+        (local.set $x (v128.load (i32.add (local.get $src) (local.get $i))))
+        (local.set $y (v128.load offset=16 (i32.add (local.get $src) (local.get $i))))
+        (v128.store (local.get $d)
+          (v128.xor (v128.load (local.get $d))
+            (v128.xor
+              (i8x16.swizzle (local.get $lo) (v128.and (local.get $x) (local.get $m)))
+              (i8x16.swizzle (local.get $hi) (i8x16.shr_u (local.get $x) (i32.const 4))))))
+        (v128.store offset=16 (local.get $d)
+          (v128.xor (v128.load offset=16 (local.get $d))
+            (v128.xor
+              (i8x16.swizzle (local.get $lo) (v128.and (local.get $y) (local.get $m)))
+              (i8x16.swizzle (local.get $hi) (i8x16.shr_u (local.get $y) (i32.const 4))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 32)))
+        (br $vec32)))
     (local.set $end (i32.and (local.get $len) (i32.const -16)))
     (block $done
       (loop $vec
