@@ -10,12 +10,13 @@
  *     .snmp6(host)                  /proc/net/snmp6 counters (Udp6RcvbufErrors, ...)
  *     .destroy()                    idempotent; also at exit and on SIGINT/SIGTERM/SIGHUP
  *   withLab(opts, fn)               destroy guaranteed
+ *   reapStaleLabs()                 delete labs whose owner process died (SIGKILL); create() calls it
  *
  * Test helpers (src/lab/testing.ts):
  *   labTest(name, opts, fn)         node:test wrapper (skips with the reason when unsupported)
  *   startReceiver / runSender       run the multicast probe (src/lab/probe.ts) in a host
  */
-export { Lab, withLab, labNamespaces, type LabHost, type LabOptions, type Impairment, type ExecResult } from './lab.js';
+export { Lab, withLab, labNamespaces, reapStaleLabs, type LabHost, type LabOptions, type Impairment, type ExecResult } from './lab.js';
 export { labSupport, reexecInUserns, usernsAvailable, USERNS_ENV, type LabSupport } from './support.js';
 export { labTest, startReceiver, runSender, type ProbeReceiver, type LabTestOptions } from './testing.js';
 export { PROBE_SCRIPT, type ProbeRecvResult, type ProbeSendResult } from './probe.js';

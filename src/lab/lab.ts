@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, unlinkSync } from 'node:fs';
 import { LabError, UsageError } from '../errors.js';
 import { labSupport } from './support.js';
 
@@ -43,6 +43,8 @@ const MAX_HOSTS = 64;
 const IP = 'ip';
 const RMEM_TARGET = 16 * 1024 * 1024;
 const RMEM_STATE = '/run/iotupd-lab-sysctl.json';
+/** One file per live lab: its owner's pid and start time, so a later run can reap labs of killed processes. */
+const OWNER_DIR = '/run/iotupd-lab';
 
 /** Every live lab of this process, for exit/signal teardown. */
 const live = new Set<Lab>();
@@ -159,9 +161,11 @@ export class Lab {
       address: `${prefix}::${(i + 1).toString(16)}`,
       port: `${id}p${i}`,
     }));
+    reapStaleLabs();
     const lab = new Lab(id, prefix, hosts);
     live.add(lab);
     installHandlers();
+    writeOwner(id); // before any namespace exists, so a reaper never sees an ownerless lab of ours
     try {
       lab.rmemMax = raiseBufferLimits();
       await lab.#build();
@@ -333,6 +337,11 @@ export class Lab {
       const script = order.map((ns) => `ip netns del ${ns} 2>/dev/null`).join('\n');
       spawnSync('sh', ['-c', script + '\ntrue'], { stdio: 'ignore' });
     }
+    try {
+      unlinkSync(`${OWNER_DIR}/${this.id}`);
+    } catch {
+      // never written (read-only /run) or already gone
+    }
     restoreBufferLimits();
   }
 
@@ -427,4 +436,61 @@ function restoreBufferLimits(): void {
   } catch {
     // leave it: a later lab retries
   }
+}
+
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // field 22 (starttime) counted after the ')' that ends the command name
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return rest[0] === 'Z' ? undefined : rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function writeOwner(id: string): void {
+  try {
+    mkdirSync(OWNER_DIR, { recursive: true });
+    writeFileSync(`${OWNER_DIR}/${id}`, JSON.stringify({ pid: process.pid, start: startTime(process.pid) }));
+  } catch {
+    // no writable /run: labs still work, they just cannot be reaped after a SIGKILL
+  }
+}
+
+/**
+ * Delete the namespaces of labs whose owning process is gone (SIGKILL, OOM, power cut of a
+ * container), as recorded in /run/iotupd-lab. Labs without an owner file are left alone.
+ * Returns the lab ids reaped. Lab.create() calls this first.
+ */
+export function reapStaleLabs(): string[] {
+  let ids: string[];
+  try {
+    ids = readdirSync(OWNER_DIR).filter((n) => /^iu[a-z0-9]{5}$/.test(n));
+  } catch {
+    return [];
+  }
+  const reaped: string[] = [];
+  for (const id of ids) {
+    let owner: { pid?: unknown; start?: unknown };
+    try {
+      owner = JSON.parse(readFileSync(`${OWNER_DIR}/${id}`, 'utf8')) as typeof owner;
+    } catch {
+      continue; // being written right now
+    }
+    if (typeof owner.pid !== 'number') continue;
+    const start = startTime(owner.pid);
+    if (start !== undefined && start === owner.start) continue; // owner alive
+    const names = labNamespaces().filter((n) => n.startsWith(`${id}-`));
+    if (names.length > 0) {
+      spawnSync('sh', ['-c', names.map((n) => `ip netns del ${n} 2>/dev/null`).join('\n') + '\ntrue'], { stdio: 'ignore' });
+    }
+    try {
+      unlinkSync(`${OWNER_DIR}/${id}`);
+    } catch {
+      // another reaper was faster
+    }
+    reaped.push(id);
+  }
+  return reaped;
 }

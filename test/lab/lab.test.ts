@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LabError, UsageError } from '../../src/errors.js';
-import { Lab, labNamespaces, labSupport, withLab } from '../../src/lab/index.js';
+import { Lab, labNamespaces, labSupport, reapStaleLabs, withLab } from '../../src/lab/index.js';
 import { labTest, runSender, startReceiver } from '../../src/lab/testing.js';
 
 const support = labSupport();
@@ -201,6 +201,19 @@ test('SIGTERM, an own SIGINT handler and process.exit() also tear down', { skip,
   assert.equal(ex.code, 3);
   assert.deepEqual(namespacesOf(ex.id), []);
   assert.equal(alive(ex.pid), false);
+});
+
+test('a SIGKILLed lab owner cannot clean up, and the next reapStaleLabs() removes its lab', { skip, timeout: 30000 }, async () => {
+  const k = await holdAndKill([], 'SIGKILL');
+  assert.equal(k.sig, 'SIGKILL');
+  assert.equal(namespacesOf(k.id).length, 3, 'nothing could run on SIGKILL');
+  assert.ok(reapStaleLabs().includes(k.id));
+  assert.deepEqual(namespacesOf(k.id), []);
+  // a live lab is never reaped
+  await withLab({ hosts: ['a'] }, async (lab) => {
+    assert.ok(!reapStaleLabs().includes(lab.id));
+    assert.equal(namespacesOf(lab.id).length, 2);
+  });
 });
 
 test('no lab namespaces of this process remain', { skip }, () => {
