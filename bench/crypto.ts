@@ -164,7 +164,7 @@ function transfer(mode: { name: string; suite?: AuthSuite; digests?: boolean }, 
         },
         signer,
       );
-      const secure = new SecureSender({ inner, objectId: inner.objectId, manifest: m, auth, signingKey: signer, digests: mode.digests ?? false, rateBps: 1e15 });
+      const secure = new SecureSender({ inner, objectId: inner.objectId, manifest: m, sealer: fountainSealer(auth), signingKey: signer, digests: mode.digests ?? false, rateBps: 1e15 });
       next = (t) => secure.next(t);
       guard = new ReceiveGuard({ trust, policy, groupKey: gk, ...(mode.suite !== 'mac' && mode.suite ? { cipher: mode.suite } : {}) });
     }

@@ -39,6 +39,28 @@ export function fountainSealer(auth: PacketAuth): Sealer {
   };
 }
 
+/**
+ * A sealer for a group key that derives the per-object key from the object id in each packet's
+ * header (bytes 8..15), so it can be handed to a sender before its object id is known.
+ */
+export function groupSealer(groupKey: Uint8Array, suite: AuthSuite = 'mac'): Sealer {
+  const auths = new Map<string, PacketAuth>();
+  const probe = new PacketAuth(groupKey, new Uint8Array(8), suite);
+  return {
+    flags: Flags.AUTH | (probe.encrypts ? Flags.ENCRYPTED : 0),
+    trailerLength: probe.trailerLength,
+    seal(packet) {
+      const id = Buffer.from(packet.buffer, packet.byteOffset + 8, 8).toString('hex');
+      let a = auths.get(id);
+      if (!a) {
+        a = new PacketAuth(groupKey, packet.slice(8, 16), suite);
+        auths.set(id, a);
+      }
+      a.sealInPlace(packet, bodyOffset(packet));
+    },
+  };
+}
+
 type InnerStep = { datagram: Uint8Array; kind: string } | { wait: number } | { done: true };
 export type SecureStep = { datagram: Uint8Array; kind: string } | { wait: number } | { done: true };
 
@@ -47,7 +69,8 @@ export interface SecureSenderOptions {
   inner: { next(now: number): InnerStep };
   objectId: Uint8Array;
   manifest: Uint8Array;
-  auth?: PacketAuth;
+  /** The same sealer the inner sender uses (fountainSealer / groupSealer); none = no group key. */
+  sealer?: Sealer;
   /** Required when the manifest sets symbolDigests. */
   signingKey?: SigningKey;
   digests?: boolean;
@@ -90,13 +113,9 @@ export class SecureSender {
   }
 
   private frame(type: number, body: Uint8Array): Uint8Array {
-    const auth = this.o.auth;
-    const packet = encodeRaw(type, {
-      objectId: this.o.objectId,
-      flags: auth ? Flags.AUTH | (auth.encrypts ? Flags.ENCRYPTED : 0) : 0,
-      trailer: auth ? new Uint8Array(auth.trailerLength) : undefined,
-    }, body);
-    auth?.sealInPlace(packet, bodyOffset(packet));
+    const sealer = this.o.sealer;
+    const packet = encodeRaw(type, { objectId: this.o.objectId, flags: sealer?.flags ?? 0, trailer: sealer ? new Uint8Array(sealer.trailerLength) : undefined }, body);
+    sealer?.seal(packet);
     return packet;
   }
 

@@ -12,3 +12,4 @@ export * from './packet-auth.js';
 export * from './digests.js';
 export * from './fragments.js';
 export * from './guard.js';
+export * from './secure-transfer.js';

@@ -63,7 +63,7 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
       },
       signer,
     );
-    const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, auth, signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100 });
+    const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100 });
     const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, ...(opts.suite !== 'mac' ? { cipher: opts.suite, requireEncryption: true } : {}) });
     const out = join(dir, 'fw.bin');
     const receiver = new FountainReceiver({ out });
