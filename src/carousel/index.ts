@@ -13,3 +13,13 @@ export {
   type ReceiverStats,
 } from './receiver.js';
 export { decodeState, encodeState, type ResumeState } from './state.js';
+export { sendFile, DEFAULT_RATE_MBIT, type SendFileOptions, type SendProgress, type SendResult } from './send.js';
+export {
+  receiveFile,
+  STATE_SUFFIX,
+  type ReceiveFileOptions,
+  type ReceiveProgress,
+  type ReceiveResult,
+  type ReceiveEvent,
+  type ReceivePhase,
+} from './recv.js';
