@@ -63,6 +63,7 @@ export interface SenderStats {
 }
 
 export const DEFAULT_RATE_BPS = 20_000_000;
+const READ_AHEAD = 64 * 1024;
 
 /**
  * I/O-free fountain sender (docs/protocol.md "Sender"). Round-robin over the source blocks, so
@@ -97,6 +98,9 @@ export class FountainSender {
   /** Symbols still to send from the current block before moving on (repair batching). */
   private dwell = 0;
   private readonly repairBatch: number;
+  private readonly windows = new Map<number, { start: number; bytes: Uint8Array }>();
+  private readonly symbolTemplate: Uint8Array;
+  private readonly symbolOffset: number;
   private finished = false;
 
   constructor(private readonly opts: SenderOptions) {
@@ -129,7 +133,9 @@ export class FountainSender {
       name: opts.name ?? '',
     });
     sealer?.seal(this.description);
-    this.symbolPacketLength = encodeSymbol(this.header, { sbn: 0, esi: 0, symbol: new Uint8Array(oti.symbolSize) }).length;
+    this.symbolTemplate = encodeSymbol(this.header, { sbn: 0, esi: 0, symbol: new Uint8Array(oti.symbolSize) });
+    this.symbolPacketLength = this.symbolTemplate.length;
+    this.symbolOffset = this.symbolPacketLength - (sealer?.trailerLength ?? 0) - oti.symbolSize;
     this.burst = opts.burstBytes ?? Math.max(8 * (this.symbolPacketLength + IPV6_UDP_OVERHEAD), 4 * this.bytesPerMs);
     this.descEvery = opts.descriptionEvery ?? 256;
     this.descInterval = opts.descriptionIntervalMs ?? 1000;
@@ -211,21 +217,23 @@ export class FountainSender {
     }
     this.rounds[this.cursor] = (this.rounds[this.cursor] as number) + 1;
     const T = this.oti.symbolSize;
-    let symbol: Uint8Array;
+    // One fresh buffer per datagram (the socket may still hold the previous ones): header
+    // template, FEC Payload ID, then the symbol written in place.
+    const packet = new Uint8Array(this.symbolPacketLength);
+    packet.set(this.symbolTemplate.subarray(0, this.symbolOffset - 4));
+    const at = this.symbolOffset;
+    packet[at - 4] = block.sbn;
+    packet[at - 3] = (esi >>> 16) & 0xff;
+    packet[at - 2] = (esi >>> 8) & 0xff;
+    packet[at - 1] = esi & 0xff;
     if (esi < block.k && this.oti.subBlocks === 1) {
       // RFC 6330 4.4.1.2 with N = 1: source symbol ESI is bytes [ESI*T, ESI*T+T) of the block, zero padded.
       const start = esi * T;
       const take = Math.max(0, Math.min(T, block.length - start));
-      const bytes = this.opts.source.read(block.offset + start, take);
-      if (take === T) symbol = bytes;
-      else {
-        symbol = new Uint8Array(T);
-        symbol.set(bytes);
-      }
+      this.readSource(block, start, take, packet, at);
     } else {
-      symbol = this.encoder(block).symbol(esi);
+      this.encoder(block).symbolInto(esi, packet, at);
     }
-    const packet = encodeSymbol(this.header, { sbn: block.sbn, esi, symbol });
     this.opts.sealer?.seal(packet);
     if (this.dwell > 0) this.dwell -= 1;
     else if (esi >= block.k && this.repairBatch > 1) this.dwell = this.repairBatch - 1;
@@ -239,6 +247,22 @@ export class FountainSender {
       }
     }
     return packet;
+  }
+
+  /**
+   * Source bytes through a small read-ahead window per block: round-robin visits each block's
+   * consecutive source symbols, so one pread serves many datagrams.
+   */
+  private readSource(block: { sbn: number; offset: number; length: number }, start: number, take: number, out: Uint8Array, at: number): void {
+    if (take === 0) return;
+    let w = this.windows.get(block.sbn);
+    if (!w || start < w.start || start + take > w.start + w.bytes.length) {
+      const len = Math.min(block.length - start, Math.max(take, READ_AHEAD));
+      w = { start, bytes: this.opts.source.read(block.offset + start, len) };
+      this.windows.set(block.sbn, w);
+    }
+    out.set(w.bytes.subarray(start - w.start, start - w.start + take), at);
+    if (start + take >= block.length) this.windows.delete(block.sbn);
   }
 
   private encoder(block: { sbn: number; offset: number; length: number; k: number }): BlockEncoder {
