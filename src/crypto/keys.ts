@@ -135,7 +135,7 @@ function parsePem(text: string, file: string): PemBlock[] {
 }
 
 /** Create a new file with the given mode atomically from open(2) on; refuse to overwrite unless asked. */
-export function writeNewFile(path: string, text: string, mode: number, overwrite = false): void {
+export function writeNewFile(path: string, text: string | Uint8Array, mode: number, overwrite = false): void {
   let fd: number;
   try {
     fd = openSync(path, overwrite ? 'w' : 'wx', mode);
@@ -149,7 +149,8 @@ export function writeNewFile(path: string, text: string, mode: number, overwrite
     if (overwrite && (fstatSync(fd).mode & 0o777 & ~mode) !== 0) {
       throw new SecurityError(`${path} exists with permissions wider than ${mode.toString(8)}`, 'ERR_KEY_PERMS');
     }
-    writeSync(fd, text);
+    if (typeof text === 'string') writeSync(fd, text);
+    else writeSync(fd, text);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

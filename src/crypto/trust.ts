@@ -95,7 +95,8 @@ export class TrustStore {
   resolve(signerKeyId: Uint8Array, chain: Uint8Array[], now: number | undefined): ChainResult {
     if (chain.length > MAX_CHAIN) throw new SecurityError(`certificate chain longer than ${MAX_CHAIN}`, 'ERR_DELEGATION');
     if (this.revoked.has(toHex(signerKeyId))) throw new SecurityError(`signing key ${toHex(signerKeyId)} is revoked`, 'ERR_REVOKED');
-    if (chain.length === 0) {
+    // A signer pinned itself is trusted directly, whatever chain the manifest also carries.
+    if (chain.length === 0 || this.anchors.has(toHex(signerKeyId))) {
       const a = this.anchor(signerKeyId, now);
       return { signerPublicKey: a.publicKey, signerKey: this.keyObject(a.publicKey), signerKeyId: a.keyId, anchorKeyId: a.keyId };
     }

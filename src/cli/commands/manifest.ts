@@ -1,11 +1,20 @@
 import { readFileSync } from 'node:fs';
+import { createFileSender } from '../../transfer/index.js';
+import { DEFAULT_SYMBOL_SIZE } from '../../wire/fountain.js';
+import { writeNewFile } from '../../crypto/keys.js';
+import { numberOption } from '../command.js';
+import { parseTime } from './keygen.js';
 import type { Command } from '../command.js';
 import { parse } from '../command.js';
 import { StorageError, UsageError } from '../../errors.js';
 import {
   decodeCertificateUnverified,
   inspectManifest,
+  keyIdOf,
+  loadGroupKey,
   loadPublicKey,
+  loadSigningKey,
+  signFileManifest,
   toHex,
   TrustStore,
   verifyManifest,
@@ -13,8 +22,19 @@ import {
 } from '../../crypto/index.js';
 
 const usage = `usage: iotupd manifest inspect FILE [--trust ROOT.pub ...] [--product NAME] [--installed N] [--json]
+       iotupd manifest sign IMAGE --key SIGNER.key --product NAME --sequence N [options] --out FILE
 
-Prints a signed manifest. Without --trust the fields are shown UNVERIFIED; with --trust (repeatable)
+sign: hashes IMAGE (SHA-256 and one hash per RaptorQ source block) and writes a signed manifest, so
+the signing key can stay off the sending machine ('iotupd send IMAGE --manifest FILE'). The symbol
+size and block size must be those the sender will use.
+  --version TEXT         human version string (default: the sequence number)
+  --expires DATE         ISO date or +DAYSd (default +30d)
+  --symbol-size T --block-symbols K   as for 'iotupd send' (defaults 1184, 8192)
+  --group-key FILE --encrypt [--cipher aes-256-gcm|chacha20-poly1305]   announce encryption
+  --digests              require signed digest batches (the sender then needs --key too)
+  --rollout PERCENT      staged rollout share (0.01..100)
+
+inspect: prints a signed manifest. Without --trust the fields are shown UNVERIFIED; with --trust (repeatable)
 the manifest is verified as a device would (signature, chain, product, expiry, sequence) and the
 command exits 1 with the reason if a device would refuse it.`;
 
@@ -27,6 +47,7 @@ export const manifestCommand: Command = {
   summary: 'inspect and verify signed manifests',
   usage,
   async run(argv) {
+    if (argv[0] === 'sign') return sign(argv.slice(1));
     const { values, positionals } = parse(argv, {
       trust: { type: 'string', multiple: true },
       product: { type: 'string' },
@@ -60,8 +81,8 @@ export const manifestCommand: Command = {
     const chain = view.chain.map((c) => {
       const d = decodeCertificateUnverified(c);
       return d.kind === 'delegation'
-        ? `delegation by ${toHex(d.issuerKeyId)} to ${toHex(d.subjectKey).slice(0, 16)}... products ${d.products.join(',')} ${iso(d.notBefore)}..${iso(d.notAfter)} sequences ${d.minSequence}..${d.maxSequence}`
-        : `root rotation by ${toHex(d.issuerKeyId)} to ${toHex(d.subjectKey).slice(0, 16)}... from ${iso(d.notBefore)}`;
+        ? `delegation by ${toHex(d.issuerKeyId)} to key ${toHex(keyIdOf(d.subjectKey))}, products ${d.products.join(',')} ${iso(d.notBefore)}..${iso(d.notAfter)} sequences ${d.minSequence}..${d.maxSequence}`
+        : `root rotation by ${toHex(d.issuerKeyId)} to key ${toHex(keyIdOf(d.subjectKey))} from ${iso(d.notBefore)}`;
     });
     const out = {
       verdict,
@@ -86,3 +107,52 @@ export const manifestCommand: Command = {
     return code;
   },
 };
+
+async function sign(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    key: { type: 'string' },
+    product: { type: 'string' },
+    sequence: { type: 'string' },
+    version: { type: 'string' },
+    expires: { type: 'string' },
+    'symbol-size': { type: 'string' },
+    'block-symbols': { type: 'string' },
+    'group-key': { type: 'string' },
+    encrypt: { type: 'boolean' },
+    cipher: { type: 'string' },
+    digests: { type: 'boolean' },
+    rollout: { type: 'string' },
+    out: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  const [image, ...rest] = positionals;
+  if (image === undefined || rest.length > 0) throw new UsageError('usage: iotupd manifest sign IMAGE --key SIGNER.key --product NAME --sequence N --out FILE');
+  if (values.key === undefined || values.product === undefined || values.sequence === undefined || values.out === undefined) {
+    throw new UsageError('--key, --product, --sequence and --out are required');
+  }
+  if (!/^\d{1,20}$/.test(values.sequence) || BigInt(values.sequence) < 1n || BigInt(values.sequence) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
+  const cipher = values.cipher ?? 'aes-256-gcm';
+  if (cipher !== 'aes-256-gcm' && cipher !== 'chacha20-poly1305') throw new UsageError('--cipher must be aes-256-gcm or chacha20-poly1305');
+  if (values.encrypt && values['group-key'] === undefined) throw new UsageError('--encrypt needs --group-key');
+  const key = loadSigningKey(values.key);
+  const now = Math.floor(Date.now() / 1000);
+  const sender = createFileSender({
+    file: image,
+    symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
+    maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], 8192, 1, 56403),
+  });
+  const rollout = values.rollout === undefined ? undefined : Math.round(numberOption('rollout', values.rollout, 100, 0.01, 100) * 100);
+  const manifest = signFileManifest(image, sender, key, {
+    product: values.product,
+    sequence: BigInt(values.sequence),
+    version: values.version ?? values.sequence,
+    created: now,
+    expires: parseTime('expires', values.expires, now + 30 * 86400, now),
+    ...(values.encrypt ? { groupKey: loadGroupKey(values['group-key'] as string), cipher } : {}),
+    ...(values.digests ? { digests: true } : {}),
+    ...(rollout !== undefined ? { rolloutBasisPoints: rollout } : {}),
+  });
+  writeNewFile(values.out, manifest, 0o644, values.force ?? false);
+  console.log(`manifest for ${toHex(sender.objectId)} (sequence ${values.sequence}, ${manifest.length} bytes) signed by ${toHex(key.keyId)}: ${values.out}`);
+  return 0;
+}
