@@ -3,7 +3,8 @@
  *
  *   npm run bench:net [-- --seconds 2 --rounds 3 --size 1200 --rates 10000,30000,50000,70000]
  *
- * Send rate: McastSocket.trySend, McastSocket.send (promise per datagram), plain node:dgram
+ * Send rate: McastSocket.trySend (unconnected and after connect()), McastSocket.send (promise
+ * per datagram), plain node:dgram
  * unconnected send(buf, port, addr) and connected send(buf), each as fast as one process can,
  * rounds interleaved, median reported. Loss: a paced McastSocket sender and one receiver
  * (8 MiB SO_RCVBUF requested, onMessage fast path); counts from the receiver and
@@ -21,8 +22,8 @@ const SELF = fileURLToPath(import.meta.url);
 const GROUP = 'ff1e::be:1';
 const PORT = 4242;
 
-type Mode = 'mcast-trysend' | 'mcast-send' | 'dgram' | 'dgram-connected';
-const MODES: Mode[] = ['mcast-trysend', 'mcast-send', 'dgram', 'dgram-connected'];
+type Mode = 'mcast-trysend' | 'mcast-connected' | 'mcast-send' | 'dgram' | 'dgram-connected';
+const MODES: Mode[] = ['mcast-trysend', 'mcast-connected', 'mcast-send', 'dgram', 'dgram-connected'];
 
 interface SendResult {
   mode: Mode;
@@ -47,9 +48,10 @@ async function sendChild(mode: Mode, ifname: string, size: number, seconds: numb
   let sendOne: () => boolean | Promise<void>;
   let drain: () => Promise<void> = () => Promise.resolve();
   let finish: () => Promise<void>;
-  if (mode === 'mcast-trysend' || mode === 'mcast-send') {
+  if (mode.startsWith('mcast-')) {
     const sock = await McastSocket.open({ interface: iface.name, port: 0 });
-    sendOne = mode === 'mcast-trysend' ? () => sock.trySend(buf, GROUP, PORT) : () => sock.send(buf, GROUP, PORT);
+    if (mode === 'mcast-connected') await sock.connect(GROUP, PORT);
+    sendOne = mode === 'mcast-send' ? () => sock.send(buf, GROUP, PORT) : () => sock.trySend(buf, GROUP, PORT);
     drain = () => sock.drain();
     finish = async () => {
       await sock.drain();
@@ -156,6 +158,7 @@ async function main(): Promise<void> {
       }
     }
     const base = median(results.get('dgram')!);
+    const baseConnected = median(results.get('dgram-connected')!);
     console.log('  mode                datagrams/s   Mbit/s   vs dgram   rounds');
     for (const m of MODES) {
       const xs = results.get(m)!;
@@ -166,14 +169,16 @@ async function main(): Promise<void> {
       );
     }
 
-    console.log(`\nReceiver loss, paced McastSocket sender -> one receiver (8 MiB SO_RCVBUF requested), ${seconds} s per rate:`);
+    console.log(`  connected: McastSocket ${Math.round((median(results.get('mcast-connected')!) / baseConnected) * 100)} % of plain connected node:dgram`);
+    console.log('  (vs dgram = median of this mode / median of plain unconnected node:dgram)');
+    console.log(`\nReceiver loss, paced McastSocket sender (connected, trySend) -> one receiver (8 MiB SO_RCVBUF requested), ${seconds} s per rate:`);
     console.log('  target/s   sent/s   received   lost     loss %   Udp6RcvbufErrors   rcvbuf granted');
     for (const rate of [...rates, 0]) {
       const count = rate > 0 ? Math.round(rate * seconds) : 0;
       const before = await lab.snmp6('recv');
       const rx = startReceiver(lab, 'recv', ['--group', GROUP, '--fast', '--idle-ms', '1000', '--timeout-ms', String(seconds * 1000 + 15000)]);
       await rx.ready;
-      const s = await runSendChild(lab, 'mcast-trysend', size, rate > 0 ? seconds * 3 : seconds, rate, count);
+      const s = await runSendChild(lab, 'mcast-connected', size, rate > 0 ? seconds * 3 : seconds, rate, count);
       const r = await rx.done;
       const after = await lab.snmp6('recv');
       const rcvbufErr = (after.Udp6RcvbufErrors ?? 0) - (before.Udp6RcvbufErrors ?? 0);

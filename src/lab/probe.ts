@@ -5,7 +5,7 @@
  *   node probe.js recv --interface IF --group G [--source S] [--port P] [--bind-group]
  *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
  *                      [--queue-limit N] [--stall-ms MS]
- *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N] [--sndbuf BYTES]
+ *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N] [--sndbuf BYTES] [--connect]
  *
  * Datagrams carry 'IUPB', sender id (u32), seq (u32) and filler. The receiver prints one JSON
  * line {"event":"ready",...} once joined and {"event":"done",...} with counts at the end
@@ -163,6 +163,7 @@ async function send(v: Record<string, string | boolean | undefined>): Promise<vo
     port: 0,
     sendBufferSize: v.sndbuf ? Number(v.sndbuf) : undefined,
   });
+  if (v.connect) await sock.connect(group, port);
   let refused = 0;
   // one buffer, rewritten right after each trySend: trySend copies, so this is safe
   const buf = new Uint8Array(size).fill(0x5a);
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
       interface: { type: 'string' }, group: { type: 'string' }, source: { type: 'string' }, port: { type: 'string' },
       'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
       'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
-      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, sndbuf: { type: 'string' },
+      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, sndbuf: { type: 'string' }, connect: { type: 'boolean' },
     },
   });
   if (positionals[0] === 'recv') await recv(values);

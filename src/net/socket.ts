@@ -110,6 +110,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
   #trySendCount = 0;
   #lastGroup = '';
   #lastPort = -1;
+  #connected: { group: string; port: number } | undefined;
   #slot = new Uint8Array(2048);
   #drainWaiters: (() => void)[] = [];
   #drainPolling = false;
@@ -258,17 +259,59 @@ export class McastSocket implements AsyncIterable<Datagram> {
     return [...this.#memberships];
   }
 
+  /**
+   * Connect the socket to one group: every later send goes there, and the kernel skips the
+   * per-datagram address parsing and route lookup (node:dgram reaches ~1.3-1.8x the unconnected
+   * rate). A connected UDP socket only accepts datagrams from its peer, and a group is never a
+   * source: use connect() on send-only sockets (port 0). Afterwards send/trySend must name
+   * this group and port (or omit the port).
+   */
+  async connect(group: string, port: number = this.port): Promise<void> {
+    this.#checkOpen();
+    checkGroup(group);
+    checkPort(port);
+    if (this.#connected) {
+      if (this.#connected.group === group && this.#connected.port === port) return;
+      throw new UsageError(`socket is already connected to [${this.#connected.group}]:${this.#connected.port}`, 'ERR_SOCKET_CONNECTED');
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#sock.connect(port, group, (err?: Error) => {
+        if (err) reject(new SocketError(`cannot connect to [${group}]:${port}: ${err.message}`, 'ERR_CONNECT', { cause: err }));
+        else resolve();
+      });
+    });
+    this.#connected = { group, port };
+    this.#lastGroup = '';
+  }
+
+  /** The group this socket is connected to, if any. */
+  get connectedTo(): { group: string; port: number } | undefined {
+    return this.#connected ? { ...this.#connected } : undefined;
+  }
+
+  #defaultPort(): number {
+    return this.#connected?.port ?? this.port;
+  }
+
+  #checkConnected(group: string, port: number): void {
+    const c = this.#connected;
+    if (c && (c.group !== group || c.port !== port)) {
+      throw new UsageError(`socket is connected to [${c.group}]:${c.port}, cannot send to [${group}]:${port}`, 'ERR_SOCKET_CONNECTED');
+    }
+  }
+
   /** Send one datagram and wait until the kernel took it (keep `bytes` unchanged until then). Rejects with SocketError. */
-  send(bytes: Uint8Array, group: string, port: number = this.port): Promise<void> {
+  send(bytes: Uint8Array, group: string, port: number = this.#defaultPort()): Promise<void> {
     try {
       this.#checkOpen();
       checkGroup(group);
       checkPort(port);
+      this.#checkConnected(group, port);
     } catch (err) {
       return Promise.reject(err as Error);
     }
     return new Promise((resolve, reject) => {
-      this.#sock.send(bytes, port, group, (err) => {
+      const done = (err: Error | null): void => {
         if (err) {
           this.stats.sendErrors++;
           this.lastSendError = err;
@@ -276,7 +319,9 @@ export class McastSocket implements AsyncIterable<Datagram> {
         } else {
           resolve();
         }
-      });
+      };
+      if (this.#connected) this.#sock.send(bytes, done);
+      else this.#sock.send(bytes, port, group, done);
       this.stats.sent++;
       this.stats.bytesSent += bytes.length;
     });
@@ -292,11 +337,12 @@ export class McastSocket implements AsyncIterable<Datagram> {
    * Errors are sampled: one datagram in 256 carries a completion callback that counts
    * failures in stats.sendErrors / lastSendError. `group` and `port` are validated when they change.
    */
-  trySend(bytes: Uint8Array, group: string, port: number = this.port): boolean {
+  trySend(bytes: Uint8Array, group: string, port: number = this.#defaultPort()): boolean {
     if (this.#closed) return false;
     if (group !== this.#lastGroup || port !== this.#lastPort) {
       checkGroup(group); // never let an unchecked (e.g. unicast) address through the fast path
       checkPort(port);
+      this.#checkConnected(group, port);
       this.#lastGroup = group;
       this.#lastPort = port;
     }
@@ -309,11 +355,9 @@ export class McastSocket implements AsyncIterable<Datagram> {
     }
     this.#slot.set(bytes);
     const view = this.#slot.subarray(0, n);
-    if (++this.#trySendCount % TRY_SEND_CHECK_EVERY === 0) {
-      sock.send(view, port, group, this.#sampleCallback);
-    } else {
-      sock.send(view, port, group);
-    }
+    const cb = ++this.#trySendCount % TRY_SEND_CHECK_EVERY === 0 ? this.#sampleCallback : undefined;
+    if (this.#connected) sock.send(view, cb);
+    else sock.send(view, port, group, cb);
     this.stats.sent++;
     this.stats.bytesSent += n;
     return true;

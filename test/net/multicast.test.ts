@@ -89,3 +89,29 @@ labTest('a full kernel send buffer back-pressures trySend; nothing is lost or co
   assert.equal(res.unique, 600);
   assert.equal(res.duplicates, 0);
 });
+
+labTest('a connected sender reaches every receiver; it can only send to its group', { hosts: ['sender', 'dev'] }, async (lab) => {
+  const r = startReceiver(lab, 'dev', ['--group', G, '--expect', '2000', '--timeout-ms', '10000', '--fast']);
+  await r.ready;
+  const sent = await runSender(lab, 'sender', ['--group', G, '--count', '2000', '--connect']);
+  assert.equal(sent.sent, 2000);
+  const res = await r.done;
+  assert.equal(res.unique, 2000);
+  assert.deepEqual(res.sources, [lab.host('sender').address]);
+  // the usage checks, run inside the sender host
+  const s = lab.host('sender');
+  const script = [
+    "const { McastSocket } = await import(process.argv[1]);",
+    `const sock = await McastSocket.open({ interface: '${s.ifname}', port: 0 });`,
+    `await sock.connect('${G}', 4242);`,
+    "const out = { to: sock.connectedTo };",
+    "try { sock.trySend(new Uint8Array(4), 'ff1e::99', 4242); out.other = 'sent'; } catch (e) { out.other = e.code; }",
+    `try { await sock.connect('ff1e::99', 4242); out.reconnect = 'ok'; } catch (e) { out.reconnect = e.code; }`,
+    `out.same = sock.trySend(new Uint8Array(4), '${G}');`,
+    "await sock.close();",
+    "console.log(JSON.stringify(out));",
+  ].join('\n');
+  const netIndex = new URL('../../src/net/index.js', import.meta.url).href;
+  const o = await lab.exec('sender', process.execPath, ['--input-type=module', '-e', script, netIndex]);
+  assert.deepEqual(JSON.parse(o.stdout), { to: { group: G, port: 4242 }, other: 'ERR_SOCKET_CONNECTED', reconnect: 'ERR_SOCKET_CONNECTED', same: true });
+});
