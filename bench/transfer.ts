@@ -104,12 +104,12 @@ async function setLoss(lab: Lab, loss: number): Promise<void> {
   await lab.impair('r3', { rateMbit: CAP_MBIT, lossPercent: loss });
 }
 
-function lastJson(stdout: string, event: string): Record<string, unknown> | undefined {
+function lastJson(stdout: string, type: string): Record<string, unknown> | undefined {
   const lines = stdout.trim().split('\n').reverse();
   for (const l of lines) {
     try {
       const o = JSON.parse(l) as Record<string, unknown>;
-      if (o.event === event) return o;
+      if (o.type === type) return o;
     } catch {
       // not JSON
     }
@@ -141,7 +141,7 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   }
   const seconds = (Math.max(...exits.map((e) => e.at)) - t0) / 1000;
   const ok = exits.map((e, i) => e.code === 0 && sha256File(outs[i] as string) === hash);
-  const done = exits.map((e) => lastJson(e.stdout, 'done'));
+  const done = exits.map((e) => lastJson(e.stdout, 'stats'));
   const overheads = done.map((d) => Number(d?.overhead ?? NaN));
   const rss = done.map((d) => Number(d?.maxRssKiB ?? NaN) / 1024);
   const received = done.map((d) => Number(d?.received ?? NaN));

@@ -2,11 +2,12 @@
 // src/cli/commands/{send,recv}.ts dispatch here unless `--format iotupd` is given.
 import { channelGroup, SCHEMES, SCOPES, type Scheme, type Scope } from '../channel/index.js';
 import { numberOption, parse } from '../cli/command.js';
-import { UsageError } from '../errors.js';
+import { IotupdError, UsageError } from '../errors.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
-import { DEFAULT_RATE_BPS } from './sender.js';
+import { DEFAULT_RATE_BPS, type SenderStats } from './sender.js';
 import { receiveFile, sendFile } from './driver.js';
-import type { ReceiverProgress, ReceiverStats } from './receiver.js';
+import type { ReceiverStats } from './receiver.js';
+import { Progress, formatBytes } from '../cli/progress.js';
 
 const channelOptions = {
   channel: { type: 'string' },
@@ -27,7 +28,7 @@ Fountain format (default): RaptorQ-coded symbols, receivers may join at any time
   --symbols-per-block N  stop after N symbols per source block (e.g. K plus margin)
   --sender-index I --senders N   cooperate with other senders (disjoint symbols)
   --symbol-size T        bytes per symbol (default ${DEFAULT_SYMBOL_SIZE}: packets fit 1280 bytes)
-  --block-symbols K      maximum source symbols per block (default 8192)
+  --block-symbols K      maximum source symbols per block (default 4096)
   --name NAME            object name announced to receivers (default: file name)
   --hash sha256|blake3   whole-object hash (default sha256)
   --group ADDR           explicit multicast group instead of --channel
@@ -40,7 +41,7 @@ Fountain format (default): takes the first object seen on the channel unless tol
   --object-id HEX        receive only this object (16 hex digits)
   --name NAME            receive only the object announced with this name
   --spool DIR            spool directory (default .OUT.iotupd next to OUT; kept for resume)
-  --timeout SEC          give up after SEC seconds (exit 3; the spool is kept)
+  --timeout SEC          give up after SEC seconds (exit 1; the spool is kept)
   --group ADDR --port P --scheme librecast|sha3 --scope link|site|org|global --json
   --format fountain|iotupd`;
 
@@ -57,28 +58,6 @@ function resolveGroup(v: { channel?: string; group?: string; scheme?: string; sc
 function requireInterface(v: { interface?: string }): string {
   if (v.interface === undefined) throw new UsageError('--interface IF is required (never a default interface)');
   return v.interface;
-}
-
-/** JSON lines when asked or when stdout is not a terminal; a one-line bar on a terminal. */
-class Reporter {
-  readonly json: boolean;
-  private last = '';
-  constructor(json: boolean | undefined) {
-    this.json = json === true || !process.stdout.isTTY;
-  }
-  event(obj: Record<string, unknown>): void {
-    if (this.json) process.stdout.write(JSON.stringify(obj) + '\n');
-  }
-  bar(text: string): void {
-    if (this.json) return;
-    const line = text.padEnd(this.last.length);
-    this.last = text;
-    process.stdout.write(`\r${line}`);
-  }
-  endBar(): void {
-    if (!this.json && this.last) process.stdout.write('\n');
-    this.last = '';
-  }
 }
 
 export async function fountainSend(argv: string[], signal: AbortSignal): Promise<number> {
@@ -106,15 +85,26 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
   const index = numberOption('sender-index', v['sender-index'], 0, 0, senders - 1);
   const T = numberOption('symbol-size', v['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532);
   if (T % 4 !== 0) throw new UsageError('--symbol-size must be a multiple of 4 (alignment Al = 4)');
-  const blockSymbols = numberOption('block-symbols', v['block-symbols'], 8192, 1, 56403);
+  const blockSymbols = v['block-symbols'] === undefined ? undefined : numberOption('block-symbols', v['block-symbols'], 4096, 1, 56403);
   const hash = v.hash ?? 'sha256';
   if (hash !== 'sha256' && hash !== 'blake3') throw new UsageError('--hash must be sha256 or blake3');
   const port = numberOption('port', v.port, 4242, 1, 65535);
   const hopLimit = numberOption('hop-limit', v['hop-limit'], 255, 0, 255);
-  const out = new Reporter(v.json);
-  if (T > maxSymbolSize() && !out.json) process.stderr.write(`iotupd: note: --symbol-size ${T} makes packets larger than 1280 bytes\n`);
+  const out = new Progress({ json: v.json === true ? true : undefined, label: 'send', jsonIntervalMs: 500 });
+  if (T > maxSymbolSize()) out.event('large-symbols', `--symbol-size ${T} makes packets larger than 1280 bytes`, { symbolSize: T });
   const t0 = performance.now();
   let objectId = '';
+  const show = (s: SenderStats) => {
+    const secs = (performance.now() - t0) / 1000;
+    const mbit = secs > 0 ? (s.bytes * 8) / secs / 1e6 : 0;
+    return {
+      done: s.symbols,
+      total: 0,
+      unit: 'count' as const,
+      text: `symbols, round ${s.rounds}, ${mbit.toFixed(1)} Mbit/s`,
+      detail: { symbols: s.symbols, packets: s.packets, rounds: s.rounds, mbit: Math.round(mbit * 100) / 100 },
+    };
+  };
   const stats = await sendFile({
     file,
     group,
@@ -131,27 +121,30 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
     name: v.name,
     hashAlgorithm: hash === 'blake3' ? HashAlgorithm.BLAKE3 : HashAlgorithm.SHA256,
     signal,
+    progressIntervalMs: 250,
     onProgress: (s, sender) => {
       if (!objectId) {
         objectId = objectIdHex(sender.objectId);
-        out.event({ event: 'start', format: 'fountain', objectId, group, port, size: sender.oti.transferLength, blocks: sender.blockCount, symbolSize: sender.oti.symbolSize });
+        out.event('start', `sending ${file} (${formatBytes(sender.oti.transferLength)}, ${sender.blockCount} blocks, T=${sender.oti.symbolSize}) as object ${objectId} to [${group}]:${port} on ${iface}`, {
+          format: 'fountain',
+          objectId,
+          group,
+          port,
+          size: sender.oti.transferLength,
+          blocks: sender.blockCount,
+          symbolSize: sender.oti.symbolSize,
+        });
       }
-      const secs = (performance.now() - t0) / 1000;
-      const mbit = secs > 0 ? (s.bytes * 8) / secs / 1e6 : 0;
-      out.event({ event: 'progress', seconds: +secs.toFixed(3), packets: s.packets, symbols: s.symbols, rounds: s.rounds, mbit: +mbit.toFixed(2) });
-      out.bar(`sending ${objectId} round ${s.rounds} | ${s.symbols} symbols | ${mbit.toFixed(1)} Mbit/s`);
+      out.update(show(s));
     },
   });
-  out.endBar();
-  out.event({ event: 'done', objectId, ...stats, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
-  if (!out.json) console.log(`sent ${stats.symbols} symbols (${stats.rounds} rounds) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const secs = (performance.now() - t0) / 1000;
+  out.finish(
+    { result: signal.aborted ? 'interrupted' : 'ok', format: 'fountain', objectId, ...stats, seconds: Math.round(secs * 1000) / 1000 },
+    `sent ${stats.symbols} symbols (${stats.rounds} rounds) in ${secs.toFixed(1)} s`,
+    show(stats),
+  );
   return 0;
-}
-
-function bar(p: ReceiverProgress, width = 30): string {
-  const frac = p.needed > 0 ? Math.min(1, p.have / p.needed) : 0;
-  const n = Math.round(frac * width);
-  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(frac * 100).toFixed(1).padStart(5)}%`;
 }
 
 export async function fountainRecv(argv: string[], signal: AbortSignal): Promise<number> {
@@ -174,7 +167,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     throw new UsageError('--object-id must be 16 hex digits');
   }
   const timeout = v.timeout === undefined ? undefined : numberOption('timeout', v.timeout, 0, 0, 1e9);
-  const out = new Reporter(v.json);
+  const out = new Progress({ json: v.json === true ? true : undefined, label: 'recv', jsonIntervalMs: 250 });
   const t0 = performance.now();
   const ac = new AbortController();
   const onAbort = () => ac.abort(signal.reason);
@@ -208,44 +201,51 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
       port,
       signal: ac.signal,
       onProgress: (p, stats) => {
-        const secs = (performance.now() - t0) / 1000;
         if (p.object && !started) {
           started = true;
-          out.event({ event: 'object', objectId: objectIdHex(p.object.objectId), name: p.object.name, size: p.object.size, blocks: p.blocks, symbols: p.needed });
+          out.event('object', `receiving ${p.object.name || 'object'} ${objectIdHex(p.object.objectId)}: ${formatBytes(p.object.size)}, ${p.blocks} blocks, ${p.needed} source symbols`, {
+            objectId: objectIdHex(p.object.objectId),
+            name: p.object.name,
+            size: p.object.size,
+            blocks: p.blocks,
+            symbols: p.needed,
+            resumedBlocks: stats.resumedBlocks,
+          });
         }
-        out.event({ event: 'progress', seconds: +secs.toFixed(3), have: p.have, needed: p.needed, blocksDone: p.blocksDone, blocks: p.blocks, ...summary(stats) });
-        out.bar(p.object ? `${p.object.name || 'object'} ${bar(p)} blocks ${p.blocksDone}/${p.blocks} dup ${stats.duplicate}` : 'waiting for an object description...');
+        out.update({
+          done: p.have,
+          total: p.needed,
+          unit: 'count',
+          text: p.object ? `symbols, blocks ${p.blocksDone}/${p.blocks}, dup ${stats.duplicate}` : 'waiting for an object description',
+          detail: { blocksDone: p.blocksDone, blocks: p.blocks, ...summary(stats) },
+        });
       },
     });
-    out.endBar();
     const secs = (performance.now() - t0) / 1000;
     const s = result.stats;
-    out.event({
-      event: 'done',
-      out: outPath,
-      objectId: objectIdHex(result.info.objectId),
-      name: result.info.name,
-      size: result.info.size,
-      seconds: +secs.toFixed(3),
-      used: s.used,
-      overhead: +result.overhead.toFixed(5),
-      ...summary(s),
-      maxRssKiB: process.resourceUsage().maxRSS,
-    });
-    if (!out.json) {
-      console.log(`received ${result.info.name || outPath}: ${result.info.size} bytes in ${secs.toFixed(1)} s, hash verified`);
-      console.log(
-        `symbols: received ${s.received}, used ${s.used}, duplicate ${s.duplicate}, late ${s.late}, foreign ${s.foreign}, malformed ${s.malformed}, conflicts ${s.conflicts}; overhead ${(result.overhead * 100).toFixed(2)} %`,
-      );
-    }
+    out.finish(
+      {
+        result: 'ok',
+        format: 'fountain',
+        out: outPath,
+        objectId: objectIdHex(result.info.objectId),
+        name: result.info.name,
+        size: result.info.size,
+        seconds: Math.round(secs * 1000) / 1000,
+        used: s.used,
+        overhead: Math.round(result.overhead * 1e5) / 1e5,
+        ...summary(s),
+        maxRssKiB: process.resourceUsage().maxRSS,
+      },
+      `${outPath}: ${formatBytes(result.info.size)} complete, SHA-256 verified in ${secs.toFixed(1)} s; symbols received ${s.received}, used ${s.used}, duplicate ${s.duplicate}, late ${s.late}, foreign ${s.foreign}, malformed ${s.malformed}, conflicts ${s.conflicts}; overhead ${(result.overhead * 100).toFixed(2)} %`,
+    );
     return 0;
   } catch (err) {
-    out.endBar();
     if (timedOut) {
-      out.event({ event: 'timeout', seconds: timeout });
-      process.stderr.write(`iotupd: no complete object within ${timeout} s (spool kept for resume)\n`);
-      return 3;
+      out.finish({ result: 'timeout', format: 'fountain', seconds: timeout }, `no complete object within ${timeout} s (spool kept for resume)`);
+      return 1;
     }
+    out.finish({ result: 'error', format: 'fountain', error: err instanceof IotupdError ? err.code : 'ERR_INTERNAL' }, `stopped: ${err instanceof Error ? err.message : String(err)}`);
     throw err;
   } finally {
     if (timer) clearTimeout(timer);

@@ -8,6 +8,8 @@ import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type Rec
 import { FountainSender, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
 
+export const DEFAULT_BLOCK_SYMBOLS = 4096;
+
 export interface SendFileOptions {
   file: string;
   group: string;
@@ -17,7 +19,7 @@ export interface SendFileOptions {
   /** Bits per second, counting IPv6 and UDP headers. */
   rateBps?: number;
   symbolSize?: number;
-  /** Upper bound on K per source block (default 8192). */
+  /** Upper bound on K per source block (default 4096, more when the object needs it for Z <= 255). */
   maxBlockSymbols?: number;
   senderIndex?: number;
   senders?: number;
@@ -42,7 +44,10 @@ export function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interfac
   }
   const hashAlgorithm = opts.hashAlgorithm ?? HashAlgorithm.SHA256;
   const hash = hashFile(hashAlgorithm, opts.file, source.size);
-  const oti = otiFor(source.size, opts.symbolSize ?? DEFAULT_SYMBOL_SIZE, { maxBlockSymbols: opts.maxBlockSymbols, subBlocks: 1, alignment: 4 });
+  const T = opts.symbolSize ?? DEFAULT_SYMBOL_SIZE;
+  // K = 4096 decodes fastest here (docs/protocol.md); larger objects get larger blocks to stay within Z <= 255.
+  const maxK = opts.maxBlockSymbols ?? Math.max(DEFAULT_BLOCK_SYMBOLS, Math.ceil(Math.ceil(source.size / T) / 255));
+  const oti = otiFor(source.size, T, { maxBlockSymbols: maxK, subBlocks: 1, alignment: 4 });
   return new FountainSender({
     oti,
     source,

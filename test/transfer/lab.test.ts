@@ -99,8 +99,9 @@ async function done(p: Proc, out: string, hash: string): Promise<Record<string, 
   const { code, stderr } = await p.exit;
   assert.equal(code, 0, stderr);
   assert.equal(sha256(out), hash, `${out} differs from the original`);
-  const d = p.events.find((e) => e.event === 'done');
-  assert.ok(d, 'done event');
+  const d = p.events.find((e) => e.type === 'stats');
+  assert.ok(d, 'stats line');
+  assert.equal(d.result, 'ok');
   return d;
 }
 
@@ -114,7 +115,7 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
     await new Promise((r) => setTimeout(r, 300));
     const sender = start(lab, 'sender', ['send', file, ...ch, '--rate', '30']);
     // The late receiver joins once the lossless one is about half way.
-    await (rx[0] as { p: Proc }).p.waitFor((e) => e.event === 'progress' && Number(e.have) >= Number(e.needed) / 2);
+    await (rx[0] as { p: Proc }).p.waitFor((e) => e.type === 'progress' && Number(e.done) >= Number(e.total) / 2 && Number(e.total) > 0);
     const late = { out: join(dir, 'late.bin'), p: start(lab, 'late', ['recv', join(dir, 'late.bin'), ...ch]) };
     const results = [];
     for (const r of [...rx, late]) results.push(await done(r.p, r.out, hash));
@@ -158,7 +159,7 @@ labTest('a receiver killed with SIGKILL and started again resumes from its spool
     const first = start(lab, 'dev', ['recv', out, ...ch]);
     await new Promise((res) => setTimeout(res, 300));
     const sender = start(lab, 'sender', ['send', file, ...ch, '--rate', '20']);
-    const mid = await first.waitFor((e) => e.event === 'progress' && Number(e.have) >= Number(e.needed) * 0.4);
+    const mid = await first.waitFor((e) => e.type === 'progress' && Number(e.done) >= Number(e.total) * 0.4 && Number(e.total) > 0);
     first.child.kill('SIGKILL');
     const { signal } = await first.exit;
     assert.ok(signal === 'SIGKILL' || signal === null);
@@ -166,7 +167,7 @@ labTest('a receiver killed with SIGKILL and started again resumes from its spool
     const second = start(lab, 'dev', ['recv', out, ...ch]);
     const d = await done(second, out, hash);
     await stop(sender);
-    assert.ok(Number(d.received) < Number(mid.needed) * 0.8, `the second run received ${String(d.received)} of ${String(mid.needed)}: spool not reused`);
+    assert.ok(Number(d.received) < Number(mid.total) * 0.8, `the second run received ${String(d.received)} of ${String(mid.total)}: spool not reused`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
