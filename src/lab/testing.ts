@@ -22,9 +22,14 @@ export function labTest(name: string, opts: LabTestOptions, fn: (lab: Lab, t: Te
   }
   test(name, { timeout: opts.timeout ?? 60_000 }, async (t) => {
     const lab = await Lab.create({ hosts: opts.hosts });
+    // On a timeout node:test abandons fn (its finally never runs): t.signal aborts, so kill the
+    // lab's children there, or their open pipes would keep this test file's process alive.
+    const onAbort = (): void => void lab.destroy();
+    t.signal.addEventListener('abort', onAbort, { once: true });
     try {
       await fn(lab, t);
     } finally {
+      t.signal.removeEventListener('abort', onAbort);
       await lab.destroy();
     }
   });
