@@ -1,7 +1,7 @@
 // iotupd/crypto: keys, certificates, signed manifests, anti-rollback state, per-packet
 // authentication, and the guard that puts them in front of the fountain transfer.
 // Scheme and limits: docs/security.md.
-export { toHex, fromHex, U64_MAX } from './bytes.js';
+export { toHex, fromHex, equalBytes, U64_MAX } from './bytes.js';
 export * from './keys.js';
 export * from './certs.js';
 export * from './trust.js';

@@ -157,3 +157,20 @@ test('inspectManifest shows fields without trusting them; manifest id is SHA-256
   const v = verifyManifest(bytes, trust, policy, T0);
   assert.equal(toHex(v.manifestId), createHash('sha256').update(encodeManifestBody(r.fields)).digest('hex'));
 });
+
+test('staged rollout: the signed share selects about that fraction of device ids, differently per release', async () => {
+  const { inRollout } = await import('../../src/crypto/manifest.js');
+  const a = { ...release(8n).fields, rolloutBasisPoints: 2500 };
+  const b = { ...release(9n).fields, rolloutBasisPoints: 2500 };
+  let inA = 0;
+  let both = 0;
+  for (let i = 0; i < 4000; i++) {
+    const id = new TextEncoder().encode(`device-${i}`);
+    const x = inRollout(a, id);
+    if (x) inA += 1;
+    if (x && inRollout(b, id)) both += 1;
+  }
+  assert.ok(inA > 900 && inA < 1100, `${inA} of 4000 at 25 %`);
+  assert.ok(both > 150 && both < 350, `independent per release: ${both}`);
+  assert.equal(inRollout(release(8n).fields, new Uint8Array(4)), true, 'no share: everyone');
+});

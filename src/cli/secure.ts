@@ -1,0 +1,236 @@
+// Security options of `iotupd send` / `iotupd recv` (fountain format), kept here so the transfer
+// CLI only spreads the option tables in and calls two functions. Scheme: docs/security.md.
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import type { FountainSender } from '../transfer/index.js';
+import { SecurityError, StorageError, UsageError } from '../errors.js';
+import {
+  deviceGuard,
+  equalBytes,
+  fromHex,
+  groupSealer,
+  inspectManifest,
+  loadGroupKey,
+  loadSigningKey,
+  SecureSender,
+  signFileManifest,
+  toHex,
+  type Manifest,
+  type ReceiveGuard,
+  type Sealer,
+} from '../crypto/index.js';
+import type { DeviceState } from '../crypto/index.js';
+import { numberOption } from './command.js';
+import { parseTime } from './commands/keygen.js';
+
+export const SECURE_SEND_OPTIONS = {
+  key: { type: 'string' },
+  manifest: { type: 'string' },
+  'group-key': { type: 'string' },
+  encrypt: { type: 'boolean' },
+  cipher: { type: 'string' },
+  digests: { type: 'boolean' },
+  product: { type: 'string' },
+  sequence: { type: 'string' },
+  version: { type: 'string' },
+  expires: { type: 'string' },
+  rollout: { type: 'string' },
+} as const;
+
+export const SECURE_SEND_USAGE = `Security (docs/security.md):
+  --key SIGNER.key       sign a manifest for FILE (needs --product and --sequence)
+  --manifest FILE        send a manifest signed offline ('iotupd manifest sign') instead
+  --product NAME --sequence N [--version TEXT] [--expires DATE|+DAYSd] [--rollout PERCENT]
+  --group-key FILE       tag every packet with the group key (HMAC-SHA256/128)
+  --encrypt [--cipher aes-256-gcm|chacha20-poly1305]   also encrypt every packet body
+  --digests              sign digest batches of the datagrams (stops insiders; needs --key)`;
+
+export const SECURE_RECV_OPTIONS = {
+  trust: { type: 'string', multiple: true },
+  'group-key': { type: 'string' },
+  encrypt: { type: 'boolean' },
+  cipher: { type: 'string' },
+  state: { type: 'string' },
+  product: { type: 'string' },
+  'max-jump': { type: 'string' },
+  'no-clock': { type: 'boolean' },
+  'device-id': { type: 'string' },
+} as const;
+
+export const SECURE_RECV_USAGE = `Security (docs/security.md):
+  --trust KEY.pub        pinned root or signing key (repeatable); nothing is written before a
+                         manifest signed under one of them is verified
+  --product NAME         this device's product / class (required with --trust)
+  --state DIR            anti-rollback state (highest installed sequence; required with --trust)
+  --group-key FILE       require the group-key tag on every packet
+  --encrypt [--cipher aes-256-gcm|chacha20-poly1305]   require encrypted packets
+  --max-jump N           refuse a sequence more than N past the installed one
+  --no-clock             this device has no trusted clock (expiry judged by the state's time floor)
+  --device-id HEX        identity for staged rollouts`;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function str(v: Values, k: string): string | undefined {
+  const x = v[k];
+  return typeof x === 'string' ? x : undefined;
+}
+
+function cipherOf(v: Values): 'aes-256-gcm' | 'chacha20-poly1305' {
+  const c = str(v, 'cipher') ?? 'aes-256-gcm';
+  if (c !== 'aes-256-gcm' && c !== 'chacha20-poly1305') throw new UsageError('--cipher must be aes-256-gcm or chacha20-poly1305');
+  return c;
+}
+
+export interface SecureSendPlan {
+  /** Goes into the FountainSender (createFileSender / sendFile `sealer`). */
+  sealer?: Sealer;
+  /** Run the FountainSender unpaced; the wrapper paces the whole stream. */
+  innerRateBps: number;
+  wrap(sender: FountainSender): SecureSender;
+}
+
+/** undefined when no security option was given (plain transfer). */
+export function planSecureSend(v: Values, file: string, rateBps: number): SecureSendPlan | undefined {
+  const keyFile = str(v, 'key');
+  const manifestFile = str(v, 'manifest');
+  const gkFile = str(v, 'group-key');
+  if (keyFile === undefined && manifestFile === undefined) {
+    if (gkFile !== undefined || v.encrypt || v.digests) throw new UsageError('--group-key, --encrypt and --digests need a signed manifest: --key or --manifest');
+    return undefined;
+  }
+  if (v.encrypt && gkFile === undefined) throw new UsageError('--encrypt needs --group-key');
+  if (v.digests && keyFile === undefined) throw new UsageError('--digests needs --key (the sender signs the batches)');
+  const groupKey = gkFile === undefined ? undefined : loadGroupKey(gkFile);
+  const cipher = cipherOf(v);
+  const sealer = groupKey ? groupSealer(groupKey, v.encrypt ? cipher : 'mac') : undefined;
+  const key = keyFile === undefined ? undefined : loadSigningKey(keyFile);
+  return {
+    ...(sealer ? { sealer } : {}),
+    innerRateBps: 1e15,
+    wrap(sender) {
+      let manifest: Uint8Array;
+      if (manifestFile !== undefined) {
+        try {
+          manifest = new Uint8Array(readFileSync(manifestFile));
+        } catch (err) {
+          throw new StorageError(`cannot read ${manifestFile}: ${(err as Error).message}`);
+        }
+        const f = inspectManifest(manifest).fields;
+        if (!equalBytes(f.objectId, sender.objectId)) {
+          throw new UsageError(`${manifestFile} is for object ${toHex(f.objectId)}, this file and these options give ${toHex(sender.objectId)} (same --symbol-size / --block-symbols?)`);
+        }
+        if (v.digests && !f.symbolDigests) throw new UsageError(`${manifestFile} was signed without --digests`);
+      } else {
+        const product = str(v, 'product');
+        const seq = str(v, 'sequence');
+        if (product === undefined || seq === undefined) throw new UsageError('--key needs --product and --sequence');
+        if (!/^\d{1,20}$/.test(seq) || BigInt(seq) < 1n || BigInt(seq) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
+        const now = Math.floor(Date.now() / 1000);
+        const rollout = str(v, 'rollout');
+        manifest = signFileManifest(file, sender, key as NonNullable<typeof key>, {
+          product,
+          sequence: BigInt(seq),
+          version: str(v, 'version') ?? seq,
+          created: now,
+          expires: parseTime('expires', str(v, 'expires'), now + 30 * 86400, now),
+          ...(groupKey && v.encrypt ? { groupKey, cipher } : {}),
+          ...(v.digests ? { digests: true } : {}),
+          ...(rollout !== undefined ? { rolloutBasisPoints: Math.round(numberOption('rollout', rollout, 100, 0.01, 100) * 100) } : {}),
+        });
+      }
+      return new SecureSender({
+        inner: sender,
+        objectId: sender.objectId,
+        manifest,
+        ...(sealer ? { sealer } : {}),
+        ...(key ? { signingKey: key } : {}),
+        digests: v.digests === true,
+        rateBps,
+      });
+    },
+  };
+}
+
+export interface SecureRecvPlan {
+  guard: ReceiveGuard;
+  state: DeviceState;
+  /** Put in front of FountainReceiver.push: null = drop. */
+  filter(datagram: Uint8Array): Uint8Array | null;
+  /** FountainReceiver `verifyBlock`. */
+  verifyBlock(sbn: number, data: Uint8Array): boolean;
+  /** After the object is in place: re-hash it against the manifest, then record the install. */
+  commit(outPath: string): Manifest;
+  summary(): Record<string, unknown>;
+}
+
+export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
+  const trust = v.trust;
+  const trustFiles = Array.isArray(trust) ? trust : [];
+  if (trustFiles.length === 0) {
+    for (const k of ['group-key', 'encrypt', 'state', 'product', 'max-jump', 'no-clock', 'device-id']) {
+      if (v[k] !== undefined) throw new UsageError(`--${k} needs --trust KEY.pub`);
+    }
+    return undefined;
+  }
+  const product = str(v, 'product');
+  const stateDir = str(v, 'state');
+  if (product === undefined || stateDir === undefined) throw new UsageError('--trust needs --product NAME and --state DIR');
+  const jump = str(v, 'max-jump');
+  if (jump !== undefined && !/^\d{1,20}$/.test(jump)) throw new UsageError('--max-jump must be an integer');
+  const deviceId = str(v, 'device-id');
+  const gk = str(v, 'group-key');
+  const { guard, state } = deviceGuard({
+    trustFiles,
+    stateDir,
+    product,
+    cipher: cipherOf(v),
+    ...(gk !== undefined ? { groupKeyFile: gk } : {}),
+    ...(v.encrypt ? { requireEncryption: true } : {}),
+    ...(jump !== undefined ? { maxSequenceJump: BigInt(jump) } : {}),
+    ...(deviceId !== undefined ? { deviceId: fromHex(deviceId) } : {}),
+  });
+  const noClock = v['no-clock'] === true;
+  return {
+    guard,
+    state,
+    filter(datagram) {
+      const r = guard.filter(datagram, noClock ? undefined : Math.floor(Date.now() / 1000));
+      return r.kind === 'deliver' ? r.datagram : null;
+    },
+    verifyBlock: (sbn, data) => guard.checkBlock(sbn, data),
+    commit(outPath) {
+      const m = guard.manifest;
+      if (!m) throw new SecurityError('no verified manifest', 'ERR_NO_MANIFEST');
+      // Re-verify what is on disk (no check-then-swap gap), then record the sequence.
+      const h = createHash('sha256');
+      const fd = openSync(outPath, 'r');
+      let size = 0;
+      try {
+        const buf = new Uint8Array(1 << 20);
+        for (;;) {
+          const n = readSync(fd, buf, 0, buf.length, size);
+          if (n === 0) break;
+          h.update(buf.subarray(0, n));
+          size += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      if (size !== m.size || !equalBytes(new Uint8Array(h.digest()), m.objectHash)) {
+        throw new SecurityError(`${outPath} does not match the signed manifest after writing`, 'ERR_MISMATCH');
+      }
+      state.commit(m);
+      return m;
+    },
+    summary() {
+      const m = guard.manifest;
+      return {
+        manifest: m ? { product: m.product, sequence: m.sequence.toString(), version: m.version, signer: toHex(m.signerKeyId) } : null,
+        drops: guard.stats.drops,
+        manifestErrors: guard.stats.manifestErrors,
+        blocksVerified: guard.stats.blocksVerified,
+        blocksRejected: guard.stats.blocksRejected,
+      };
+    },
+  };
+}
