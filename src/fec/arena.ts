@@ -12,6 +12,11 @@ export interface Arena {
   run(plan: Plan): void;
   /** bytes[dst..] ^= bytes[src..] for one slot's length; offsets are byte offsets in bytes. */
   xor(dst: number, src: number): void;
+  /**
+   * Hands the memory back for reuse by later arenas; the arena must not be used afterwards.
+   * A reused arena's bytes are not zeroed: plans write every slot before reading it.
+   */
+  release(): void;
 }
 
 export type KernelKind = 'wasm' | 'ts';
@@ -44,6 +49,7 @@ class TsArena implements Arena {
   xor(dst: number, src: number): void {
     xorInto(this.bytes, dst, src, this.stride);
   }
+  release(): void {}
 }
 
 export function createArena(slots: number, stride: number, kind: KernelKind = preferred): Arena {

@@ -151,7 +151,8 @@ export class BlockDecoder {
       for (let j = 1; j < m; j++) extra.push(OP_XOR, outBase + i, layout.cBase + cols[j]!, 0);
     }
     arena.run(extra.finish());
-    const syms = bytes.subarray(outBase * t, (outBase + k) * t);
-    return this.toBlock(syms);
+    const block = this.toBlock(bytes.subarray(outBase * t, (outBase + k) * t));
+    arena.release();
+    return block;
   }
 }

@@ -78,6 +78,7 @@ export class BlockEncoder {
   private readonly source: Uint8Array;
   private readonly subs: number[];
   private readonly inter: IntermediateSymbols;
+  private closed = false;
   constructor(source: Uint8Array, k: number, symbolSize: number, subBlocks = 1, alignment = defaultAlignment(symbolSize)) {
     checkBlockArgs(k, symbolSize, subBlocks, alignment);
     if (!(source instanceof Uint8Array) || source.length > k * symbolSize)
@@ -89,10 +90,21 @@ export class BlockEncoder {
     const bp = blockParams(k);
     const { plan, layout } = encoderPlan(bp);
     const arena = createArena(layout.slots, symbolSize);
-    // LT row i (slot S + i) holds source symbol i; rows K..K'-1 are padding and stay zero.
+    // LT row i (slot S + i) holds source symbol i; rows K..K'-1 are padding (zero). The arena may
+    // be reused memory, so the rows are cleared first.
+    arena.bytes.fill(0, bp.s * symbolSize, (bp.s + bp.kPrime) * symbolSize);
     blockToSymbols(source, k, symbolSize, this.subs, arena.bytes, symbolSize, bp.s * symbolSize);
     arena.run(plan);
     this.inter = new IntermediateSymbols(bp, arena, layout.cBase, layout.scratch);
+  }
+
+  /**
+   * Returns the block's working memory to a pool for the next block (optional: without it the
+   * memory is simply garbage-collected). Repair symbols cannot be produced afterwards.
+   */
+  close(): void {
+    this.inter.arena.release();
+    this.closed = true;
   }
 
   /** Encoding symbol ESI (source symbols for ESI < K, repair symbols after). */
@@ -110,6 +122,7 @@ export class BlockEncoder {
       sourceSymbol(this.source, this.k, this.subs, esi, out, offset);
       return;
     }
+    if (this.closed) throw fecError('closed', 'BlockEncoder used after close()');
     // Repair: ISI = ESI + (K' - K), skipping the padding symbols (5.3.1).
     this.inter.symbolInto(esi + this.inter.bp.kPrime - this.k, out, offset);
   }

@@ -9,6 +9,7 @@ export const FEC_CODES = {
   blockSize: 'ERR_FEC_BLOCK_SIZE',
   payloadId: 'ERR_FEC_PAYLOAD_ID',
   argument: 'ERR_FEC_ARGUMENT',
+  closed: 'ERR_FEC_CLOSED',
 } as const;
 
 export function fecError(code: keyof typeof FEC_CODES, message: string): FecError {

@@ -63,34 +63,83 @@ export function wasmAvailable(): boolean {
 /** Largest arena (bytes) a wasm32 memory can hold after the tables and plan buffer. */
 export const WASM_ARENA_LIMIT = MAX_PAGES * PAGE - ARENA_BASE;
 
+/** One instance of the kernel with its own memory; reused across arenas (see the pool below). */
+interface KernelSlot {
+  readonly k: KernelExports;
+  readonly mem: WasmMemory;
+  readonly planView: Int32Array;
+  /** Bytes available for symbols after the tables and the plan buffer. */
+  readonly capacity: number;
+}
+
+// Touching fresh memory costs page faults (about as much as replaying a K=1000 plan), so memories
+// are pooled: an arena returned by release() is handed to the next block of similar size.
+const POOL_MAX = 6;
+const POOL_BYTES = 512 * 1024 * 1024;
+const pool: KernelSlot[] = [];
+
+function newSlot(size: number): KernelSlot {
+  const mod = getModule();
+  if (mod === null) throw new Error('WebAssembly SIMD128 is not available');
+  const pages = Math.ceil((ARENA_BASE + size + 16) / PAGE);
+  const mem = new WA.Memory({ initial: pages, maximum: pages });
+  const inst = new WA.Instance(mod, { env: { mem } });
+  new Uint8Array(mem.buffer, 0, TABLES).set(NIBBLES);
+  return {
+    k: inst.exports as unknown as KernelExports,
+    mem,
+    planView: new Int32Array(mem.buffer, PLAN_BASE, PLAN_CHUNK * 4),
+    capacity: pages * PAGE - ARENA_BASE,
+  };
+}
+
+function takeSlot(size: number): KernelSlot {
+  let best = -1;
+  for (let i = 0; i < pool.length; i++) {
+    const c = pool[i]!.capacity;
+    // Reuse only memories that are not far larger than needed.
+    if (c >= size && c <= size * 2 + 4 * PAGE && (best < 0 || c < pool[best]!.capacity)) best = i;
+  }
+  if (best >= 0) return pool.splice(best, 1)[0]!;
+  return newSlot(size);
+}
+
+function giveSlot(slot: KernelSlot): void {
+  let total = slot.capacity;
+  for (const s of pool) total += s.capacity;
+  while (pool.length > 0 && (pool.length >= POOL_MAX || total > POOL_BYTES)) total -= pool.shift()!.capacity;
+  if (total <= POOL_BYTES) pool.push(slot);
+}
+
 class WasmArena implements Arena {
   readonly bytes: Uint8Array;
-  private readonly k: KernelExports;
-  private readonly planView: Int32Array;
+  private slot: KernelSlot | undefined;
   constructor(
     slots: number,
     readonly stride: number,
   ) {
-    const mod = getModule();
-    if (mod === null) throw new Error('WebAssembly SIMD128 is not available');
     const size = slots * stride;
-    const pages = Math.ceil((ARENA_BASE + size + 16) / PAGE);
-    const mem = new WA.Memory({ initial: pages, maximum: pages });
-    const inst = new WA.Instance(mod, { env: { mem } });
-    this.k = inst.exports as unknown as KernelExports;
-    new Uint8Array(mem.buffer, 0, TABLES).set(NIBBLES);
-    this.planView = new Int32Array(mem.buffer, PLAN_BASE, PLAN_CHUNK * 4);
-    this.bytes = new Uint8Array(mem.buffer, ARENA_BASE, size);
+    this.slot = takeSlot(size);
+    this.bytes = new Uint8Array(this.slot.mem.buffer, ARENA_BASE, size);
+  }
+  private live(): KernelSlot {
+    if (this.slot === undefined) throw new Error('arena used after release()');
+    return this.slot;
   }
   run(plan: Plan): void {
+    const { planView, k } = this.live();
     for (let i = 0; i < plan.length; i += PLAN_CHUNK) {
       const n = Math.min(PLAN_CHUNK, plan.length - i);
-      this.planView.set(plan.ops.subarray(i * 4, (i + n) * 4));
-      this.k.run(PLAN_BASE, n, ARENA_BASE, this.stride, this.stride);
+      planView.set(plan.ops.subarray(i * 4, (i + n) * 4));
+      k.run(PLAN_BASE, n, ARENA_BASE, this.stride, this.stride);
     }
   }
   xor(dst: number, src: number): void {
-    this.k.xor(ARENA_BASE + dst, ARENA_BASE + src, this.stride);
+    this.live().k.xor(ARENA_BASE + dst, ARENA_BASE + src, this.stride);
+  }
+  release(): void {
+    if (this.slot !== undefined) giveSlot(this.slot);
+    this.slot = undefined;
   }
 }
 

@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { BlockDecoder, BlockEncoder, kernel, setKernel } from '../../src/fec/index.js';
+import { FecError } from '../../src/errors.js';
+import { BlockDecoder, BlockEncoder, blockParams, kernel, setKernel } from '../../src/fec/index.js';
+import { slotLayout } from '../../src/fec/solver.js';
 import { createArena } from '../../src/fec/arena.js';
 import { PlanBuilder } from '../../src/fec/plan.js';
 import { wasmAvailable } from '../../src/fec/wasm-kernel.js';
@@ -63,6 +65,40 @@ test('encoder and decoder give identical bytes with either kernel', () => {
         done = dec.add(esi, s);
       }
       assert.deepEqual(dec.result(), data);
+    }
+  } finally {
+    setKernel(saved);
+  }
+});
+
+test('pooled wasm memory is reused dirty and still gives exact symbols (close() after each block)', () => {
+  const rnd = prng(12);
+  const saved = kernel();
+  try {
+    for (const k of [10, 100, 101]) {
+      const t = 64;
+      const bp = blockParams(k);
+      const data = randomBytes(k * t - 9, rnd);
+      setKernel('ts');
+      const ref = new BlockEncoder(data, k, t);
+      setKernel('wasm');
+      for (let round = 0; round < 3; round++) {
+        // Poison whatever the pool will hand out next for this size.
+        for (const slots of [slotLayout(bp, bp.kPrime).slots, slotLayout(bp, bp.kPrime - k + k + round).slots + k]) {
+          const a = createArena(slots, t, 'wasm');
+          a.bytes.fill(0xa5);
+          a.release();
+        }
+        const enc = new BlockEncoder(data, k, t);
+        for (const esi of [0, k - 1, k, k + 7, 99999]) assert.deepEqual(enc.symbol(esi), ref.symbol(esi), `K=${k} ESI ${esi}`);
+        const dec = new BlockDecoder(k, t, data.length);
+        let done = false;
+        for (let esi = k + round * 1000; !done; esi++) done = dec.add(esi, enc.symbol(esi));
+        assert.deepEqual(dec.result(), data);
+        enc.close();
+        assert.throws(() => enc.symbol(k), (e: unknown) => e instanceof FecError && e.code === 'ERR_FEC_CLOSED');
+        assert.deepEqual(enc.symbol(0), ref.symbol(0), 'source symbols still available after close()');
+      }
     }
   } finally {
     setKernel(saved);
