@@ -73,6 +73,8 @@ export async function sendFile(opts: SendFileOptions): Promise<SenderStats> {
   let lastReport = performance.now();
   let sinceYield = 0;
   try {
+    // Send-only socket: connecting skips the per-datagram address parsing and route lookup.
+    await sock.connect(opts.group, port);
     for (;;) {
       if (opts.signal?.aborted) break;
       const now = performance.now();
