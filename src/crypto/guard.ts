@@ -288,6 +288,8 @@ export class ReceiveGuard {
     } catch {
       return this.drop('malformed');
     }
+    // Once a manifest is held, other objects cost nothing more than this comparison.
+    if (this.held && !equalBytes(pkt.objectId, this.held.objectId)) return this.drop('foreign');
     let plain = datagram;
     const dataPacket = pkt.type !== PacketType.MANIFEST && pkt.type !== PacketType.SIGNATURE;
     if (this.o.requireEncryption && dataPacket && !(pkt.flags & Flags.ENCRYPTED)) return this.drop('unauthenticated');
@@ -295,7 +297,7 @@ export class ReceiveGuard {
     // datagram is byte for byte one the signer sent (trailer included), so the group-key MAC
     // adds nothing and is skipped; a miss is dropped without spending a MAC on it.
     let signed = false;
-    if (dataPacket && this.digests && this.held && equalBytes(pkt.objectId, this.held.objectId)) {
+    if (dataPacket && this.digests) {
       if (!this.digests.check(datagram)) return this.drop('unsigned');
       signed = true;
     }
@@ -362,7 +364,7 @@ export class ReceiveGuard {
       if (this.o.requireEncryption && !m.encryption) throw new SecurityError('manifest does not require encryption', 'ERR_POLICY');
     } catch (err) {
       if (!(err instanceof SecurityError)) throw err;
-      if (this.rejectedManifests.size < 64) this.rejectedManifests.add(id);
+      this.remember(id);
       this.stats.manifestErrors[err.code] = (this.stats.manifestErrors[err.code] ?? 0) + 1;
       return this.drop('manifest-rejected', err.code);
     }
@@ -370,11 +372,20 @@ export class ReceiveGuard {
       // A different, valid manifest while one is held (e.g. the next release): stay with the first.
       return this.drop('foreign');
     }
-    if (this.o.deviceId && !inRollout(m, this.o.deviceId)) return this.drop('not-in-rollout');
+    if (this.o.deviceId && !inRollout(m, this.o.deviceId)) {
+      this.remember(id);
+      return this.drop('not-in-rollout');
+    }
     this.held = m;
     this.stats.manifestsVerified += 1;
     if (m.symbolDigests || this.o.requireDigests) this.digests = new DigestVerifier(m.signerPublicKey, m.objectId);
     return { kind: 'manifest', manifest: m };
+  }
+
+  /** Remember a refused manifest (bounded, oldest forgotten) so its repeats cost one hash, not a verification. */
+  private remember(id: string): void {
+    if (this.rejectedManifests.size >= 256) this.rejectedManifests.delete(this.rejectedManifests.values().next().value as string);
+    this.rejectedManifests.add(id);
   }
 
   /** Check a decoded source block against the manifest before it is written to its final place. */
