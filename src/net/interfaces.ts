@@ -19,6 +19,38 @@ export interface InterfaceInfo {
 // never smuggle a zone ("eth0%x"), a path or shell syntax.
 const NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
+/**
+ * Interface names of THIS process's network namespace. /proc/net is per network namespace
+ * (it follows the reading process), unlike /sys, which shows the namespace of whoever mounted
+ * it (`unshare -n` without remounting sysfs still shows the parent's interfaces).
+ */
+function procNames(): Set<string> | undefined {
+  try {
+    const names = new Set<string>();
+    for (const line of readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2)) {
+      const m = /^\s*([^:\s]+):/.exec(line);
+      if (m) names.add(m[1]!);
+    }
+    return names;
+  } catch {
+    return undefined;
+  }
+}
+
+/** ifindex by name from /proc/net/if_inet6 (interfaces with an IPv6 address). */
+function procIndexes(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const line of readFileSync('/proc/net/if_inet6', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f.length === 6) out.set(f[5]!, parseInt(f[1]!, 16));
+    }
+  } catch {
+    // IPv6 disabled in this namespace
+  }
+  return out;
+}
+
 function sysIndex(name: string): number | undefined {
   try {
     const raw = readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim();
@@ -44,37 +76,31 @@ function checkName(name: unknown): asserts name is string {
 }
 
 /**
- * Every interface of this network namespace: the union of /sys/class/net (which also
- * lists interfaces without addresses) and os.networkInterfaces().
+ * Every interface of this network namespace (also those without addresses), from
+ * /proc/net/dev; os.networkInterfaces() and /sys only when /proc is unavailable.
  */
 export function listInterfaces(): InterfaceInfo[] {
   const os = networkInterfaces();
-  const names = new Set<string>(Object.keys(os));
-  try {
-    for (const n of readdirSync('/sys/class/net')) names.add(n);
-  } catch {
-    // no sysfs (unusual): os.networkInterfaces() alone
+  let names = procNames();
+  if (!names) {
+    names = new Set<string>(Object.keys(os));
+    try {
+      for (const n of readdirSync('/sys/class/net')) names.add(n);
+    } catch {
+      // neither /proc nor /sys: os.networkInterfaces() alone
+    }
   }
-  const out: InterfaceInfo[] = [];
-  for (const name of [...names].sort()) {
-    const info = describe(name, os);
-    if (info) out.push(info);
-  }
-  return out;
+  const idx = procIndexes();
+  return [...names].sort().map((name) => describe(name, os, idx));
 }
 
-function describe(name: string, os: ReturnType<typeof networkInterfaces>): InterfaceInfo | undefined {
+function describe(name: string, os: ReturnType<typeof networkInterfaces>, idx: Map<string, number>): InterfaceInfo {
   const addrs = (os[name] ?? []).filter((a) => a.family === 'IPv6');
-  let index = sysIndex(name);
-  if (index === undefined) {
-    // os.networkInterfaces() reports scopeid = ifindex for link-local addresses.
-    const ll = addrs.find((a) => a.scopeid !== undefined && a.scopeid > 0);
-    index = ll?.scopeid;
-  }
-  if (index === undefined && !(name in os)) return undefined;
+  // os.networkInterfaces() reports scopeid = ifindex for link-local addresses
+  const index = idx.get(name) ?? addrs.find((a) => (a.scopeid ?? 0) > 0)?.scopeid ?? sysIndex(name) ?? 0;
   return {
     name,
-    index: index ?? 0,
+    index,
     ipv6: addrs.map((a) => a.address.split('%')[0] ?? a.address),
     hasLinkLocal: addrs.some((a) => a.address.toLowerCase().startsWith('fe80:')),
   };
@@ -88,9 +114,11 @@ function describe(name: string, os: ReturnType<typeof networkInterfaces>): Inter
  */
 export function resolveInterface(name: string): InterfaceInfo {
   checkName(name);
-  const info = describe(name, networkInterfaces());
-  if (!info || info.index <= 0) {
+  const os = networkInterfaces();
+  const names = procNames();
+  const exists = names ? names.has(name) : name in os || sysIndex(name) !== undefined;
+  if (!exists) {
     throw new InterfaceError(`no such network interface '${name}'`, 'ERR_INTERFACE_UNKNOWN');
   }
-  return info;
+  return describe(name, os, procIndexes());
 }

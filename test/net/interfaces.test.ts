@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { InterfaceError, UsageError } from '../../src/errors.js';
 import { listInterfaces, resolveInterface, McastSocket, isMulticastGroup, isSourceSpecific, multicastScope } from '../../src/net/index.js';
 
@@ -58,4 +59,26 @@ test('group address checks', () => {
   assert.ok(isSourceSpecific('ff3e:0:0:0:0:0:0:1'));
   assert.ok(!isSourceSpecific('ff3e:40:2001:db8::1')); // RFC 3306 prefix-based, not SSM
   assert.ok(!isSourceSpecific('ff1e::1'));
+});
+
+test('validation follows the current network namespace, not a stale /sys', (t) => {
+  // `unshare -rn` gives a new network namespace but keeps the parent's sysfs mount, so
+  // /sys/class/net still lists the parent's interfaces there: they must not validate.
+  const parentOnly = listInterfaces().find((i) => i.name !== 'lo');
+  const probe = spawnSync('unshare', ['-rn', 'true']);
+  if (!parentOnly || probe.status !== 0) {
+    t.skip(!parentOnly ? 'no interface besides lo to compare against' : 'unshare -rn is not permitted here');
+    return;
+  }
+  const netIndex = new URL('../../src/net/index.js', import.meta.url).href;
+  const script = `const m = await import(${JSON.stringify(netIndex)});
+const fs = await import('node:fs');
+const out = { sysfs: fs.existsSync('/sys/class/net/${parentOnly.name}') };
+try { m.resolveInterface('${parentOnly.name}'); out.code = 'resolved'; } catch (e) { out.code = e.code; }
+out.lo = m.resolveInterface('lo').name;
+console.log(JSON.stringify(out));`;
+  const r = spawnSync('unshare', ['-rn', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { sysfs: boolean; code: string; lo: string };
+  assert.deepEqual(out, { sysfs: true, code: 'ERR_INTERFACE_UNKNOWN', lo: 'lo' });
 });
