@@ -7,6 +7,7 @@
  *     .spawn(host, cmd, args, opts) / .spawnNode(host, script, args, opts)   ChildProcess, killed by destroy()
  *     .exec(host, cmd, args)        { code, stdout, stderr }
  *     .impair(host, { lossPercent, duplicatePercent, rateMbit })   traffic INTO host
+ *     .link(host, 'down' | 'up')    cut a host off the LAN and reconnect it
  *     .snmp6(host)                  /proc/net/snmp6 counters (Udp6RcvbufErrors, ...)
  *     .destroy()                    idempotent; also at exit and on SIGINT/SIGTERM/SIGHUP
  *   withLab(opts, fn)               destroy guaranteed

@@ -307,6 +307,17 @@ export class Lab {
     }
   }
 
+  /**
+   * Take the host's bridge-side port down (the host is cut off, its interface loses carrier)
+   * or up again: a device going offline and coming back.
+   */
+  async link(host: string | LabHost, state: 'up' | 'down'): Promise<void> {
+    this.#checkLive();
+    const h = this.host(host);
+    if (state !== 'up' && state !== 'down') throw new UsageError(`link state must be 'up' or 'down'`, 'ERR_LAB_LINK');
+    await runChecked(`link ${state} of ${h.name}`, IP, ['-n', this.bridgeNetns, 'link', 'set', h.port, state]);
+  }
+
   /** /proc/net/snmp6 of the host's namespace as { Udp6InDatagrams: n, Udp6RcvbufErrors: n, ... }. */
   async snmp6(host: string | LabHost): Promise<Record<string, number>> {
     const r = await this.exec(host, 'cat', ['/proc/net/snmp6']);

@@ -151,6 +151,19 @@ labTest('a 4 Mbit/s rate limit holds the bytes a host receives to the rate', { h
   assert.ok(slow.unique < N, 'the rate limit dropped some');
 });
 
+labTest('link down cuts a host off, link up brings it back', { hosts: ['sender', 'dev'] }, async (lab) => {
+  await lab.link('dev', 'down');
+  let r = startReceiver(lab, 'dev', ['--group', G, '--timeout-ms', '2000']);
+  await r.ready;
+  await runSender(lab, 'sender', ['--group', G, '--count', '200', '--rate', '4000']);
+  assert.equal((await r.done).received, 0);
+  await lab.link('dev', 'up');
+  r = startReceiver(lab, 'dev', ['--group', G, '--expect', '200', '--timeout-ms', '8000']);
+  await r.ready;
+  await runSender(lab, 'sender', ['--group', G, '--count', '200', '--rate', '4000']);
+  assert.equal((await r.done).unique, 200);
+});
+
 labTest('spawn runs inside the host namespace; destroy kills its children', { hosts: ['a', 'b'] }, async (lab) => {
   const child = lab.spawn('a', 'sleep', ['30'], { stdio: 'ignore' });
   const exited = new Promise((resolve) => child.once('exit', (_c, sig) => resolve(sig)));
