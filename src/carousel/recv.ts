@@ -143,6 +143,9 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
   let prepared = resumed; // OUT sized for the pinned file
   let dirty = false; // chunks written since the last state save
   let hashing = false;
+  // Hashing an existing OUT: datagrams are ignored meanwhile (the carousel repeats them), so
+  // no write can change bytes the hash has already read or is about to read.
+  let checkingExisting = false;
   let finished = false;
   let alreadyPresent = false;
   const timers: NodeJS.Timeout[] = [];
@@ -215,6 +218,7 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
       hashFile(out).then(
         (h) => {
           hashing = false;
+          checkingExisting = false;
           if (finished) return;
           const want = rx.identity!.hash;
           if (hex(h) === hex(want)) {
@@ -234,6 +238,7 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
         },
         (err: unknown) => {
           hashing = false;
+          checkingExisting = false;
           fail(err);
         },
       );
@@ -245,17 +250,25 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
       emit({ type: 'file', size: id.size, hash: hex(id.hash) });
       const existing = fstatSync(fd).size;
       if (existing === id.size && id.size > 0) {
-        verify(false); // maybe OUT is already this file; chunks keep arriving meanwhile
+        checkingExisting = true;
+        verify(false); // maybe OUT is already this file
       } else if (existing !== id.size) {
         ftruncateSync(fd, id.size);
       }
     };
 
     sock.onMessage((d) => {
-      if (finished) return;
+      if (finished || checkingExisting) return;
       try {
         const r = rx.push(d.data, d.from);
-        if (!prepared && rx.identity) prepare();
+        if (!prepared && rx.identity) {
+          prepare();
+          // The existing OUT is judged as it is on disk: this first chunk waits for the next pass.
+          if (checkingExisting && r.kind === 'write') {
+            rx.unwrite(r.chunk);
+            return;
+          }
+        }
         if (r.kind === 'write') {
           try {
             let off = 0;

@@ -25,14 +25,13 @@ const usage = `usage: iotupd demo [--format iotupd|fountain] [--size MIB] [--rat
 Builds a private lab network (network namespaces; needs root, or runs itself again inside
 'unshare -rnm' where user namespaces are allowed), sends a generated file from one host to
 three devices by IPv6 multicast, shows each device's progress, verifies every copy.
-  --format   transfer format (default iotupd, the original carousel)
+  --format   transfer format (default fountain; iotupd is the original carousel)
   --size     file size in MiB (default 4)
   --rate     sender rate in Mbit/s (default 40)
   --loss     random loss on dev2 in % (default 10)
   --seed     seed of the generated file (default 1)
   --timeout  give up after S seconds (default 120)
-Devices: dev1 (clean), dev2 (--loss % random loss), dev3 (joins when the sender is 40 % through
-its first pass).`;
+Devices: dev1 (clean), dev2 (--loss % random loss), dev3 (joins once dev1 holds 40 % of the file).`;
 
 interface Device {
   name: string;
@@ -149,13 +148,15 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
     let senderErr = '';
     const sender = lab.spawnNode(sh, MAIN, ['send', file, '--channel', channel, '--interface', sh.ifname, '--format', opts.format, '--rate', String(opts.rate), '--json']);
     const senderExit = jsonLines(sender, (o) => senderLines.push(o), (s) => (senderErr += s));
-    // One pass of the carousel lasts about size * 8 * 1294/1194 / rate seconds.
-    const passMs = ((opts.size * 8 * 1294) / 1194 / (opts.rate * 1e6)) * 1000;
-    const lateTimer = setTimeout(() => {
-      if (!signal.aborted) start(devices[2]!);
-      if (!tty) say(`  dev3  joins now`);
-    }, Math.max(200, passMs * 0.4));
-
+    // dev3 joins once dev1 (the clean device) holds 40 % of the file: mid-transfer whatever the
+    // format, the machine's speed or the rate.
+    const lateTimer = setInterval(() => {
+      if (devices[2]!.started !== undefined || signal.aborted) return;
+      if (percentOf(lastProgress(devices[0]!)) >= 40 || devices[0]!.exit) {
+        start(devices[2]!);
+        if (!tty) say(`  dev3  joins now`);
+      }
+    }, 50);
     let drawn = 0;
     const draw = (): void => {
       const lines = devices.map((d) => `  ${status(d, t0)}`);
@@ -182,7 +183,7 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
       return 'done' as const;
     })();
     const outcome = await Promise.race([allDone, deadline, aborted, senderDied]);
-    clearTimeout(lateTimer);
+    clearInterval(lateTimer);
     clearInterval(ticker);
     if (tty) draw();
     sender.kill('SIGINT');
@@ -242,7 +243,7 @@ export const demoCommand: Command = {
       timeout: { type: 'string' },
     });
     if (positionals.length > 0) throw new UsageError(`demo: unexpected argument '${positionals[0]}'`);
-    const format = values.format ?? 'iotupd';
+    const format = values.format ?? 'fountain';
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got '${format}'`);
     const opts = {
       format,

@@ -1,0 +1,29 @@
+// `iotupd demo` end to end (what `npm run demo` runs), with a small file to keep it short.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { labSupport } from '../../src/lab/index.js';
+import { MAIN } from './cli.js';
+
+const support = labSupport();
+test('iotupd demo: three devices (10 % loss, late join) all verify, and the lab is removed', support.ok ? { timeout: 120_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
+  const child = spawn(process.execPath, [MAIN, 'demo', '--size', '1', '--rate', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  assert.equal(code, 0, out);
+  assert.match(out, /dev1 \(clean link\): ok /);
+  assert.match(out, /dev2 \(10 % loss\): ok /);
+  assert.match(out, /dev3 \(joins late\): ok /);
+  assert.match(out, /all 3 copies verified/);
+  const id = /lab (iu[a-z0-9]+) removed/.exec(out)?.[1];
+  assert.ok(id, 'the demo says it removed its lab');
+  const ns = await new Promise<string>((r) => {
+    const p = spawn('ip', ['netns', 'list'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let s = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (s += d));
+    p.once('close', () => r(s));
+  });
+  assert.equal(ns.includes(id), false, `namespaces of ${id} left behind`);
+});
