@@ -7,7 +7,9 @@
 // Fragments are not trusted: the assembled manifest is checked against its digest and then
 // verifyManifest checks its signature. Fragments of different manifests assemble in separate slots
 // (at most `maxSlots`, least recently touched evicted), so a forged fragment stream cannot corrupt
-// the genuine one, only compete for slots.
+// the genuine one, only compete for slots. The oldest slot is evicted first: the sender emits all
+// fragments of a manifest back to back, so an injector would have to open `maxSlots` new slots
+// between two consecutive genuine fragments to starve it.
 import { createHash } from 'node:crypto';
 import { DecodeError } from '../errors.js';
 import { equalBytes, Reader, Writer } from './bytes.js';
@@ -32,13 +34,11 @@ interface Slot {
   buf: Uint8Array;
   have: Uint8Array;
   missing: number;
-  touched: number;
 }
 
 export class ManifestAssembler {
   private readonly slots = new Map<string, Slot>();
-  private tick = 0;
-  constructor(private readonly maxSlots = 4) {}
+  constructor(private readonly maxSlots = 16) {}
 
   /** Returns the complete manifest bytes when this fragment completes one, else null. */
   push(body: Uint8Array): Uint8Array | null {
@@ -53,16 +53,11 @@ export class ManifestAssembler {
     const id = `${Buffer.from(digest).toString('hex')}:${total}`;
     let slot = this.slots.get(id);
     if (!slot) {
-      if (this.slots.size >= this.maxSlots) {
-        let oldest: string | undefined;
-        let t = Infinity;
-        for (const [k, s] of this.slots) if (s.touched < t) [oldest, t] = [k, s.touched];
-        if (oldest !== undefined) this.slots.delete(oldest);
-      }
-      slot = { digest: digest.slice(), buf: new Uint8Array(total), have: new Uint8Array(total), missing: total, touched: 0 };
+      // Map iteration order is insertion order: the first key is the oldest slot.
+      if (this.slots.size >= this.maxSlots) this.slots.delete(this.slots.keys().next().value as string);
+      slot = { digest: digest.slice(), buf: new Uint8Array(total), have: new Uint8Array(total), missing: total };
       this.slots.set(id, slot);
     }
-    slot.touched = ++this.tick;
     for (let i = 0; i < chunk.length; i++) {
       if (slot.have[offset + i] === 0) {
         slot.have[offset + i] = 1;

@@ -135,3 +135,23 @@ test('packet auth: nonces never repeat within an instance; wrong object, suite o
   assert.equal(new PacketAuth(gk, obj, 'chacha20-poly1305').open(new Uint8Array(4), new Uint8Array(4), new Uint8Array(28)), null);
   assert.equal(toHex(groupKeyIdOf(gk)).length, 16);
 });
+
+test('device state under power loss: a leftover temp file is ignored, a torn state file is refused', () => {
+  const dir = tmp();
+  try {
+    const { trust, signer } = hierarchy();
+    const s = DeviceState.open(dir, 'sensor-v2');
+    s.commit(verifyManifest(signManifest(release(5n).fields, signer), trust, s.policy(), T0));
+    // Power lost after writing the temp file of the next commit, before the rename.
+    writeFileSync(join(dir, '.iotupd-state.json.tmp-999'), '{"version":1,"product":"sensor-v2","installedSequence":"1"');
+    assert.equal(DeviceState.open(dir, 'sensor-v2').installedSequence, 5n);
+    // A state file cut short (not produced by our writer, which renames whole files): fail closed.
+    const full = readFileSync(s.path, 'utf8');
+    for (const n of [0, 10, full.length - 2]) {
+      writeFileSync(s.path, full.slice(0, n));
+      assert.throws(() => DeviceState.open(dir, 'sensor-v2'), { code: 'ERR_STATE_CORRUPT' });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
