@@ -8,7 +8,8 @@
  * unconnected send(buf, port, addr) and connected send(buf), each as fast as one process can,
  * rounds interleaved, median reported. Loss: a paced McastSocket sender and one receiver
  * (8 MiB SO_RCVBUF requested, onMessage fast path); counts from the receiver and
- * Udp6RcvbufErrors from /proc/net/snmp6 of the receiving namespace.
+ * Udp6RcvbufErrors from /proc/net/snmp6 of the receiving namespace; then one sender and
+ * three receivers.
  * Needs root (or re-runs itself in `unshare -rnm`, where rmem_max cannot be raised).
  */
 import { createSocket } from 'node:dgram';
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   const rates = String(values.rates).split(',').map(Number);
-  const lab = await Lab.create({ hosts: ['sender', 'recv'] });
+  const lab = await Lab.create({ hosts: ['sender', 'recv', 'recv2', 'recv3'] });
   try {
     console.log(`lab ${lab.id} (${support.mode}); net.core.rmem_max ${lab.rmemMax}; ${size}-byte payloads; node ${process.version}`);
     console.log(`\nSend rate, one process, no receiver joined, ${seconds} s x ${rounds} rounds interleaved (median):`);
@@ -186,6 +187,24 @@ async function main(): Promise<void> {
       if (process.env.BENCH_DEBUG) console.log(JSON.stringify(s), JSON.stringify({ ...r, sources: r.sources.length }));
       console.log(
         `  ${(rate > 0 ? String(rate) : 'max').padStart(8)} ${fmt(Math.round((s.sent / s.elapsedMs) * 1000), 8)} ${fmt(r.unique, 10)} ${fmt(lost, 6)} ${fmt(Number(((lost / s.sent) * 100).toFixed(2)), 10)} ${fmt(rcvbufErr, 18)} ${fmt(r.recvBufferSize, 16)}`,
+      );
+    }
+
+    console.log(`\nOne sender, three receivers (all processes share the machine's cores), ${seconds} s per rate:`);
+    console.log('  target/s   sent/s   received (each)             loss % (worst)   Udp6RcvbufErrors (sum)');
+    for (const rate of [30000, 0]) {
+      const count = rate > 0 ? Math.round(rate * seconds) : 0;
+      const hosts = ['recv', 'recv2', 'recv3'];
+      const before = await Promise.all(hosts.map((h) => lab.snmp6(h)));
+      const rxs = hosts.map((h) => startReceiver(lab, h, ['--group', GROUP, '--fast', '--idle-ms', '1000', '--timeout-ms', String(seconds * 1000 + 15000)]));
+      await Promise.all(rxs.map((r) => r.ready));
+      const s = await runSendChild(lab, 'mcast-connected', size, rate > 0 ? seconds * 3 : seconds, rate, count);
+      const rs = await Promise.all(rxs.map((r) => r.done));
+      const after = await Promise.all(hosts.map((h) => lab.snmp6(h)));
+      const errs = after.reduce((a, x, i) => a + (x.Udp6RcvbufErrors ?? 0) - (before[i]!.Udp6RcvbufErrors ?? 0), 0);
+      const worst = Math.max(...rs.map((r) => (s.sent - r.unique) / s.sent));
+      console.log(
+        `  ${(rate > 0 ? String(rate) : 'max').padStart(8)} ${fmt(Math.round((s.sent / s.elapsedMs) * 1000), 8)}   ${rs.map((r) => r.unique).join(' / ').padEnd(26)} ${fmt(Number((worst * 100).toFixed(2)), 15)} ${fmt(errs, 24)}`,
       );
     }
   } finally {
