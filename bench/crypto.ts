@@ -214,3 +214,65 @@ for (const loss of [0, 0.1]) {
     console.log(`    ${m.name.padEnd(24)} ${(ms / 1000).toFixed(2)} s  ${f1((object.length * 8) / (ms / 1000) / 1e6)} Mbit/s  ${m.name === 'off' ? '' : `${slower} % slower`}`);
   }
 }
+
+// 5. Real multicast in the lab (root; `node dist/bench/crypto.js MiB --lab`): one sender, one
+// receiver behind a rate cap, the CLI with security off and on, same run; seconds until the
+// receiver holds the verified copy.
+if (process.argv.includes('--lab')) await labCompare();
+
+async function labCompare(): Promise<void> {
+  const { Lab, labSupport } = await import('../src/lab/index.js');
+  const { existsSync, readFileSync, writeFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const { saveKeyPair, saveGroupKey } = await import('../src/crypto/index.js');
+  const support = labSupport();
+  if (!support.ok) {
+    console.log(`\nlab comparison skipped: ${support.reason}`);
+    return;
+  }
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const index = join(here, '..', 'src', 'cli', 'commands', 'index.js');
+  const script = existsSync(index) && /recvCommand/.test(readFileSync(index, 'utf8')) ? join(here, '..', 'src', 'cli', 'main.js') : join(here, '..', 'test', 'transfer', 'cli-entry.js');
+  const rateMbit = Number(process.env.BENCH_RATE ?? 200);
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-bench-lab-'));
+  const file = join(dir, 'image.bin');
+  writeFileSync(file, object);
+  saveKeyPair(join(dir, 'root'), root);
+  saveKeyPair(join(dir, 'signer'), signer);
+  saveGroupKey(join(dir, 'group.key'), gk);
+  const lab = await Lab.create({ hosts: ['sender', 'dev'] });
+  try {
+    await lab.impair('dev', { rateMbit: rateMbit + 10 });
+    const runs: { name: string; send: string[]; recv: string[] }[] = [
+      { name: 'off', send: [], recv: [] },
+      { name: 'mac', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key')], recv: ['--group-key', join(dir, 'group.key')] },
+      { name: 'aes-256-gcm', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
+      { name: 'aes-256-gcm + digests', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt', '--digests'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
+    ];
+    console.log(`\nreal multicast in the lab: ${mib} MiB, sender --rate ${rateMbit}, receiver capped at ${rateMbit + 10} Mbit/s`);
+    let base = 0;
+    for (const [i, r] of runs.entries()) {
+      const ch = ['--channel', `bench.crypto.${i}`];
+      const out = join(dir, `out-${i}.bin`);
+      const secure = r.send.length > 0;
+      const seq = ['--product', 'bench', '--sequence', String(10 + i)];
+      const dev = lab.host('dev');
+      const snd = lab.host('sender');
+      const t0 = performance.now();
+      const rx = lab.spawnNode(dev, script, ['recv', out, ...ch, '--interface', dev.ifname, '--json', ...(secure ? ['--trust', join(dir, 'root.pub'), '--state', join(dir, `state-${i}`), '--product', 'bench', ...r.recv] : [])]);
+      const rxDone = new Promise<number | null>((res) => rx.once('close', (c) => res(c)));
+      await new Promise((res) => setTimeout(res, 300));
+      const tx = lab.spawnNode(snd, script, ['send', file, ...ch, '--interface', snd.ifname, '--rate', String(rateMbit), '--json', ...(secure ? [...r.send, ...seq] : [])]);
+      const code = await Promise.race([rxDone, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 120_000))]);
+      const secs = (performance.now() - t0) / 1000 - 0.3;
+      tx.kill('SIGTERM');
+      if (code === 'timeout') rx.kill('SIGKILL');
+      const ok = code === 0 && Buffer.compare(readFileSync(out), Buffer.from(object)) === 0;
+      if (i === 0) base = secs;
+      console.log(`  ${r.name.padEnd(24)} ${ok ? `${secs.toFixed(2)} s  ${f1((object.length * 8) / secs / 1e6)} Mbit/s  ${i === 0 ? '' : `${((secs / base - 1) * 100).toFixed(1)} % slower`}` : `FAILED (${String(code)})`}`);
+    }
+  } finally {
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
