@@ -174,3 +174,25 @@ test('staged rollout: the signed share selects about that fraction of device ids
   assert.ok(both > 150 && both < 350, `independent per release: ${both}`);
   assert.equal(inRollout(release(8n).fields, new Uint8Array(4)), true, 'no share: everyone');
 });
+
+test('algorithm agility: unknown signature algorithms are skipped, a known one must verify, one supported is required', () => {
+  const { signer, trust } = hierarchy();
+  const m = signManifest(release(1n).fields, signer);
+  // Split the envelope: header+chain | signatures | body, following the layout in manifest.ts.
+  const v = new DataView(m.buffer, m.byteOffset, m.byteLength);
+  let p = 13;
+  const nCerts = m[p++] as number;
+  for (let i = 0; i < nCerts; i++) p += 2 + v.getUint16(p);
+  const head = m.subarray(0, p);
+  assert.equal(m[p], 1, 'one signature');
+  const sigEntry = m.subarray(p + 1, p + 1 + 3 + 64);
+  const body = m.subarray(p + 1 + 3 + 64);
+  const future = Uint8Array.from([99, 0, 4, 1, 2, 3, 4]); // algorithm 99, 4 bytes
+  const build = (...entries: Uint8Array[]) => new Uint8Array([...head, entries.length, ...entries.flatMap((e) => [...e]), ...body]);
+  assert.equal(verifyManifest(build(future, sigEntry), trust, policy, T0).sequence, 1n);
+  assert.equal(verifyManifest(build(sigEntry, future), trust, policy, T0).sequence, 1n);
+  assert.throws(() => verifyManifest(build(future), trust, policy, T0), { code: 'ERR_SIGNATURE' });
+  const badSig = sigEntry.slice();
+  badSig[10] = (badSig[10] as number) ^ 1;
+  assert.throws(() => verifyManifest(build(sigEntry, badSig), trust, policy, T0), { code: 'ERR_SIGNATURE' });
+});
