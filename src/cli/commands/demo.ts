@@ -99,6 +99,7 @@ function status(d: Device, t0: number): string {
 
 async function runDemo(opts: { format: string; size: number; rate: number; loss: number; seed: number; timeoutS: number }, signal: AbortSignal): Promise<number> {
   const tty = process.stdout.isTTY === true;
+  let closing = false; // after an interrupt or failure: no more per-device lines
   const say = (s: string): void => void process.stdout.write(s + '\n');
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-demo-'));
   let lab: Lab | undefined;
@@ -136,7 +137,7 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
         (s) => (d.stderr += s),
       ).then((e) => {
         d.exit = e;
-        if (!tty) say(`  ${status(d, t0)}`);
+        if (!tty && !closing) say(`  ${status(d, t0)}`);
       });
     };
     start(devices[0]!);
@@ -222,6 +223,7 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
     say(ok === devices.length ? `all ${ok} copies verified` : `${devices.length - ok} of ${devices.length} copies FAILED`);
     return ok === devices.length ? 0 : 1;
   } finally {
+    closing = true;
     signal.removeEventListener('abort', onAbort);
     await lab?.destroy();
     rmSync(dir, { recursive: true, force: true });
