@@ -6,6 +6,7 @@
  *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
  *                      [--queue-limit N] [--stall-ms MS]
  *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N] [--sndbuf BYTES] [--connect]
+ *                      [--hop-limit N] [--loopback]
  *
  * Datagrams carry 'IUPB', sender id (u32), seq (u32) and filler. The receiver prints one JSON
  * line {"event":"ready",...} once joined and {"event":"done",...} with counts at the end
@@ -162,6 +163,8 @@ async function send(v: Record<string, string | boolean | undefined>): Promise<vo
     interface: String(v.interface),
     port: 0,
     sendBufferSize: v.sndbuf ? Number(v.sndbuf) : undefined,
+    hopLimit: v['hop-limit'] !== undefined ? Number(v['hop-limit']) : undefined,
+    loopback: v.loopback === true,
   });
   if (v.connect) await sock.connect(group, port);
   let refused = 0;
@@ -212,7 +215,7 @@ async function main(): Promise<void> {
       interface: { type: 'string' }, group: { type: 'string' }, source: { type: 'string' }, port: { type: 'string' },
       'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
       'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
-      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, sndbuf: { type: 'string' }, connect: { type: 'boolean' },
+      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, sndbuf: { type: 'string' }, connect: { type: 'boolean' }, 'hop-limit': { type: 'string' }, loopback: { type: 'boolean' },
     },
   });
   if (positionals[0] === 'recv') await recv(values);

@@ -115,3 +115,18 @@ labTest('a connected sender reaches every receiver; it can only send to its grou
   const o = await lab.exec('sender', process.execPath, ['--input-type=module', '-e', script, netIndex]);
   assert.deepEqual(JSON.parse(o.stdout), { to: { group: G, port: 4242 }, other: 'ERR_SOCKET_CONNECTED', reconnect: 'ERR_SOCKET_CONNECTED', same: true });
 });
+
+labTest('hop limit 0 keeps datagrams on the host, loopback delivers them to its own receivers', { hosts: ['sender', 'dev'] }, async (lab) => {
+  const run = async (args: string[]): Promise<[number, number]> => {
+    const local = startReceiver(lab, 'sender', ['--group', G, '--idle-ms', '400', '--timeout-ms', '2500']);
+    const remote = startReceiver(lab, 'dev', ['--group', G, '--idle-ms', '400', '--timeout-ms', '2500']);
+    await Promise.all([local.ready, remote.ready]);
+    await runSender(lab, 'sender', ['--group', G, '--count', '100', '--rate', '2000', ...args]);
+    const [l, r] = await Promise.all([local.done, remote.done]);
+    return [l.unique, r.unique];
+  };
+  assert.deepEqual(await run([]), [0, 100], 'defaults: hop limit 255, loopback off (as Librecast)');
+  assert.deepEqual(await run(['--loopback']), [100, 100]);
+  assert.deepEqual(await run(['--hop-limit', '0', '--loopback']), [100, 0]);
+  assert.deepEqual(await run(['--hop-limit', '1']), [0, 100]);
+});
