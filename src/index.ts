@@ -6,3 +6,4 @@ export * as fec from './fec/index.js';
 export { sendFile, receiveFile, FountainSender, FountainReceiver, type PacketSealer, type SendFileOptions, type ReceiveFileOptions } from './transfer/index.js';
 export * as crypto from './crypto/index.js';
 export * as librecast from './librecast/index.js';
+export * as carousel from './carousel/index.js';
