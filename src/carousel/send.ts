@@ -110,13 +110,13 @@ export async function sendFile(opts: SendFileOptions): Promise<SendResult> {
     if (!Number.isSafeInteger(startOffset) || startOffset < 0 || (startOffset >= size && startOffset !== 0)) {
       throw new UsageError(`--offset ${startOffset} is outside the ${size}-byte file`);
     }
-    // The whole-file hash first (streamed): every frame carries it.
+    // Socket first, so a wrong interface is reported before a long hash. An ephemeral port:
+    // the sender never receives, and must not take 4242 from receivers on the same host.
+    sock = await McastSocket.open({ interface: opts.interface, port: 0, hopLimit: opts.hopLimit, signal: opts.signal });
+    // The whole-file hash (streamed): every frame carries it.
     const hash = await hashFile(opts.file, opts.signal);
     const cache = new ChunkCache(fd, size, opts.file);
     const tx = new CarouselSender({ size, hash, readChunk: cache.read, startOffset, passes: opts.passes ?? Infinity });
-
-    // Bind an ephemeral port: the sender never receives, and must not take 4242 from receivers.
-    sock = await McastSocket.open({ interface: opts.interface, port: 0, hopLimit: opts.hopLimit, signal: opts.signal });
     const port = opts.port ?? 4242;
     const bitsPerSecond = rateMbit * 1e6;
     // Burst: 8 ms of traffic (timers wake ~1 ms late) but at least 8 frames.
