@@ -82,7 +82,7 @@ function cipherOf(v: Values): 'aes-256-gcm' | 'chacha20-poly1305' {
 }
 
 export interface SecureSendPlan {
-  /** Goes into the FountainSender (createFileSender / sendFile `sealer`). */
+  /** Goes into the FountainSender (createFileSender / sendFile `sealer`); the wrapper seals its own packets. */
   sealer?: Sealer;
   /** Run the FountainSender unpaced; the wrapper paces the whole stream. */
   innerRateBps: number;
@@ -103,9 +103,12 @@ export function planSecureSend(v: Values, file: string, rateBps: number): Secure
   const groupKey = gkFile === undefined ? undefined : loadGroupKey(gkFile);
   const cipher = cipherOf(v);
   const sealer = groupKey ? groupSealer(groupKey, v.encrypt ? cipher : 'mac') : undefined;
+  // With signed digests (and no encryption) a data packet is authenticated by its digest: the
+  // group-key MAC would add nothing, so only MANIFEST and SIGNATURE packets carry it.
+  const innerSealer = v.digests && !v.encrypt ? undefined : sealer;
   const key = keyFile === undefined ? undefined : loadSigningKey(keyFile);
   return {
-    ...(sealer ? { sealer } : {}),
+    ...(innerSealer ? { sealer: innerSealer } : {}),
     innerRateBps: 1e15,
     wrap(sender) {
       let manifest: Uint8Array;

@@ -292,6 +292,8 @@ export class ReceiveGuard {
     if (this.held && !equalBytes(pkt.objectId, this.held.objectId)) return this.drop('foreign');
     let plain = datagram;
     const dataPacket = pkt.type !== PacketType.MANIFEST && pkt.type !== PacketType.SIGNATURE;
+    // Data before a verified manifest is never used: drop it before spending any cryptography.
+    if (dataPacket && !this.held) return this.drop('no-manifest');
     if (this.o.requireEncryption && dataPacket && !(pkt.flags & Flags.ENCRYPTED)) return this.drop('unauthenticated');
     // With signed digests a data packet is checked against them first: a digest hit proves the
     // datagram is byte for byte one the signer sent (trailer included), so the group-key MAC

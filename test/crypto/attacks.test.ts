@@ -320,11 +320,19 @@ describe('attack matrix: the guard holds everything back until a verified manife
   });
 
   test('with a group key, packets without the AUTH flag are refused', () => {
-    const { trust } = hierarchy();
+    const { trust, signer } = hierarchy();
     const r = release(6n);
-    const guard = new ReceiveGuard({ trust, policy: device, groupKey: generateGroupKey() });
+    const gk = generateGroupKey();
+    const guard = new ReceiveGuard({ trust, policy: device, groupKey: gk });
+    const sealer = fountainSealer(new PacketAuth(gk, r.fields.objectId, 'mac'));
+    const plainManifest = encodeRaw(PacketType.MANIFEST, { objectId: r.fields.objectId }, fragmentManifest(signManifest(r.fields, signer))[0]!);
+    assert.deepEqual(guard.filter(plainManifest, T0), { kind: 'drop', reason: 'unauthenticated' });
+    const sealed = encodeRaw(PacketType.MANIFEST, { objectId: r.fields.objectId, flags: sealer.flags, trailer: new Uint8Array(sealer.trailerLength) }, fragmentManifest(signManifest(r.fields, signer))[0]!);
+    sealer.seal(sealed);
+    assert.equal(guard.filter(sealed, T0).kind, 'manifest');
     const d = new CarouselSender(r.fields, r.object).next(0).datagram;
-    assert.deepEqual(guard.filter(d, T0), { kind: 'drop', reason: 'unauthenticated' });
     assert.equal(decodePacket(d).flags & Flags.AUTH, 0);
+    assert.deepEqual(guard.filter(d, T0), { kind: 'drop', reason: 'unauthenticated' });
+    assert.equal(guard.filter(new CarouselSender(r.fields, r.object, new PacketAuth(gk, r.fields.objectId, 'mac')).next(0).datagram, T0).kind, 'deliver');
   });
 });

@@ -30,7 +30,7 @@ interface Run {
   packets: number;
 }
 
-function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: number; maxPackets: number; seed: number }): Run {
+function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: number; maxPackets: number; seed: number; macOnData?: boolean }): Run {
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-sec-'));
   try {
     const { trust, signer } = hierarchy();
@@ -43,7 +43,9 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
     // but the per-object key needs the object id: derive it from a first sender without sealer.
     const probe = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12 });
     const auth = new PacketAuth(gk, probe.objectId, opts.suite);
-    const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12, sealer: fountainSealer(auth) });
+    // With digests and no encryption, data packets may go without the group MAC (macOnData false).
+    const sealData = opts.macOnData ?? true;
+    const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12, ...(sealData ? { sealer: fountainSealer(auth) } : {}) });
     const hasher = new BlockHasher(parseOti(otiBytes));
     hasher.update(object);
     const manifest = signManifest(
@@ -131,4 +133,11 @@ test('no flood, ChaCha20-Poly1305, no digests: plain secure transfer completes',
   // Everything that reached the receiver was authenticated and decrypted.
   assert.equal(r.receiver.stats.malformed, 0);
   assert.equal(r.guard.stats.drops.auth, 0);
+});
+
+test('digests without the group MAC on data packets: insider and outsider forgeries both dropped as unsigned', () => {
+  const r = run({ suite: 'mac', digests: true, flood: 2, loss: 0.1, maxPackets: 3000, seed: 15, macOnData: false });
+  assert.equal(r.intact, true);
+  assert.equal(r.guard.stats.drops.unsigned + r.guard.stats.drops['no-manifest'], r.forged);
+  assert.equal(r.guard.stats.drops.unauthenticated, 0, 'signed data packets need no AUTH flag');
 });
