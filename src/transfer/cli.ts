@@ -28,7 +28,7 @@ Fountain format (default): RaptorQ-coded symbols, receivers may join at any time
   --symbols-per-block N  stop after N symbols per source block (e.g. K plus margin)
   --sender-index I --senders N   cooperate with other senders (disjoint symbols)
   --symbol-size T        bytes per symbol (default ${DEFAULT_SYMBOL_SIZE}: packets fit 1280 bytes)
-  --block-symbols K      maximum source symbols per block (default 4096)
+  --block-symbols K      maximum source symbols per block (default 2048)
   --name NAME            object name announced to receivers (default: file name)
   --hash sha256|blake3   whole-object hash (default sha256)
   --group ADDR           explicit multicast group instead of --channel
@@ -58,6 +58,11 @@ function resolveGroup(v: { channel?: string; group?: string; scheme?: string; sc
 function requireInterface(v: { interface?: string }): string {
   if (v.interface === undefined) throw new UsageError('--interface IF is required (never a default interface)');
   return v.interface;
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return Math.round((u.user + u.system) / 1000) / 1000;
 }
 
 export async function fountainSend(argv: string[], signal: AbortSignal): Promise<number> {
@@ -140,7 +145,7 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
   });
   const secs = (performance.now() - t0) / 1000;
   out.finish(
-    { result: signal.aborted ? 'interrupted' : 'ok', format: 'fountain', objectId, ...stats, seconds: Math.round(secs * 1000) / 1000 },
+    { result: signal.aborted ? 'interrupted' : 'ok', format: 'fountain', objectId, ...stats, seconds: Math.round(secs * 1000) / 1000, cpuSeconds: cpuSeconds() },
     `sent ${stats.symbols} symbols (${stats.rounds} rounds) in ${secs.toFixed(1)} s`,
     show(stats),
   );
@@ -236,6 +241,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         overhead: Math.round(result.overhead * 1e5) / 1e5,
         ...summary(s),
         maxRssKiB: process.resourceUsage().maxRSS,
+        cpuSeconds: cpuSeconds(),
       },
       `${outPath}: ${formatBytes(result.info.size)} complete, SHA-256 verified in ${secs.toFixed(1)} s; symbols received ${s.received}, used ${s.used}, duplicate ${s.duplicate}, late ${s.late}, foreign ${s.foreign}, malformed ${s.malformed}, conflicts ${s.conflicts}; overhead ${(result.overhead * 100).toFixed(2)} %`,
     );

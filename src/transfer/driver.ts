@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { otiFor } from '../fec/index.js';
 import { McastSocket, DEFAULT_PORT } from '../net/index.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm } from '../wire/fountain.js';
@@ -8,7 +10,7 @@ import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type Rec
 import { FountainSender, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
 
-export const DEFAULT_BLOCK_SYMBOLS = 4096;
+export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
 export interface SendFileOptions {
   file: string;
@@ -19,7 +21,7 @@ export interface SendFileOptions {
   /** Bits per second, counting IPv6 and UDP headers. */
   rateBps?: number;
   symbolSize?: number;
-  /** Upper bound on K per source block (default 4096, more when the object needs it for Z <= 255). */
+  /** Upper bound on K per source block (default 2048, more when the object needs it for Z <= 255). */
   maxBlockSymbols?: number;
   senderIndex?: number;
   senders?: number;
@@ -45,7 +47,7 @@ export function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interfac
   const hashAlgorithm = opts.hashAlgorithm ?? HashAlgorithm.SHA256;
   const hash = hashFile(hashAlgorithm, opts.file, source.size);
   const T = opts.symbolSize ?? DEFAULT_SYMBOL_SIZE;
-  // K = 4096 decodes fastest here (docs/protocol.md); larger objects get larger blocks to stay within Z <= 255.
+  // K = 2048 decodes fastest and with the least memory here (docs/protocol.md); larger objects get larger blocks so that Z <= 255.
   const maxK = opts.maxBlockSymbols ?? Math.max(DEFAULT_BLOCK_SYMBOLS, Math.ceil(Math.ceil(source.size / T) / 255));
   const oti = otiFor(source.size, T, { maxBlockSymbols: maxK, subBlocks: 1, alignment: 4 });
   return new FountainSender({
@@ -115,6 +117,8 @@ export interface ReceiveFileOptions extends ReceiverOptions {
   signal?: AbortSignal;
   onProgress?: (p: ReceiverProgress, stats: ReceiverStats) => void;
   progressIntervalMs?: number;
+  /** Scavenge the young generation every this many datagrams (0: never). Default 4096. */
+  gcEvery?: number;
 }
 
 export interface ReceiveResult {
@@ -123,11 +127,35 @@ export interface ReceiveResult {
   overhead: number;
 }
 
+/**
+ * A minor (young-generation) garbage collection, when this Node allows exposing it. Every
+ * datagram node:dgram delivers is a fresh Buffer whose bytes live outside the JS heap while its
+ * wrapper is tiny, so the young generation fills slowly and tens of MB of dead datagrams pile up
+ * before V8 collects them. Scavenging every few thousand datagrams keeps a receiver's peak memory
+ * near its working set (docs/protocol.md, "Memory"). A scavenge of a small young generation costs
+ * well under a millisecond.
+ */
+function exposedGc(): ((opts?: { type: string }) => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as ((opts?: { type: string }) => void) | undefined;
+    return typeof gc === 'function' ? gc : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Receive one object into `out`; resolves when it is complete and verified, rejects on abort or storage errors. */
 export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResult> {
-  const receiver = new FountainReceiver(opts);
+  const gcFn = opts.gcEvery === 0 ? undefined : exposedGc();
+  // A block decode leaves ~2 K*T bytes of dead buffers; a full collection right after it (a few
+  // ms, once per block) keeps the peak near one block's working set instead of several.
+  const receiver = new FountainReceiver({ ...opts, afterDecode: gcFn ? () => gcFn() : opts.afterDecode });
   const sock = await McastSocket.open({ interface: opts.interface, port: opts.port ?? DEFAULT_PORT, bindAddress: opts.group, signal: opts.signal });
   let timer: NodeJS.Timeout | undefined;
+  const gc = gcFn ? () => gcFn({ type: 'minor' }) : undefined;
+  const gcEvery = opts.gcEvery ?? 4096;
+  let sinceGc = 0;
   try {
     sock.join(opts.group);
     return await new Promise<ReceiveResult>((resolve, reject) => {
@@ -143,6 +171,10 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
         timer = setInterval(() => opts.onProgress?.(receiver.progress(), receiver.stats), opts.progressIntervalMs ?? 250);
       }
       sock.onMessage((d) => {
+        if (gc && ++sinceGc >= gcEvery) {
+          sinceGc = 0;
+          gc();
+        }
         try {
           if (receiver.push(d.data) === 'complete') {
             sock.onMessage(undefined);

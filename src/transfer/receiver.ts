@@ -58,6 +58,8 @@ export interface ReceiverOptions {
   earlyBuffer?: number;
   /** Keep the spool after success (tests). */
   keepSpool?: boolean;
+  /** Called after each block that needed the decoder (the driver uses it to return memory). */
+  afterDecode?: () => void;
 }
 
 export interface ObjectInfo {
@@ -139,6 +141,8 @@ export class FountainReceiver {
   private complete = false;
   private early: Uint8Array[] = [];
   private failed: IotupdError | undefined;
+  /** One reusable buffer for block reads and hashing: memory stays flat over many blocks. */
+  private scratch = new Uint8Array(0);
 
   constructor(private readonly opts: ReceiverOptions) {
     this.out = resolve(opts.out);
@@ -324,7 +328,7 @@ export class FountainReceiver {
         this.stats.corruptRecords += 1;
         continue;
       }
-      if (!cur || cur.sbn !== s.sbn) cur = { sbn: s.sbn, data: spool.readData(b.offset, b.length) };
+      if (!cur || cur.sbn !== s.sbn) cur = { sbn: s.sbn, data: spool.readDataInto(b.offset, this.scratchFor(b.length)) };
       const bytes = cur.data.subarray(s.esi * T, s.esi * T + s.length);
       if (!Spool.checkSource(s.crc, s.sbn, s.esi, spool.tagValue, bytes)) {
         this.stats.corruptRecords += 1;
@@ -402,7 +406,7 @@ export class FountainReceiver {
       this.blockComplete(b, b.k);
       return;
     }
-    const region = direct ? spool.readData(b.offset, b.length) : undefined;
+    const region = direct ? spool.readDataInto(b.offset, this.scratchFor(b.length)) : undefined;
     const dec = new BlockDecoder(b.k, T, b.length, obj.oti.subBlocks, obj.oti.alignment);
     let fed = 0;
     let decodable = false;
@@ -451,6 +455,7 @@ export class FountainReceiver {
       spool.writeData(b.offset, result.subarray(0, b.length));
     }
     this.blockComplete(b, fed);
+    this.opts.afterDecode?.();
   }
 
   private blockComplete(b: BlockState, used: number): void {
@@ -472,8 +477,8 @@ export class FountainReceiver {
     const spool = this.spool as Spool;
     spool.flush();
     const h = createHasher(obj.hashAlgorithm);
-    const chunk = 1 << 20;
-    for (let pos = 0; pos < obj.size; pos += chunk) h.update(spool.readData(pos, Math.min(chunk, obj.size - pos)));
+    const buf = this.scratchFor(1 << 20);
+    for (let pos = 0; pos < obj.size; pos += buf.length) h.update(spool.readDataInto(pos, buf.subarray(0, Math.min(buf.length, obj.size - pos))));
     const digest = h.digest();
     if (!bytesEqual(digest, obj.hash)) {
       // Poisoned or corrupted data got through: never deliver it. Start this object over.
@@ -511,6 +516,11 @@ export class FountainReceiver {
     }
     if (!this.opts.keepSpool) Spool.remove(this.spoolDir);
     this.complete = true;
+  }
+
+  private scratchFor(length: number): Uint8Array {
+    if (this.scratch.length < length) this.scratch = new Uint8Array(length);
+    return this.scratch.subarray(0, length);
   }
 
   /** Flush buffered spool records and close files (the spool stays for a later resume). */

@@ -285,9 +285,14 @@ export class Spool {
 
   /** Read `length` bytes of data.part (zero-filled beyond its end). */
   readData(offset: number, length: number): Uint8Array {
+    return this.readDataInto(offset, new Uint8Array(length));
+  }
+
+  /** Fill `out` from data.part at `offset` (zero-filled beyond its end); returns `out`. */
+  readDataInto(offset: number, out: Uint8Array): Uint8Array {
     this.flushRuns();
-    const out = new Uint8Array(length);
-    this.pread(this.dataFd, out, offset);
+    const n = this.pread(this.dataFd, out, offset);
+    if (n < out.length) out.fill(0, n);
     return out;
   }
 
