@@ -58,9 +58,6 @@ labTest('a file arrives intact at 3 receivers: one with 10 % loss, one joining l
   const s2 = statsLine(r2)!;
   assert.ok(Number(s2.lossEstimate) > 0.03, `10 % loss seen as ${String(s2.lossEstimate)}`);
   assert.ok(Number(s2.duplicate) > 0, 'a lossy receiver needs a second pass, so it sees duplicates');
-  // The late joiner started mid-file: its first frames were not chunk 0.
-  const first3 = r3.lines.find((o) => o.type === 'progress' && Number(o.chunks) > 0);
-  assert.ok(first3);
 });
 
 labTest('a receiver interrupted (SIGINT) and killed (SIGKILL) resumes with only the missing chunks', { hosts: ['sender', 'dev'], timeout: 120_000 }, async (lab) => {
