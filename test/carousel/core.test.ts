@@ -106,6 +106,29 @@ test('two senders at different offsets fill the file in half the frames each; se
   assert.equal(s.loss.resyncs, 0);
 });
 
+test('with two senders and 10 % loss, only per-sender seq tracking measures the loss', () => {
+  const file = randomBytes(400 * CHUNK_SIZE, 15);
+  const estimate = (keyed: boolean): { est: number; real: number } => {
+    const a = senderFor(file, { firstSeq: 0 });
+    const b = senderFor(file, { startOffset: 200 * CHUNK_SIZE, firstSeq: 300 });
+    const rx = new CarouselReceiver();
+    const rnd = prng(16);
+    let lost = 0;
+    for (let i = 0; i < 2000; i++) {
+      for (const [tx, src] of [[a, 'a'], [b, 'b']] as const) {
+        const f = tx.next()!;
+        if (rnd() < 0.1) lost += 1;
+        else rx.push(f, keyed ? src : undefined);
+      }
+    }
+    return { est: rx.stats().loss.estimate, real: lost / 4000 };
+  };
+  const keyed = estimate(true);
+  assert.ok(Math.abs(keyed.est - keyed.real) < 0.01, `keyed ${keyed.est} vs ${keyed.real}`);
+  // One shared counter: each sender's frames look late to the other and cancel its gaps.
+  assert.ok(estimate(false).est < keyed.real / 2);
+});
+
 test('sender: passes, seq wrap at 65536, start offset wraps round the end', () => {
   const file = randomBytes(3 * CHUNK_SIZE + 10, 5);
   const tx = senderFor(file, { passes: 2, firstSeq: 65534, startOffset: 2 * CHUNK_SIZE });
