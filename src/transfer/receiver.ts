@@ -38,6 +38,8 @@ export interface ReceiverStats {
   resumedBlocks: number;
   /** Whole-object hash mismatches after decoding (the transfer then starts over). */
   hashMismatches: number;
+  /** Blocks that decoded but failed `checkBlock` (their symbols are collected again). */
+  blocksRejected: number;
 }
 
 export interface ReceiverOptions {
@@ -58,6 +60,11 @@ export interface ReceiverOptions {
   earlyBuffer?: number;
   /** Keep the spool after success (tests). */
   keepSpool?: boolean;
+  /**
+   * Per-block check before a block is written to its final place (issue 5: the block's hash
+   * committed by the signed manifest). False: the block's symbols are discarded and collected again.
+   */
+  checkBlock?: (sbn: number, block: Uint8Array) => boolean;
   /** Called after each block that needed the decoder (the driver uses it to return memory). */
   afterDecode?: () => void;
 }
@@ -129,6 +136,7 @@ export class FountainReceiver {
     corruptRecords: 0,
     resumedBlocks: 0,
     hashMismatches: 0,
+    blocksRejected: 0,
   };
   readonly out: string;
   readonly spoolDir: string;
@@ -403,6 +411,10 @@ export class FountainReceiver {
     const sourceOk = b.sourceCrc.size;
     if (direct && sourceOk === b.k) {
       // Every source symbol is already in place: nothing to decode.
+      if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, spool.readDataInto(b.offset, this.scratchFor(b.length)))) {
+        this.rejectBlock(b);
+        return;
+      }
       this.blockComplete(b, b.k);
       return;
     }
@@ -444,6 +456,10 @@ export class FountainReceiver {
       b.nextAttempt = Math.max(b.k, b.esis.size + 1);
       return;
     }
+    if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, result.subarray(0, b.length))) {
+      this.rejectBlock(b);
+      return;
+    }
     if (direct) {
       // Write only the source symbols that were missing from data.part.
       for (let esi = 0; esi < b.k; esi++) {
@@ -456,6 +472,20 @@ export class FountainReceiver {
     }
     this.blockComplete(b, fed);
     this.opts.afterDecode?.();
+  }
+
+  /**
+   * The block failed the caller's check (e.g. its hash committed in a signed manifest): some
+   * symbol was forged. Which one is unknown, so forget every symbol of the block and collect
+   * it again (the spool records stay, unreferenced).
+   */
+  private rejectBlock(b: BlockState): void {
+    this.stats.blocksRejected += 1;
+    b.esis = new Set();
+    b.sourceCrc = new Map();
+    b.spoolEsi = [];
+    b.spoolIndex = [];
+    b.nextAttempt = b.k;
   }
 
   private blockComplete(b: BlockState, used: number): void {

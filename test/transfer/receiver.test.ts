@@ -11,7 +11,7 @@ import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { decodePacket, encodeDescription } from '../../src/wire/fountain.js';
-import { encodeOti } from '../../src/fec/index.js';
+import { blockPartition, encodeOti } from '../../src/fec/index.js';
 import { StorageError } from '../../src/errors.js';
 
 const OBJ = makeObject(120_000, 256, 100, 2);
@@ -276,6 +276,41 @@ test('full disk: receiver stops with ERR_STORAGE_FULL, no output file appears', 
     assert.equal(result.outExists, false);
     assert.deepEqual(readdirSync(dir), [], 'the tmpfs lived only in the private mount namespace');
     assert.ok(!existsSync(join(dir, 'o.bin')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('checkBlock (per-block commitment) rejects a poisoned block before it is written; the block is collected again', () => {
+  const dir = tmp();
+  try {
+    const blocks = blockPartition(OBJ.oti);
+    const digests = blocks.map((b) => Buffer.from(hashBytes(1, OBJ.data.subarray(b.offset, b.offset + b.length))).toString('hex'));
+    let checks = 0;
+    const r = new FountainReceiver({
+      out: join(dir, 'o.bin'),
+      checkBlock: (sbn, bytes) => {
+        checks++;
+        return Buffer.from(hashBytes(1, bytes)).toString('hex') === digests[sbn];
+      },
+    });
+    const packets = stream(newSender(OBJ), 8000);
+    let done = false;
+    for (let i = 0; i < packets.length && !done; i++) {
+      let p = packets[i] as Uint8Array;
+      const q = decodePacket(p);
+      // Poison one source symbol of block 0 and one repair symbol of block 1 in the first pass.
+      if (q.kind === 'symbol' && ((q.symbol.sbn === 0 && q.symbol.esi === 5) || (q.symbol.sbn === 1 && q.symbol.esi === 120 && i < 1000))) {
+        p = new Uint8Array(p);
+        p[p.length - 1]! ^= 0x01;
+      }
+      done = r.push(p) === 'complete';
+    }
+    assert.ok(done);
+    assert.ok(r.stats.blocksRejected >= 1, JSON.stringify(r.stats));
+    assert.equal(r.stats.hashMismatches, 0, 'caught per block, before the whole-object hash');
+    assert.ok(checks >= blocks.length);
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
