@@ -89,6 +89,7 @@ export class Socket {
   readonly #members = new Map<string, Membership>();
   readonly #queueLimit: number;
   #queue: ReceivedDatagram[] = [];
+  #qHead = 0;
   #waiters: Waiter[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -106,6 +107,7 @@ export class Socket {
 
   /** @internal use Context.socket() */
   static async open(context: Context, options: SocketOptions): Promise<Socket> {
+    if (options.signal?.aborted) throw new IotupdError('ERR_ABORTED', 'aborted before the socket was opened');
     const limit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1 << 20) {
       throw new UsageError(`queueLimit must be an integer from 1 to ${1 << 20}`, 'ERR_BAD_QUEUE_LIMIT');
@@ -150,8 +152,9 @@ export class Socket {
 
   /**
    * lc_channel_bind + lc_channel_join: join `channel`'s group on this socket's interface and
-   * deliver its datagrams to messages()/datagrams(). Also binds the channel for sending, like
-   * the usual Librecast call sequence. Joining an already joined channel is a no-op.
+   * deliver its datagrams to messages()/datagrams(). A channel not yet bound to a socket is
+   * bound to this one for sending (the usual Librecast bind-then-join sequence); one already
+   * bound keeps its socket (rebind explicitly with channel.bind). Joining twice is a no-op.
    */
   async join(channel: Channel, options: JoinOptions = {}): Promise<void> {
     this.#checkOpen();
@@ -160,10 +163,7 @@ export class Socket {
       throw new UsageError(`channel ${channel.group} is source-specific: join needs { source }`, 'ERR_LC_SSM_SOURCE');
     }
     const key = memberKey(channel);
-    if (this.#members.has(key)) {
-      channel.bind(this);
-      return;
-    }
+    if (this.#members.has(key)) return;
     const sock = await McastSocket.open({
       interface: this.interface,
       port: channel.port,
@@ -179,7 +179,7 @@ export class Socket {
     }
     sock.onMessage((d: Datagram) => this.#deliver(channel, d));
     this.#members.set(key, { channel, source: options.source, sock });
-    channel.bind(this);
+    if (channel.socket === undefined || channel.socket.closed) channel.bind(this);
   }
 
   /** lc_channel_part: leave the group; queued datagrams of it stay readable. */
@@ -241,6 +241,7 @@ export class Socket {
     const socks = [this.#sender, ...[...this.#members.values()].map((m) => m.sock)];
     this.#members.clear();
     this.#queue = [];
+    this.#qHead = 0;
     this.#wake();
     this.#closing = Promise.all(socks.map((s) => s.close())).then(() => {
       this.context.forget(this);
@@ -250,7 +251,7 @@ export class Socket {
 
   #deliver(channel: Channel, d: Datagram): void {
     this.stats.received++;
-    if (this.#queue.length >= this.#queueLimit) {
+    if (this.#queue.length - this.#qHead >= this.#queueLimit) {
       this.stats.queueDrops++;
       return;
     }
@@ -267,8 +268,17 @@ export class Socket {
   async #next(signal?: AbortSignal): Promise<ReceivedDatagram | undefined> {
     for (;;) {
       if (signal?.aborted) return undefined;
-      const d = this.#queue.shift();
-      if (d) return d;
+      if (this.#qHead < this.#queue.length) {
+        const d = this.#queue[this.#qHead++];
+        if (this.#qHead === this.#queue.length) {
+          this.#queue = [];
+          this.#qHead = 0;
+        } else if (this.#qHead > 1024 && this.#qHead * 2 > this.#queue.length) {
+          this.#queue = this.#queue.slice(this.#qHead); // compact now and then
+          this.#qHead = 0;
+        }
+        if (d) return d;
+      }
       if (this.#closed) return undefined;
       await new Promise<void>((resolve) => {
         const onAbort = (): void => resolve();

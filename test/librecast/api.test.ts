@@ -30,6 +30,7 @@ test('Context: channels, sidebands and validation without sockets', async () => 
     await assert.rejects(ctx.socket({ interface: name }), InterfaceError, name);
   }
   await assert.rejects(ctx.socket({ interface: 'lo', queueLimit: 0 }), UsageError);
+  await assert.rejects(ctx.socket({ interface: 'lo', signal: AbortSignal.abort() }), (e: unknown) => (e as { code?: string }).code === 'ERR_ABORTED');
   assert.equal(ctx.sockets.length, 0);
   await ctx.close();
   assert.throws(() => ctx.channel('x'), (e: unknown) => (e as { code?: string }).code === 'ERR_CONTEXT_CLOSED');
@@ -92,6 +93,7 @@ labTest('Socket on one lab host: join/part, loopback, Lamport clock, decode drop
   assert.deepEqual(lines(all, 'drops').decodeDrops, { short: 1, length: 1, opcode: 1, trailing: 1 });
   assert.deepEqual(lines(all, 'iterAbort'), { event: 'iterAbort', done: true, socketClosed: false });
   assert.deepEqual(lines(all, 'socketAbort'), { event: 'socketAbort', done: true, closed: true, joinAfter: 'ERR_SOCKET_CLOSED' });
+  assert.deepEqual(lines(all, 'queue'), { event: 'queue', queued: ['q1', 'q2', 'q3'], received: 8, queueDrops: 5, stillA: true });
   assert.deepEqual(lines(all, 'closed'), { event: 'closed', sockets: 0, aClosed: true, bClosed: true, channelAfter: 'ERR_CONTEXT_CLOSED' });
   assert.deepEqual(lines(all, 'iterAfterClose'), { event: 'iterAfterClose', done: true });
 });
@@ -108,14 +110,15 @@ labTest('source-specific channel: (S,G) join receives the sender, a wrong source
   assert.match(String(ready.group), /^ff3e::[89a-f][0-9a-f]{3}:[0-9a-f]{1,4}$/);
   assert.equal(ready.missingSource, 'ERR_LC_SSM_SOURCE');
   const sender = new JsonLines(lab.spawnNode('src', HOST, ['ssm-send', lab.host('src').ifname, name, '5', marker]));
-  assert.equal((await sender.exited).code, 0);
+  const sent = await sender.exited;
+  assert.equal(sent.code, 0, `ssm-send failed: ${sent.stderr}`);
   const g = await good.exited;
-  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.code, 0, `ssm-recv (right source) failed: ${g.stderr}`);
   const msgs = g.lines.filter((l) => l.event === 'msg');
   assert.deepEqual(msgs.map((m) => m.payload), ['m1', 'm2', 'm3', 'm4', 'm5']);
   assert.ok(msgs.every((m) => m.from === lab.host('src').address && m.group === ready.group));
   const b = await bad.exited;
-  assert.equal(b.code, 0, b.stderr);
+  assert.equal(b.code, 0, `ssm-recv (wrong source) failed: ${b.stderr}`);
   assert.equal(lines(b.lines, 'marker').from, lab.host('src').address, 'rx2 heard src (on the marker channel)');
   assert.deepEqual(b.lines.filter((l) => l.event === 'msg'), [], 'but none of its SSM messages');
 });

@@ -116,7 +116,22 @@ async function local(ifname: string): Promise<void> {
   }
   out({ event: 'socketAbort', done: r2.done, closed: s.closed, joinAfter });
 
-  // 7. close: lc_ctx_free closes every socket; the process must then exit on its own
+  // 7. a full queue drops new datagrams and counts them; joining x on q leaves x bound to a
+  const q = await ctx.socket({ interface: ifname, queueLimit: 3 });
+  await q.join(x);
+  const stillA = x.socket === a;
+  for (let i = 1; i <= 8; i++) await x.sendMsg(bytes(`q${i}`));
+  // wait (bounded) for the kernel to hand all 8 over before reading
+  for (let i = 0; i < 2000 && q.stats.received < 8; i++) await new Promise((r) => setTimeout(r, 5));
+  const qi = q.messages();
+  const queued: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await qi.next();
+    if (!r.done) queued.push(text(r.value.payload));
+  }
+  out({ event: 'queue', queued, received: q.stats.received, queueDrops: q.stats.queueDrops, stillA });
+
+  // 8. close: lc_ctx_free closes every socket; the process must then exit on its own
   await ctx.close();
   let channelAfter = 'no error';
   try {
