@@ -12,6 +12,8 @@ export interface Arena {
   run(plan: Plan): void;
   /** bytes[dst..] ^= bytes[src..] for one slot's length; offsets are byte offsets in bytes. */
   xor(dst: number, src: number): void;
+  /** bytes[dst..] = XOR of the n slots at byte offsets srcs[0..n-1] (dst must not be among them). */
+  xorSum(dst: number, srcs: Int32Array, n: number): void;
   /**
    * Hands the memory back for reuse by later arenas; the arena must not be used afterwards.
    * A reused arena's bytes are not zeroed: plans write every slot before reading it.
@@ -48,6 +50,11 @@ class TsArena implements Arena {
   }
   xor(dst: number, src: number): void {
     xorInto(this.bytes, dst, src, this.stride);
+  }
+  xorSum(dst: number, srcs: Int32Array, n: number): void {
+    const t = this.stride;
+    this.bytes.copyWithin(dst, srcs[0]!, srcs[0]! + t);
+    for (let i = 1; i < n; i++) xorInto(this.bytes, dst, srcs[i]!, t);
   }
   release(): void {}
 }

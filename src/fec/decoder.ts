@@ -125,33 +125,31 @@ export class BlockDecoder {
     const solved = solve(bp, isis, (i) => i < pad);
     if (solved === undefined) return undefined;
     const { plan, layout } = solved;
-    // K output slots after the solver's slots: received source symbols are put there directly,
-    // missing ones are Enc(ISI) of the intermediate symbols (5.3.5.3), appended as plan ops.
-    const outBase = layout.slots;
-    const arena = createArena(layout.slots + k, t);
+    // After the plan has run only the intermediate symbols are live, so the source symbols are
+    // assembled in the first K row slots (S + K' - K + received >= K): missing ones as Enc(ISI)
+    // of C (5.3.5.3), appended as plan ops, received ones copied in afterwards.
+    const arena = createArena(layout.slots, t);
     const bytes = arena.bytes;
     const n = this.esis.length;
     bytes.set(this.store.subarray(0, n * t), (bp.s + pad) * t);
-    const have = new Uint8Array(k);
-    for (let i = 0; i < n; i++) {
-      const esi = this.esis[i]!;
-      if (esi < k) {
-        bytes.set(this.store.subarray(i * t, (i + 1) * t), (outBase + esi) * t);
-        have[esi] = 1;
-      }
-    }
     arena.run(plan);
+    const have = new Uint8Array(k);
+    for (let i = 0; i < n; i++) if (this.esis[i]! < k) have[this.esis[i]!] = 1;
     const extra = new PlanBuilder(k * 8);
     const tup = new Int32Array(6);
     const cols = new Int32Array(64);
     for (let i = 0; i < k; i++) {
       if (have[i]) continue;
       const m = ltIndices(bp, i, tup, cols);
-      extra.push(OP_COPY, outBase + i, layout.cBase + cols[0]!, 0);
-      for (let j = 1; j < m; j++) extra.push(OP_XOR, outBase + i, layout.cBase + cols[j]!, 0);
+      extra.push(OP_COPY, i, layout.cBase + cols[0]!, 0);
+      for (let j = 1; j < m; j++) extra.push(OP_XOR, i, layout.cBase + cols[j]!, 0);
     }
     arena.run(extra.finish());
-    const block = this.toBlock(bytes.subarray(outBase * t, (outBase + k) * t));
+    for (let i = 0; i < n; i++) {
+      const esi = this.esis[i]!;
+      if (esi < k) bytes.set(this.store.subarray(i * t, (i + 1) * t), esi * t);
+    }
+    const block = this.toBlock(bytes.subarray(0, k * t));
     arena.release();
     return block;
   }

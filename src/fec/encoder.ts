@@ -61,9 +61,8 @@ export class IntermediateSymbols {
     const m = ltIndices(this.bp, isi, this.tup, this.cols);
     const bytes = arena.bytes;
     const acc = scratch * t;
-    const first = (cBase + this.cols[0]!) * t;
-    bytes.copyWithin(acc, first, first + t);
-    for (let j = 1; j < m; j++) arena.xor(acc, (cBase + this.cols[j]!) * t);
+    for (let j = 0; j < m; j++) this.cols[j] = (cBase + this.cols[j]!) * t;
+    arena.xorSum(acc, this.cols, m);
     out.set(bytes.subarray(acc, acc + t), outOffset);
   }
 }

@@ -10,6 +10,7 @@ interface KernelExports {
   muladd(dst: number, src: number, c: number, len: number): void;
   mul(dst: number, c: number, len: number): void;
   run(plan: number, n: number, base: number, stride: number, len: number): void;
+  xorn(dst: number, list: number, n: number, len: number): void;
 }
 
 // The project compiles with lib ES2022 and no DOM types, so the few WebAssembly JS API members
@@ -26,7 +27,9 @@ interface WasmApi {
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 const TABLES = 8192;
-const PLAN_BASE = TABLES;
+const LIST = TABLES; // 64 source addresses of a fused XOR
+const LIST_MAX = 64;
+const PLAN_BASE = LIST + LIST_MAX * 4;
 const PLAN_CHUNK = 16384; // ops per run() call
 const ARENA_BASE = PLAN_BASE + PLAN_CHUNK * 16;
 const PAGE = 65536;
@@ -68,6 +71,7 @@ interface KernelSlot {
   readonly k: KernelExports;
   readonly mem: WasmMemory;
   readonly planView: Int32Array;
+  readonly listView: Int32Array;
   /** Bytes available for symbols after the tables and the plan buffer. */
   readonly capacity: number;
 }
@@ -89,6 +93,7 @@ function newSlot(size: number): KernelSlot {
     k: inst.exports as unknown as KernelExports,
     mem,
     planView: new Int32Array(mem.buffer, PLAN_BASE, PLAN_CHUNK * 4),
+    listView: new Int32Array(mem.buffer, LIST, LIST_MAX),
     capacity: pages * PAGE - ARENA_BASE,
   };
 }
@@ -136,6 +141,13 @@ class WasmArena implements Arena {
   }
   xor(dst: number, src: number): void {
     this.live().k.xor(ARENA_BASE + dst, ARENA_BASE + src, this.stride);
+  }
+  xorSum(dst: number, srcs: Int32Array, n: number): void {
+    const { listView, k } = this.live();
+    const m = Math.min(n, LIST_MAX);
+    for (let i = 0; i < m; i++) listView[i] = ARENA_BASE + srcs[i]!;
+    k.xorn(ARENA_BASE + dst, LIST, m, this.stride);
+    for (let i = m; i < n; i++) k.xor(ARENA_BASE + dst, ARENA_BASE + srcs[i]!, this.stride);
   }
   release(): void {
     if (this.slot !== undefined) giveSlot(this.slot);

@@ -47,6 +47,40 @@ test('wasm and TypeScript kernels agree on random plans (all ops, odd lengths)',
   }
 });
 
+test('wasm fuses XOR chains exactly like sequential ops (long chains, self-XOR, mixed ops)', () => {
+  const rnd = prng(13);
+  for (const stride of [7, 16, 32, 100, 1280]) {
+    const slots = 90;
+    const pb = new PlanBuilder();
+    for (let c = 0; c < 60; c++) {
+      const dst = Math.floor(rnd() * slots);
+      const len = [1, 2, 3, 8, 63, 64, 65, 70][c % 8]!;
+      pb.push(rnd() < 0.5 ? 0 : 1, dst, (dst + 1) % slots, 0);
+      for (let i = 0; i < len; i++) {
+        const self = rnd() < 0.03;
+        pb.push(1, dst, self ? dst : (dst + 2 + Math.floor(rnd() * (slots - 2))) % slots, 0);
+      }
+      if (rnd() < 0.3) pb.push(2, dst, (dst + 5) % slots, 1 + Math.floor(rnd() * 255));
+    }
+    const plan = pb.finish();
+    const init = randomBytes(slots * stride, rnd);
+    const a = createArena(slots, stride, 'ts');
+    const b = createArena(slots, stride, 'wasm');
+    a.bytes.set(init);
+    b.bytes.set(init);
+    a.run(plan);
+    b.run(plan);
+    assert.deepEqual(b.bytes, a.bytes, `stride ${stride}`);
+    const srcs = Int32Array.from({ length: 70 }, (_, i) => ((i * 7 + 3) % (slots - 1) + 1) * stride);
+    for (const n of [1, 2, 64, 70]) {
+      a.xorSum(0, srcs, n);
+      b.xorSum(0, srcs, n);
+      assert.deepEqual(b.bytes, a.bytes, `xorSum n=${n}`);
+    }
+    b.release();
+  }
+});
+
 test('encoder and decoder give identical bytes with either kernel', () => {
   const rnd = prng(10);
   const saved = kernel();
