@@ -16,8 +16,9 @@
  * Test helpers (src/lab/testing.ts):
  *   labTest(name, opts, fn)         node:test wrapper (skips with the reason when unsupported)
  *   startReceiver / runSender       run the multicast probe (src/lab/probe.ts) in a host
+ *   sendMarker(lab, host, group)    end markers for receivers started with --until-id 99
  */
 export { Lab, withLab, labNamespaces, reapStaleLabs, type LabHost, type LabOptions, type Impairment, type ExecResult } from './lab.js';
 export { labSupport, reexecInUserns, usernsAvailable, USERNS_ENV, type LabSupport } from './support.js';
-export { labTest, startReceiver, runSender, type ProbeReceiver, type LabTestOptions } from './testing.js';
+export { labTest, startReceiver, runSender, sendMarker, MARKER_ID, type ProbeReceiver, type LabTestOptions } from './testing.js';
 export { PROBE_SCRIPT, type ProbeRecvResult, type ProbeSendResult } from './probe.js';

@@ -4,13 +4,15 @@
  *
  *   node probe.js recv --interface IF --group G [--source S] [--port P] [--bind-group]
  *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
- *                      [--queue-limit N] [--stall-ms MS]
+ *                      [--queue-limit N] [--stall-ms MS] [--stall-until-received N] [--until-id ID]
  *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N] [--sndbuf BYTES] [--connect]
  *                      [--hop-limit N] [--loopback]
  *
  * Datagrams carry 'IUPB', sender id (u32), seq (u32) and filler. The receiver prints one JSON
  * line {"event":"ready",...} once joined and {"event":"done",...} with counts at the end
- * (unique, duplicates, foreign = datagrams without the probe header).
+ * (unique, duplicates, foreign = datagrams without the probe header). With --until-id ID the
+ * receiver ends at the first datagram from sender ID (an end marker; counted only in perId);
+ * SIGTERM also ends it with its counts printed.
  */
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -78,7 +80,19 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   const sources = new Set<string>();
   const t0 = performance.now();
   let last = t0;
+  // --until-id N: a datagram from sender id N is an end marker. Markers sent after a burst
+  // from the same host arrive after it (FIFO along the path), so tests need no idle timers.
+  const untilId = v['until-id'] !== undefined ? Number(v['until-id']) : -1;
+  let markerSeen = false;
   const take = (d: Datagram): void => {
+    if (untilId >= 0 && d.data.length >= 12) {
+      const mv = new DataView(d.data.buffer, d.data.byteOffset, d.data.byteLength);
+      if (mv.getUint32(0) === MAGIC && mv.getUint32(4) === untilId) {
+        r.perId[untilId] = (r.perId[untilId] ?? 0) + 1;
+        markerSeen = true;
+        return;
+      }
+    }
     const now = performance.now();
     if (r.received === 0) r.firstMs = now - t0;
     last = now;
@@ -115,8 +129,10 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
       r.perId[id] = (r.perId[id] ?? 0) + 1;
     }
   };
+  // SIGTERM ends the receiver normally (it still prints its counts)
+  process.once('SIGTERM', () => void sock.close());
   out({ event: 'ready', recvBufferSize: sock.recvBufferSize, port: sock.port });
-  const done = (): boolean => expect > 0 && r.unique >= expect;
+  const done = (): boolean => markerSeen || (expect > 0 && r.unique >= expect);
   const timer = setInterval(() => {
     const now = performance.now();
     if (now - t0 > timeoutMs || (idleMs > 0 && r.received > 0 && now - last > idleMs)) void sock.close();
@@ -138,6 +154,9 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
     // --stall-ms: a consumer that starts late, to exercise the bounded queue
     const stall = Number(v['stall-ms'] ?? 0);
     if (stall > 0) await new Promise((res) => setTimeout(res, stall));
+    // --stall-until-received N: start consuming only once N datagrams reached the socket
+    const stallN = Number(v['stall-until-received'] ?? 0);
+    while (stallN > 0 && sock.stats.received < stallN && !sock.closed) await new Promise((res) => setTimeout(res, 10));
     for await (const d of sock) {
       take(d);
       if (done()) break;
@@ -215,7 +234,7 @@ async function main(): Promise<void> {
       interface: { type: 'string' }, group: { type: 'string' }, source: { type: 'string' }, port: { type: 'string' },
       'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
       'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
-      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, sndbuf: { type: 'string' }, connect: { type: 'boolean' }, 'hop-limit': { type: 'string' }, loopback: { type: 'boolean' },
+      rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, 'until-id': { type: 'string' }, 'stall-until-received': { type: 'string' }, sndbuf: { type: 'string' }, connect: { type: 'boolean' }, 'hop-limit': { type: 'string' }, loopback: { type: 'boolean' },
     },
   });
   if (positionals[0] === 'recv') await recv(values);

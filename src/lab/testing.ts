@@ -99,3 +99,15 @@ export async function runSender(lab: Lab, host: string, args: string[]): Promise
   if (code !== 0 || !result) throw new LabError(`probe sender in ${host} failed (exit ${String(code)}): ${stderr.trim()}`, 'ERR_LAB_PROBE');
   return result;
 }
+
+/** Sender id of end markers (see probe --until-id). */
+export const MARKER_ID = 99;
+
+/**
+ * Send end markers from `host` to `group`: receivers started with ['--until-id', '99'] stop at
+ * the first one. Several markers (spaced 5 ms) survive loss and rate limits; the receiver
+ * counts them only in perId[99].
+ */
+export async function sendMarker(lab: Lab, host: string, group: string, count = 1): Promise<void> {
+  await runSender(lab, host, ['--group', group, '--count', String(count), '--rate', '200', '--id', String(MARKER_ID), '--size', '64']);
+}

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LabError, UsageError } from '../../src/errors.js';
 import { Lab, labNamespaces, labSupport, reapStaleLabs, withLab } from '../../src/lab/index.js';
-import { labTest, runSender, startReceiver } from '../../src/lab/testing.js';
+import { labTest, runSender, sendMarker, startReceiver } from '../../src/lab/testing.js';
 
 const support = labSupport();
 const skip = support.ok ? false : `network lab unavailable: ${support.reason}`;
@@ -95,9 +95,13 @@ test('withLab destroys the lab when the body throws', { skip }, async () => {
 
 labTest('100 % loss drops everything, {} clears it; 30 % loss drops about 30 %', { hosts: ['sender', 'lossy', 'clean'] }, async (lab) => {
   await lab.impair('lossy', { lossPercent: 100 });
-  let r1 = startReceiver(lab, 'lossy', ['--group', G, '--timeout-ms', '2500']);
-  await r1.ready;
+  let r1 = startReceiver(lab, 'lossy', ['--group', G, '--timeout-ms', '30000']);
+  const ctl = startReceiver(lab, 'clean', ['--group', G, '--until-id', '99', '--timeout-ms', '30000']);
+  await Promise.all([r1.ready, ctl.ready]);
   await runSender(lab, 'sender', ['--group', G, '--count', '200', '--rate', '4000']);
+  await sendMarker(lab, 'sender', G);
+  assert.equal((await ctl.done).unique, 200, 'the control host got the burst and the marker');
+  r1.child.kill('SIGTERM');
   assert.equal((await r1.done).received, 0);
 
   await lab.impair('lossy', {});
@@ -108,10 +112,11 @@ labTest('100 % loss drops everything, {} clears it; 30 % loss drops about 30 %',
 
   const N = 4000;
   await lab.impair('lossy', { lossPercent: 30 });
-  r1 = startReceiver(lab, 'lossy', ['--group', G, '--idle-ms', '500', '--timeout-ms', '10000']);
-  const r2 = startReceiver(lab, 'clean', ['--group', G, '--expect', String(N), '--timeout-ms', '10000']);
+  r1 = startReceiver(lab, 'lossy', ['--group', G, '--until-id', '99', '--timeout-ms', '20000']);
+  const r2 = startReceiver(lab, 'clean', ['--group', G, '--expect', String(N), '--timeout-ms', '20000']);
   await Promise.all([r1.ready, r2.ready]);
   await runSender(lab, 'sender', ['--group', G, '--count', String(N), '--rate', '10000']);
+  await sendMarker(lab, 'sender', G, 40); // 0.3^40: some marker gets through
   const [lossy, clean] = await Promise.all([r1.done, r2.done]);
   assert.equal(clean.unique, N, 'the control host loses nothing');
   // binomial(4000, 0.7): mean 2800, sd 29; bounds are +-7 sd
@@ -122,10 +127,11 @@ labTest('100 % loss drops everything, {} clears it; 30 % loss drops about 30 %',
 labTest('25 % duplicates: every datagram arrives, about a quarter twice', { hosts: ['sender', 'dup', 'clean'] }, async (lab) => {
   const N = 4000;
   await lab.impair('dup', { duplicatePercent: 25 });
-  const r1 = startReceiver(lab, 'dup', ['--group', G, '--idle-ms', '500', '--timeout-ms', '10000']);
-  const r2 = startReceiver(lab, 'clean', ['--group', G, '--expect', String(N), '--timeout-ms', '10000']);
+  const r1 = startReceiver(lab, 'dup', ['--group', G, '--until-id', '99', '--timeout-ms', '20000']);
+  const r2 = startReceiver(lab, 'clean', ['--group', G, '--expect', String(N), '--timeout-ms', '20000']);
   await Promise.all([r1.ready, r2.ready]);
   await runSender(lab, 'sender', ['--group', G, '--count', String(N), '--rate', '10000']);
+  await sendMarker(lab, 'sender', G);
   const [dup, clean] = await Promise.all([r1.done, r2.done]);
   assert.equal(clean.duplicates, 0);
   assert.equal(dup.unique, N);
@@ -136,10 +142,11 @@ labTest('25 % duplicates: every datagram arrives, about a quarter twice', { host
 labTest('a 4 Mbit/s rate limit holds the bytes a host receives to the rate', { hosts: ['sender', 'slow', 'clean'] }, async (lab) => {
   const N = 4000; // 4.8 MB offered as fast as the sender can (hundreds of Mbit/s)
   await lab.impair('slow', { rateMbit: 4 });
-  const r1 = startReceiver(lab, 'slow', ['--group', G, '--idle-ms', '700', '--timeout-ms', '15000', '--fast']);
-  const r2 = startReceiver(lab, 'clean', ['--group', G, '--expect', String(N), '--timeout-ms', '15000', '--fast']);
+  const r1 = startReceiver(lab, 'slow', ['--group', G, '--until-id', '99', '--timeout-ms', '20000', '--fast']);
+  const r2 = startReceiver(lab, 'clean', ['--group', G, '--expect', String(N), '--timeout-ms', '20000', '--fast']);
   await Promise.all([r1.ready, r2.ready]);
   const sent = await runSender(lab, 'sender', ['--group', G, '--count', String(N), '--size', '1200']);
+  await sendMarker(lab, 'sender', G, 20); // queued behind the burst in the tbf FIFO
   const [slow, clean] = await Promise.all([r1.done, r2.done]);
   assert.equal(clean.unique, N);
   assert.ok(slow.unique > 0);
@@ -151,11 +158,15 @@ labTest('a 4 Mbit/s rate limit holds the bytes a host receives to the rate', { h
   assert.ok(slow.unique < N, 'the rate limit dropped some');
 });
 
-labTest('link down cuts a host off, link up brings it back', { hosts: ['sender', 'dev'] }, async (lab) => {
+labTest('link down cuts a host off, link up brings it back', { hosts: ['sender', 'dev', 'ctl'] }, async (lab) => {
   await lab.link('dev', 'down');
-  let r = startReceiver(lab, 'dev', ['--group', G, '--timeout-ms', '2000']);
-  await r.ready;
+  let r = startReceiver(lab, 'dev', ['--group', G, '--timeout-ms', '30000']);
+  const ctl = startReceiver(lab, 'ctl', ['--group', G, '--until-id', '99', '--timeout-ms', '30000']);
+  await Promise.all([r.ready, ctl.ready]);
   await runSender(lab, 'sender', ['--group', G, '--count', '200', '--rate', '4000']);
+  await sendMarker(lab, 'sender', G);
+  assert.equal((await ctl.done).unique, 200);
+  r.child.kill('SIGTERM');
   assert.equal((await r.done).received, 0);
   await lab.link('dev', 'up');
   r = startReceiver(lab, 'dev', ['--group', G, '--expect', '200', '--timeout-ms', '8000']);

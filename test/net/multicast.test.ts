@@ -1,18 +1,19 @@
 // Real IPv6 multicast between processes in lab hosts (network namespaces).
 import assert from 'node:assert/strict';
-import { labTest, startReceiver, runSender } from '../../src/lab/testing.js';
+import { labTest, startReceiver, runSender, sendMarker } from '../../src/lab/testing.js';
 
 const G = 'ff1e::4242:1';
 
 labTest('multicast from one sender reaches every joined host, through the async iterator', { hosts: ['sender', 'dev1', 'dev2', 'idle'] }, async (lab) => {
   const r1 = startReceiver(lab, 'dev1', ['--group', G, '--expect', '500', '--timeout-ms', '10000']);
   const r2 = startReceiver(lab, 'dev2', ['--group', G, '--expect', '500', '--timeout-ms', '10000', '--fast']);
-  // 'idle' did not join: it must see nothing
-  const r3 = startReceiver(lab, 'idle', ['--group', 'ff1e::4242:2', '--timeout-ms', '1500']);
+  // 'idle' joined another group: it must see nothing of G, only the end marker sent to its group
+  const r3 = startReceiver(lab, 'idle', ['--group', 'ff1e::4242:2', '--until-id', '99', '--timeout-ms', '15000']);
   await Promise.all([r1.ready, r2.ready, r3.ready]);
   const sent = await runSender(lab, 'sender', ['--group', G, '--count', '500', '--rate', '5000', '--size', '1200']);
   assert.equal(sent.sent, 500);
   assert.equal(sent.sendErrors, 0);
+  await sendMarker(lab, 'sender', 'ff1e::4242:2');
   const [a, b, c] = await Promise.all([r1.done, r2.done, r3.done]);
   for (const r of [a, b]) {
     assert.equal(r.unique, 500);
@@ -21,6 +22,7 @@ labTest('multicast from one sender reaches every joined host, through the async 
     assert.deepEqual(r.sources, [lab.host('sender').address]);
   }
   assert.equal(c.received, 0);
+  assert.deepEqual(c.perId, { 99: 1 });
   const snmp = await lab.snmp6('dev1');
   assert.equal(snmp.Udp6RcvbufErrors, 0);
   assert.ok((snmp.Udp6InDatagrams ?? 0) >= 500);
@@ -28,32 +30,35 @@ labTest('multicast from one sender reaches every joined host, through the async 
 
 labTest('a socket bound to a group only sees that group, a [::] socket sees every group joined on its port', { hosts: ['sender', 'dev'] }, async (lab) => {
   const G2 = 'ff1e::4242:2';
-  const bound = startReceiver(lab, 'dev', ['--group', G, '--bind-group', '--idle-ms', '500', '--timeout-ms', '8000']);
-  const any = startReceiver(lab, 'dev', ['--group', G2, '--idle-ms', '500', '--timeout-ms', '8000']);
+  const bound = startReceiver(lab, 'dev', ['--group', G, '--bind-group', '--until-id', '99', '--timeout-ms', '15000']);
+  const any = startReceiver(lab, 'dev', ['--group', G2, '--until-id', '99', '--timeout-ms', '15000']);
   await Promise.all([bound.ready, any.ready]);
   await runSender(lab, 'sender', ['--group', G, '--count', '200', '--rate', '4000', '--id', '1']);
   await runSender(lab, 'sender', ['--group', G2, '--count', '300', '--rate', '4000', '--id', '2']);
+  await sendMarker(lab, 'sender', G); // reaches both (bound: its group; any: [::]:4242)
   const [b, a] = await Promise.all([bound.done, any.done]);
-  assert.deepEqual(b.perId, { 1: 200 });
+  assert.deepEqual(b.perId, { 1: 200, 99: 1 });
   // the trap documented in network-lab.md: [::]:4242 also receives G, joined by the other socket
-  assert.deepEqual(a.perId, { 1: 200, 2: 300 });
+  assert.deepEqual(a.perId, { 1: 200, 2: 300, 99: 1 });
 });
 
 labTest('source-specific join (ff3e::/32) accepts only the chosen source', { hosts: ['good', 'bad', 'dev'] }, async (lab) => {
   const SSM = 'ff3e::4242:3';
-  const r = startReceiver(lab, 'dev', ['--group', SSM, '--source', lab.host('good').address, '--idle-ms', '500', '--timeout-ms', '8000']);
+  const r = startReceiver(lab, 'dev', ['--group', SSM, '--source', lab.host('good').address, '--until-id', '99', '--timeout-ms', '15000']);
   await r.ready;
   await Promise.all([
     runSender(lab, 'good', ['--group', SSM, '--count', '300', '--rate', '3000', '--id', '7']),
     runSender(lab, 'bad', ['--group', SSM, '--count', '300', '--rate', '3000', '--id', '8']),
   ]);
+  await sendMarker(lab, 'good', SSM); // after both senders finished
   const res = await r.done;
-  assert.deepEqual(res.perId, { 7: 300 });
+  assert.deepEqual(res.perId, { 7: 300, 99: 1 });
   assert.deepEqual(res.sources, [lab.host('good').address]);
 });
 
 labTest('a slow iterator consumer overflows the bounded queue: drops are counted, memory stays bounded', { hosts: ['sender', 'dev'] }, async (lab) => {
-  const r = startReceiver(lab, 'dev', ['--group', G, '--queue-limit', '100', '--stall-ms', '1500', '--idle-ms', '300', '--timeout-ms', '10000']);
+  // the consumer starts only once all 1000 datagrams reached the socket
+  const r = startReceiver(lab, 'dev', ['--group', G, '--queue-limit', '100', '--stall-until-received', '1000', '--expect', '100', '--timeout-ms', '15000']);
   await r.ready;
   await runSender(lab, 'sender', ['--group', G, '--count', '1000', '--rate', '5000']);
   const res = await r.done;
@@ -118,11 +123,15 @@ labTest('a connected sender reaches every receiver; it can only send to its grou
 
 labTest('hop limit 0 keeps datagrams on the host, loopback delivers them to its own receivers', { hosts: ['sender', 'dev'] }, async (lab) => {
   const run = async (args: string[]): Promise<[number, number]> => {
-    const local = startReceiver(lab, 'sender', ['--group', G, '--idle-ms', '400', '--timeout-ms', '2500']);
-    const remote = startReceiver(lab, 'dev', ['--group', G, '--idle-ms', '400', '--timeout-ms', '2500']);
+    const local = startReceiver(lab, 'sender', ['--group', G, '--until-id', '99', '--timeout-ms', '15000']);
+    const remote = startReceiver(lab, 'dev', ['--group', G, '--until-id', '99', '--timeout-ms', '15000']);
     await Promise.all([local.ready, remote.ready]);
     await runSender(lab, 'sender', ['--group', G, '--count', '100', '--rate', '2000', ...args]);
+    // end markers: looped back to 'sender' and sent on to 'dev'
+    await runSender(lab, 'sender', ['--group', G, '--count', '1', '--id', '99', '--loopback']);
     const [l, r] = await Promise.all([local.done, remote.done]);
+    assert.equal(l.perId[99], 1);
+    assert.equal(r.perId[99], 1);
     return [l.unique, r.unique];
   };
   assert.deepEqual(await run([]), [0, 100], 'defaults: hop limit 255, loopback off (as Librecast)');
