@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { UsageError } from '../../src/errors.js';
 import { McastSocket, SocketError } from '../../src/net/index.js';
 
@@ -101,4 +102,21 @@ test('join/send validate groups and sources before any syscall', async () => {
   } finally {
     await s.close();
   }
+});
+
+test('close() leaves nothing running: the process exits on its own', () => {
+  const netIndex = new URL('../../src/net/index.js', import.meta.url).href;
+  const script = `const { McastSocket } = await import(${JSON.stringify(netIndex)});
+const ac = new AbortController();
+const s = await McastSocket.open({ interface: 'lo', port: 0, signal: ac.signal });
+const it = s.messages();
+const pending = it.next();
+await s.drain();
+ac.abort();
+await pending;
+console.log('closed', s.closed);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.signal, null, 'the process had to be killed: something kept the event loop alive');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'closed true');
 });
