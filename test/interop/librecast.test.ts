@@ -39,7 +39,7 @@ function interop(name: string, fn: (lab: Lab) => Promise<void>): void {
     return;
   }
   pre.cleanup();
-  labTest(name, { hosts, timeout: 30_000 }, async (lab) => {
+  labTest(name, { hosts, timeout: 60_000 }, async (lab) => {
     if (!probes?.ok) throw new Error(`C probes did not compile: ${probes && !probes.ok ? probes.reason : 'not built'}`);
     await fn(lab);
   });
@@ -62,7 +62,7 @@ interop('lc_msg_send (C) -> Socket.messages() (ours): header fields and payload'
   const name = channelName('c2ts-msg');
   const { received, sent } = await run(
     lab,
-    { host: 'ours', cmd: process.execPath, args: nodeArgs('recv', lab.host('ours').ifname, name, 'msg', String(COUNT), '3000') },
+    { host: 'ours', cmd: process.execPath, args: nodeArgs('recv', lab.host('ours').ifname, name, 'msg', String(COUNT), '15000') },
     { host: 'clib', cmd: bin('lc-send'), args: [lab.host('clib').ifname, name, 'msg', String(COUNT)] },
   );
   assert.equal(sent.length, COUNT);
@@ -85,7 +85,7 @@ interop('lc_channel_send (C, raw) -> Socket.datagrams() (ours)', async (lab) => 
   const name = channelName('c2ts-raw');
   const { received } = await run(
     lab,
-    { host: 'ours', cmd: process.execPath, args: nodeArgs('recv', lab.host('ours').ifname, name, 'raw', String(COUNT), '3000') },
+    { host: 'ours', cmd: process.execPath, args: nodeArgs('recv', lab.host('ours').ifname, name, 'raw', String(COUNT), '15000') },
     { host: 'clib', cmd: bin('lc-send'), args: [lab.host('clib').ifname, name, 'raw', String(COUNT)] },
   );
   assert.deepEqual(received.map((m) => m.data), Array.from({ length: COUNT }, (_, k) => hex(`lc-raw-${k + 1}`)));
@@ -95,7 +95,7 @@ interop('Channel.sendMsg (ours) -> lc_msg_recv (C)', async (lab) => {
   const name = channelName('ts2c-msg');
   const { received, sent } = await run(
     lab,
-    { host: 'clib', cmd: bin('lc-recv'), args: [lab.host('clib').ifname, name, 'msg', String(COUNT), '3000'] },
+    { host: 'clib', cmd: bin('lc-recv'), args: [lab.host('clib').ifname, name, 'msg', String(COUNT), '15000'] },
     { host: 'ours', cmd: process.execPath, args: nodeArgs('send', lab.host('ours').ifname, name, 'msg', String(COUNT)) },
   );
   assert.equal(sent.length, COUNT);
@@ -118,7 +118,7 @@ interop('Channel.send (ours, raw) -> lc_socket_recv (C), on a sideband channel',
   const band = '1234567890123';
   const { received, sent } = await run(
     lab,
-    { host: 'clib', cmd: bin('lc-recv'), args: [lab.host('clib').ifname, name, 'raw', String(COUNT), '3000', band] },
+    { host: 'clib', cmd: bin('lc-recv'), args: [lab.host('clib').ifname, name, 'raw', String(COUNT), '15000', band] },
     { host: 'ours', cmd: process.execPath, args: nodeArgs('send', lab.host('ours').ifname, name, 'raw', String(COUNT), band) },
   );
   assert.equal(sent[0]?.group, new Channel(name).sideband(BigInt(band)).group);
@@ -130,7 +130,7 @@ interop('lc_msg_send (C) on a sideband -> ours joined to the same sideband', asy
   const band = '42';
   const { received, sent } = await run(
     lab,
-    { host: 'ours', cmd: process.execPath, args: nodeArgs('recv', lab.host('ours').ifname, name, 'msg', String(COUNT), '3000', band) },
+    { host: 'ours', cmd: process.execPath, args: nodeArgs('recv', lab.host('ours').ifname, name, 'msg', String(COUNT), '15000', band) },
     { host: 'clib', cmd: bin('lc-send'), args: [lab.host('clib').ifname, name, 'msg', String(COUNT), band] },
   );
   assert.equal(sent[0]?.group, new Channel(name).sideband(42n).group);
@@ -141,9 +141,9 @@ interop('lc_msg_send (C) on a sideband -> ours joined to the same sideband', asy
 interop('PING (ours) -> Librecast listener answers PONG (C library handler) -> ours', async (lab) => {
   const name = channelName('ping');
   const n = 3;
-  const c = new JsonLines(lab.spawn('clib', bin('lc-listen'), [lab.host('clib').ifname, name, String(n), '5000']));
+  const c = new JsonLines(lab.spawn('clib', bin('lc-listen'), [lab.host('clib').ifname, name, String(n), '15000']));
   await c.waitFor('ready');
-  const ours = new JsonLines(lab.spawn('ours', process.execPath, nodeArgs('ping', lab.host('ours').ifname, name, 'msg', String(n), '5000')));
+  const ours = new JsonLines(lab.spawn('ours', process.execPath, nodeArgs('ping', lab.host('ours').ifname, name, 'msg', String(n), '15000')));
   const o = await ours.exited;
   assert.equal(o.code, 0, o.stderr);
   const cl = await c.exited;
@@ -172,7 +172,7 @@ interop('PING (ours) -> Librecast listener answers PONG (C library handler) -> o
 interop('every opcode we send reaches Librecast\'s listener (lc_socket_listen) with its seq', async (lab) => {
   const name = channelName('listen-ops');
   // i = 1..7 -> opcode i % 7: PING, PONG, GET, SET, DEL, RET, DATA
-  const c = new JsonLines(lab.spawn('clib', bin('lc-listen'), [lab.host('clib').ifname, name, '9', '5000']));
+  const c = new JsonLines(lab.spawn('clib', bin('lc-listen'), [lab.host('clib').ifname, name, '9', '15000']));
   await c.waitFor('ready');
   const ours = new JsonLines(lab.spawn('ours', process.execPath, nodeArgs('send', lab.host('ours').ifname, name, 'msg', '7')));
   assert.equal((await ours.exited).code, 0, ours.stderr);

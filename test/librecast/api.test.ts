@@ -60,7 +60,7 @@ function lines(all: Line[], event: string): Line {
   return l;
 }
 
-labTest('Socket on one lab host: join/part, loopback, Lamport clock, decode drops, abort, close', { hosts: ['a'], timeout: 30_000 }, async (lab: Lab) => {
+labTest('Socket on one lab host: join/part, loopback, Lamport clock, decode drops, abort, close', { hosts: ['a'], timeout: 60_000 }, async (lab: Lab) => {
   const child = new JsonLines(lab.spawnNode('a', HOST, ['local', lab.host('a').ifname]));
   const { code, lines: all, stderr } = await child.exited; // the child must exit by itself after ctx.close()
   assert.equal(code, 0, stderr);
@@ -98,9 +98,9 @@ labTest('Socket on one lab host: join/part, loopback, Lamport clock, decode drop
   assert.deepEqual(lines(all, 'iterAfterClose'), { event: 'iterAfterClose', done: true });
 });
 
-labTest('source-specific channel: (S,G) join receives the sender, a wrong source receives nothing', { hosts: ['src', 'rx', 'rx2'], timeout: 30_000 }, async (lab: Lab) => {
+labTest('source-specific channel: (S,G) join receives the sender, a wrong source receives nothing', { hosts: ['src', 'rx', 'rx2'], timeout: 60_000 }, async (lab: Lab) => {
   const name = `ssm/${process.pid}`;
-  const good = new JsonLines(lab.spawnNode('rx', HOST, ['ssm-recv', lab.host('rx').ifname, name, lab.host('src').address, '5', '3000']));
+  const good = new JsonLines(lab.spawnNode('rx', HOST, ['ssm-recv', lab.host('rx').ifname, name, lab.host('src').address, '5', '15000']));
   // rx2 names rx as the source: the kernel must filter src's datagrams out. It stops at the
   // marker that src sends on an any-source channel after the SSM messages.
   const marker = `ssm-marker/${process.pid}`;
@@ -131,7 +131,7 @@ after(() => {
   if (probes?.ok) probes.cleanup();
 });
 
-labTest('hop limit on the wire: 255 by default like lc_msg_send, or as configured', { hosts: ['tx', 'rx'], timeout: 30_000 }, async (lab: Lab, t) => {
+labTest('hop limit on the wire: 255 by default like lc_msg_send, or as configured', { hosts: ['tx', 'rx'], timeout: 60_000 }, async (lab: Lab, t) => {
   if (!probes?.ok) {
     t.skip(probes ? probes.reason : 'probes not built');
     return;
@@ -140,7 +140,7 @@ labTest('hop limit on the wire: 255 by default like lc_msg_send, or as configure
   const ctx = new Context();
   const observe = async (name: string, sender: { cmd: string; args: string[] }): Promise<number[]> => {
     const group = ctx.channel(name).group;
-    const rx = new JsonLines(lab.spawn('rx', hop, [lab.host('rx').ifname, group, '4242', '3', '3000']));
+    const rx = new JsonLines(lab.spawn('rx', hop, [lab.host('rx').ifname, group, '4242', '3', '15000']));
     await rx.waitFor('ready');
     const tx = new JsonLines(lab.spawn('tx', sender.cmd, sender.args));
     assert.equal((await tx.exited).code, 0, tx.stderr);
