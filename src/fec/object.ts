@@ -8,6 +8,7 @@ import type { SourceBlock } from './partition.js';
 import { blockPartition } from './partition.js';
 
 export class ObjectEncoder {
+  static readonly LIVE_BLOCKS = 4;
   readonly oti: Oti;
   private readonly data: Uint8Array;
   private readonly blocks: SourceBlock[];
@@ -28,8 +29,14 @@ export class ObjectEncoder {
     if (enc === undefined) {
       const { symbolSize: t, subBlocks, alignment } = this.oti;
       enc = new BlockEncoder(this.data.subarray(blk.offset, blk.offset + blk.length), blk.k, t, subBlocks, alignment);
-      this.encoders.set(sbn, enc);
-    }
+      // Keep the working memory of a few blocks only (rebuilt on demand, same symbols).
+      if (this.encoders.size >= ObjectEncoder.LIVE_BLOCKS) {
+        const [oldest, old] = this.encoders.entries().next().value!;
+        old.close();
+        this.encoders.delete(oldest);
+      }
+    } else this.encoders.delete(sbn);
+    this.encoders.set(sbn, enc);
     return enc.symbol(esi);
   }
 }

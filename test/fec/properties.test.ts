@@ -149,3 +149,18 @@ test('decoder asks for more when the first K symbols fail, and succeeds with mor
   }
   assert.fail('no failing set found in 2000 trials');
 });
+
+test('ObjectEncoder over more blocks than it keeps live: symbols are the same when a block is rebuilt', () => {
+  const rnd = prng(8);
+  const data = randomBytes(40 * 64 * 7 - 11, rnd);
+  const oti = otiFor(data.length, 64, { maxBlockSymbols: 40 });
+  assert.equal(oti.sourceBlocks, 7);
+  const enc = new ObjectEncoder(data, oti);
+  const first = [0, 1, 2, 3, 4, 5, 6].map((sbn) => enc.symbol(sbn, 100 + sbn));
+  const again = [6, 5, 4, 3, 2, 1, 0].map((sbn) => enc.symbol(sbn, 100 + sbn)).reverse();
+  assert.deepEqual(again, first);
+  const dec = new ObjectDecoder(oti);
+  let done = false;
+  for (let esi = 50; !done; esi++) for (let sbn = 0; sbn < 7; sbn++) done = dec.add(sbn, esi, enc.symbol(sbn, esi));
+  assert.deepEqual(dec.result(), data);
+});
