@@ -82,6 +82,7 @@ test('SSM mapping: ff3x::/96, group ID = 0x80000000 | BLAKE3(ff1e group)[0..3]',
   const ssm = new Channel('example.com', { ssm: true });
   assert.equal(ssm.ssm, true);
   assert.equal(ssm.group, `ff3e::${expectId(global)}`);
+  assert.equal(ssm.group, 'ff3e::8ccd:2e29'); // pinned: docs/channels.md quotes it
   assert.match(ssm.group, /^ff3e::[89a-f][0-9a-f]{3}:[0-9a-f]{1,4}$/);
   assert.equal(new Channel('example.com', { ssm: true, scope: 'site' }).group, `ff35::${expectId(global)}`);
   // sidebands of an SSM channel stay in ff3e::/96 and differ from each other
