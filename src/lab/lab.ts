@@ -130,7 +130,8 @@ export class Lab {
   private constructor(id: string, prefix: string, hosts: LabHost[]) {
     this.id = id;
     this.prefix = prefix;
-    this.bridgeNetns = `${id}-br`;
+    // '.' cannot occur in a host name, so no host namespace can collide with the bridge's
+    this.bridgeNetns = `${id}.bridge`;
     this.bridge = `${id}br`;
     this.hosts = hosts;
   }
@@ -391,7 +392,7 @@ export function labNamespaces(): string[] {
   return r.stdout
     .split('\n')
     .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => /^iu[a-z0-9]{5}-/.test(n));
+    .filter((n) => /^iu[a-z0-9]{5}[-.]/.test(n));
 }
 
 function percent(name: string, v: number | undefined): number {
@@ -492,7 +493,7 @@ export function reapStaleLabs(): string[] {
     if (typeof owner.pid !== 'number') continue;
     const start = startTime(owner.pid);
     if (start !== undefined && start === owner.start) continue; // owner alive
-    const names = labNamespaces().filter((n) => n.startsWith(`${id}-`));
+    const names = labNamespaces().filter((n) => n.startsWith(`${id}-`) || n.startsWith(`${id}.`));
     if (names.length > 0) {
       spawnSync('sh', ['-c', names.map((n) => `ip netns del ${n} 2>/dev/null`).join('\n') + '\ntrue'], { stdio: 'ignore' });
     }

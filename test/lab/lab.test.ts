@@ -13,7 +13,7 @@ const G = 'ff1e::1ab:1';
 
 function namespacesOf(id: string): string[] {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter((l) => l.startsWith(`${id}-`));
+  return r.stdout.split('\n').filter((l) => l.startsWith(`${id}-`) || l.startsWith(`${id}.`));
 }
 
 function rootLinksOf(id: string): string[] {
@@ -60,8 +60,8 @@ test('create builds one namespace per host plus the bridge; destroy removes ever
   }
 });
 
-test('parallel labs get distinct names and prefixes', { skip }, async () => {
-  const [a, b] = await Promise.all([Lab.create({ hosts: ['x'] }), Lab.create({ hosts: ['x'] })]);
+test('parallel labs get distinct names and prefixes; a host may be called br or bridge', { skip }, async () => {
+  const [a, b] = await Promise.all([Lab.create({ hosts: ['x', 'br', 'bridge'] }), Lab.create({ hosts: ['x'] })]);
   try {
     assert.notEqual(a.id, b.id);
     assert.notEqual(a.prefix, b.prefix);
@@ -78,6 +78,7 @@ test('bad host lists are usage errors', async () => {
   await assert.rejects(Lab.create({ hosts: ['a b'] }), UsageError);
   await assert.rejects(Lab.create({ hosts: ['a;rm'] }), UsageError);
   await assert.rejects(Lab.create({ hosts: ['x'.repeat(33)] }), UsageError);
+  await assert.rejects(Lab.create({ hosts: ['a.bridge'] }), UsageError);
 });
 
 test('withLab destroys the lab when the body throws', { skip }, async () => {
