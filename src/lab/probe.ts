@@ -22,7 +22,7 @@ import { McastSocket, type Datagram } from '../net/index.js';
 export const PROBE_SCRIPT = fileURLToPath(import.meta.url);
 
 const MAGIC = 0x49555042; // 'IUPB'
-const MAX_SEQ = 1 << 24;
+const MAX_SEQ = 1 << 22; // 512 KiB of seen-bits per sender id
 
 export interface ProbeRecvResult {
   event: 'done';
@@ -113,7 +113,7 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
     const id = dv.getUint32(4);
     let bits = seen.get(id);
     if (!bits) {
-      if (seen.size >= 64) {
+      if (seen.size >= 16) {
         r.foreign++;
         return;
       }
