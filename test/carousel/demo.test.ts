@@ -27,3 +27,29 @@ test('iotupd demo: three devices (10 % loss, late join) all verify, and the lab 
   });
   assert.equal(ns.includes(id), false, `namespaces of ${id} left behind`);
 });
+
+test('iotupd demo interrupted (Ctrl-C to its process group) exits 130, removes its lab, leaves no process', support.ok ? { timeout: 60_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
+  // Regression: the wait for the late device kept the process alive after an interrupt.
+  const child = spawn(process.execPath, [MAIN, 'demo', '--format', 'iotupd', '--rate', '2'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  const built = new Promise<string>((resolve) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /lab (iu[a-z0-9]+): /.exec(out);
+      if (m && /t=/.test(out)) resolve(m[1]!);
+    });
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const closed = new Promise<number | null>((r) => child.once('close', r));
+  const id = await built;
+  process.kill(-child.pid!, 'SIGINT'); // what a terminal does on Ctrl-C
+  assert.equal(await closed, 130, out);
+  assert.match(out, /interrupted/);
+  const ns = await new Promise<string>((r) => {
+    const p = spawn('ip', ['netns', 'list'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let s = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (s += d));
+    p.once('close', () => r(s));
+  });
+  assert.equal(ns.includes(id), false, `namespaces of ${id} left behind`);
+});

@@ -179,7 +179,9 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
     const aborted = new Promise<'aborted'>((r) => signal.addEventListener('abort', () => r('aborted'), { once: true }));
     const senderDied = senderExit.then(() => 'sender-exit' as const);
     const allDone = (async () => {
-      while (devices.some((d) => d.exited === undefined)) await new Promise((r) => setTimeout(r, 50));
+      // `closing` ends the wait after an interrupt, a timeout or a sender failure (else the
+      // timer would hold the process open).
+      while (!closing && devices.some((d) => d.exited === undefined)) await new Promise((r) => setTimeout(r, 50));
       await Promise.all(devices.map((d) => d.exited));
       return 'done' as const;
     })();
