@@ -9,6 +9,7 @@ import { hashFile } from './object.js';
 import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver.js';
 import { FountainSender, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
+import { WorkerDecoder } from './decoding.js';
 
 export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
@@ -70,6 +71,7 @@ export function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interfac
 export async function sendFile(opts: SendFileOptions): Promise<SenderStats> {
   const sender = createFileSender(opts);
   const port = opts.port ?? DEFAULT_PORT;
+  if (opts.signal?.aborted) return sender.stats;
   const sock = await McastSocket.open({ interface: opts.interface, port: 0, hopLimit: opts.hopLimit, signal: opts.signal });
   const every = opts.progressIntervalMs ?? 500;
   let lastReport = performance.now();
@@ -87,9 +89,15 @@ export async function sendFile(opts: SendFileOptions): Promise<SenderStats> {
         await sleep(Math.max(1, Math.min(step.wait, 1000)), undefined, { ref: true }).catch(() => undefined);
         sinceYield = 0;
       } else {
-        while (!sock.trySend(step.datagram, opts.group, port)) {
-          if (sock.closed) throw new IotupdError('ERR_SOCKET', 'socket closed while sending');
+        let sent = sock.trySend(step.datagram, opts.group, port);
+        while (!sent && !sock.closed) {
           await sock.drain();
+          sent = sock.trySend(step.datagram, opts.group, port);
+        }
+        if (!sent) {
+          // Aborting closes the socket (McastSocket.open's signal): a clean stop, not an error.
+          if (opts.signal?.aborted) break;
+          throw new IotupdError('ERR_SOCKET', 'socket closed while sending');
         }
         if (++sinceYield >= 64) {
           // Let signals, timers and socket callbacks run.
@@ -102,7 +110,7 @@ export async function sendFile(opts: SendFileOptions): Promise<SenderStats> {
         opts.onProgress(sender.stats, sender);
       }
     }
-    await sock.drain();
+    if (!sock.closed) await sock.drain();
   } finally {
     opts.onProgress?.(sender.stats, sender);
     await sock.close();
@@ -150,46 +158,68 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   const gcFn = opts.gcEvery === 0 ? undefined : exposedGc();
   // A block decode leaves ~2 K*T bytes of dead buffers; a full collection right after it (a few
   // ms, once per block) keeps the peak near one block's working set instead of several.
-  const receiver = new FountainReceiver({ ...opts, afterDecode: gcFn ? () => gcFn() : opts.afterDecode });
-  const sock = await McastSocket.open({ interface: opts.interface, port: opts.port ?? DEFAULT_PORT, bindAddress: opts.group, signal: opts.signal });
+  let resolveDone: () => void = () => {};
+  let rejectDone: (err: unknown) => void = () => {};
+  const completed = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  completed.catch(() => {});
+  // Decodes run in a worker thread so that reception (draining the socket) never stalls.
+  const decoder = opts.decoder ?? new WorkerDecoder(1);
+  if (decoder instanceof WorkerDecoder) decoder.onError = (err) => rejectDone(err);
+  let receiver: FountainReceiver;
+  try {
+    receiver = new FountainReceiver({
+      ...opts,
+      decoder,
+      afterDecode: gcFn ? () => gcFn() : opts.afterDecode,
+      onComplete: () => resolveDone(),
+      onError: (err) => rejectDone(err),
+    });
+  } catch (err) {
+    await decoder.close();
+    throw err;
+  }
+  let sock: McastSocket;
+  try {
+    sock = await McastSocket.open({ interface: opts.interface, port: opts.port ?? DEFAULT_PORT, bindAddress: opts.group, signal: opts.signal });
+  } catch (err) {
+    receiver.close();
+    await decoder.close();
+    throw err;
+  }
   let timer: NodeJS.Timeout | undefined;
   const gc = gcFn ? () => gcFn({ type: 'minor' }) : undefined;
   const gcEvery = opts.gcEvery ?? 4096;
   let sinceGc = 0;
+  const onAbort = () => rejectDone(opts.signal?.reason instanceof Error ? opts.signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted'));
   try {
     sock.join(opts.group);
-    return await new Promise<ReceiveResult>((resolve, reject) => {
-      const finish = () => resolve({ info: receiver.info as ObjectInfo, stats: receiver.stats, overhead: receiver.overhead });
-      if (receiver.isComplete) {
-        finish();
-        return;
+    if (receiver.isComplete) resolveDone();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
+    if (opts.onProgress) timer = setInterval(() => opts.onProgress?.(receiver.progress(), receiver.stats), opts.progressIntervalMs ?? 250);
+    sock.onMessage((d) => {
+      if (gc && ++sinceGc >= gcEvery) {
+        sinceGc = 0;
+        gc();
       }
-      const onAbort = () => reject(opts.signal?.reason instanceof Error ? opts.signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted'));
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      if (opts.signal?.aborted) onAbort();
-      if (opts.onProgress) {
-        timer = setInterval(() => opts.onProgress?.(receiver.progress(), receiver.stats), opts.progressIntervalMs ?? 250);
+      try {
+        if (receiver.push(d.data) === 'complete') resolveDone();
+      } catch (err) {
+        rejectDone(err);
       }
-      sock.onMessage((d) => {
-        if (gc && ++sinceGc >= gcEvery) {
-          sinceGc = 0;
-          gc();
-        }
-        try {
-          if (receiver.push(d.data) === 'complete') {
-            sock.onMessage(undefined);
-            finish();
-          }
-        } catch (err) {
-          sock.onMessage(undefined);
-          reject(err);
-        }
-      });
     });
+    await completed;
+    return { info: receiver.info as ObjectInfo, stats: receiver.stats, overhead: receiver.overhead };
   } finally {
+    sock.onMessage(undefined);
+    opts.signal?.removeEventListener('abort', onAbort);
     if (timer) clearInterval(timer);
     if (!receiver.isComplete) receiver.close();
     opts.onProgress?.(receiver.progress(), receiver.stats);
+    await decoder.close();
     await sock.close();
   }
 }

@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, accessSync, constants as fsConstants } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BlockDecoder, blockPartition, decodeOti, type Oti } from '../fec/index.js';
+import { blockPartition, decodeOti, type Oti } from '../fec/index.js';
+import { syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from './decoding.js';
 import { decodePacket, objectIdHex, HASH_LENGTH, type DescriptionBody, type FountainPacket } from '../wire/fountain.js';
 import { IotupdError, StorageError } from '../errors.js';
 import { bytesEqual, createHasher, deriveObjectId } from './object.js';
@@ -65,6 +66,13 @@ export interface ReceiverOptions {
    * committed by the signed manifest). False: the block's symbols are discarded and collected again.
    */
   checkBlock?: (sbn: number, block: Uint8Array) => boolean;
+  /**
+   * Where block decodes run (default: synchronously, inside push). The network driver passes a
+   * WorkerDecoder; completion is then signalled through onComplete (and failures through onError).
+   */
+  decoder?: DecodeExecutor;
+  onComplete?: () => void;
+  onError?: (err: IotupdError) => void;
   /** Called after each block that needed the decoder (the driver uses it to return memory). */
   afterDecode?: () => void;
 }
@@ -104,6 +112,8 @@ interface BlockState {
   spoolEsi: number[];
   spoolIndex: number[];
   nextAttempt: number;
+  /** A decode of this block is queued or running. */
+  decoding: boolean;
 }
 
 export type PushResult = 'complete' | 'progress' | 'ignored';
@@ -149,10 +159,14 @@ export class FountainReceiver {
   private complete = false;
   private early: Uint8Array[] = [];
   private failed: IotupdError | undefined;
+  private readonly decoder: DecodeExecutor;
+  /** Bumped when the object is reset: decode results of an earlier generation are ignored. */
+  private generation = 0;
   /** One reusable buffer for block reads and hashing: memory stays flat over many blocks. */
   private scratch = new Uint8Array(0);
 
   constructor(private readonly opts: ReceiverOptions) {
+    this.decoder = opts.decoder ?? syncDecoder;
     this.out = resolve(opts.out);
     this.spoolDir = opts.spoolDir ? resolve(opts.spoolDir) : join(dirname(this.out), `.${basename(this.out)}.iotupd`);
     checkWritableDir(dirname(this.out));
@@ -287,7 +301,7 @@ export class FountainReceiver {
     const objectId = new Uint8Array(p.objectId);
     this.object = { objectId, name: d.name, size: d.size, oti, otiBytes: new Uint8Array(d.oti), hashAlgorithm: d.hashAlgorithm, hash: new Uint8Array(d.hash) };
     this.description = new Uint8Array(datagram);
-    this.blocks = parts.map((b) => ({ ...b, done: false, esis: new Set(), sourceCrc: new Map(), spoolEsi: [], spoolIndex: [], nextAttempt: b.k }));
+    this.blocks = parts.map((b) => ({ ...b, done: false, esis: new Set(), sourceCrc: new Map(), spoolEsi: [], spoolIndex: [], nextAttempt: b.k, decoding: false }));
     this.needed = parts.reduce((s, b) => s + b.k, 0);
     if (!resuming) Spool.writeObject(this.spoolDir, this.description);
     const tag = new DataView(objectId.buffer).getUint32(0);
@@ -401,15 +415,14 @@ export class FountainReceiver {
   }
 
   private tryDecode(b: BlockState): void {
+    if (b.decoding || b.done) return;
     const obj = this.object as ObjectInfo;
     const spool = this.spool as Spool;
-    const T = obj.oti.symbolSize;
     const direct = obj.oti.subBlocks === 1;
     this.stats.decodeAttempts += 1;
     // Source symbols in data.part were CRC-checked when restored from the spool or written in
     // this run; the whole-object hash is the final check of everything.
-    const sourceOk = b.sourceCrc.size;
-    if (direct && sourceOk === b.k) {
+    if (direct && b.sourceCrc.size === b.k) {
       // Every source symbol is already in place: nothing to decode.
       if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, spool.readDataInto(b.offset, this.scratchFor(b.length)))) {
         this.rejectBlock(b);
@@ -418,19 +431,32 @@ export class FountainReceiver {
       this.blockComplete(b, b.k);
       return;
     }
-    const region = direct ? spool.readDataInto(b.offset, this.scratchFor(b.length)) : undefined;
-    const dec = new BlockDecoder(b.k, T, b.length, obj.oti.subBlocks, obj.oti.alignment);
-    let fed = 0;
-    let decodable = false;
-    for (const [esi] of b.sourceCrc) {
-      const real = Math.min(T, b.length - esi * T);
-      let sym = (region as Uint8Array).subarray(esi * T, esi * T + T);
-      if (real < T) {
-        sym = new Uint8Array(T);
-        sym.set((region as Uint8Array).subarray(esi * T, esi * T + real));
+    b.decoding = true;
+    const generation = this.generation;
+    this.decoder.decode(
+      () => this.gather(b, generation),
+      (result, job) => this.onDecoded(b, generation, job, result),
+    );
+  }
+
+  /** Read a block's symbols back (source symbols from data.part, the others from the spool). */
+  private gather(b: BlockState, generation: number): DecodeJob {
+    const obj = this.object as ObjectInfo;
+    const T = obj.oti.symbolSize;
+    const empty: DecodeJob = { k: b.k, symbolSize: T, blockLength: b.length, subBlocks: obj.oti.subBlocks, alignment: obj.oti.alignment, esis: new Int32Array(0), symbols: new Uint8Array(0), count: 0 };
+    const spool = this.spool;
+    if (!spool || generation !== this.generation || b.done) return empty;
+    const n = b.sourceCrc.size + b.spoolEsi.length;
+    const esis = new Int32Array(n);
+    const symbols = new Uint8Array(n * T);
+    let count = 0;
+    if (b.sourceCrc.size > 0) {
+      const region = spool.readDataInto(b.offset, this.scratchFor(b.length));
+      for (const [esi] of b.sourceCrc) {
+        const real = Math.min(T, b.length - esi * T);
+        symbols.set(region.subarray(esi * T, esi * T + real), count * T);
+        esis[count++] = esi;
       }
-      fed += 1;
-      if (dec.add(esi, sym)) decodable = true;
     }
     const keepEsi: number[] = [];
     const keepIndex: number[] = [];
@@ -445,33 +471,59 @@ export class FountainReceiver {
       }
       keepEsi.push(esi);
       keepIndex.push(index);
-      fed += 1;
-      if (dec.add(esi, sym)) decodable = true;
+      symbols.set(sym, count * T);
+      esis[count++] = esi;
     }
     b.spoolEsi = keepEsi;
     b.spoolIndex = keepIndex;
-    const result = decodable ? dec.result() : undefined;
-    if (!result) {
-      this.stats.decodeFailures += 1;
-      b.nextAttempt = Math.max(b.k, b.esis.size + 1);
-      return;
-    }
-    if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, result.subarray(0, b.length))) {
-      this.rejectBlock(b);
-      return;
-    }
-    if (direct) {
-      // Write only the source symbols that were missing from data.part.
-      for (let esi = 0; esi < b.k; esi++) {
-        if (b.sourceCrc.has(esi)) continue;
-        const start = esi * T;
-        spool.writeData(b.offset + start, result.subarray(start, Math.min(b.length, start + T)));
+    return { ...empty, esis, symbols, count };
+  }
+
+  private onDecoded(b: BlockState, generation: number, job: DecodeJob, result: DecodeResult): void {
+    b.decoding = false;
+    // A result for an object that was reset (hash mismatch) or a receiver that was closed: ignore.
+    if (generation !== this.generation || !this.spool || this.failed || b.done) return;
+    try {
+      const obj = this.object as ObjectInfo;
+      const spool = this.spool;
+      const T = obj.oti.symbolSize;
+      if (!result) {
+        this.stats.decodeFailures += 1;
+        b.nextAttempt = Math.max(b.k, job.count + 1);
+        if (b.esis.size >= b.nextAttempt) this.tryDecode(b);
+        return;
       }
-    } else {
-      spool.writeData(b.offset, result.subarray(0, b.length));
+      if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, result.subarray(0, b.length))) {
+        this.rejectBlock(b);
+        return;
+      }
+      if (obj.oti.subBlocks === 1) {
+        // Write only the source symbols that are not in data.part already.
+        for (let esi = 0; esi < b.k; esi++) {
+          if (b.sourceCrc.has(esi)) continue;
+          const start = esi * T;
+          spool.writeData(b.offset + start, result.subarray(start, Math.min(b.length, start + T)));
+        }
+      } else {
+        spool.writeData(b.offset, result.subarray(0, b.length));
+      }
+      this.blockComplete(b, job.count);
+      this.opts.afterDecode?.();
+      if (this.complete) this.opts.onComplete?.();
+    } catch (err) {
+      this.fail(err);
     }
-    this.blockComplete(b, fed);
-    this.opts.afterDecode?.();
+  }
+
+  private fail(err: unknown): void {
+    const e = err instanceof IotupdError ? err : new IotupdError('ERR_INTERNAL', String(err));
+    if (e instanceof StorageError) {
+      this.failed = e;
+      this.spool?.abandon();
+      this.spool = undefined;
+    }
+    if (this.opts.onError) this.opts.onError(e);
+    else throw e;
   }
 
   /**
@@ -513,6 +565,7 @@ export class FountainReceiver {
     if (!bytesEqual(digest, obj.hash)) {
       // Poisoned or corrupted data got through: never deliver it. Start this object over.
       this.stats.hashMismatches += 1;
+      this.generation += 1;
       spool.abandon();
       Spool.remove(this.spoolDir);
       const desc = this.description as Uint8Array;

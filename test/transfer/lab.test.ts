@@ -91,8 +91,8 @@ function fixture(size: number): { dir: string; file: string; hash: string } {
 
 async function stop(p: Proc): Promise<void> {
   p.child.kill('SIGTERM');
-  const { code } = await p.exit;
-  assert.ok(code === 0 || code === 130, `sender exit ${String(code)}`);
+  const { code, stderr } = await p.exit;
+  assert.ok(code === 0 || code === 130, `sender exit ${String(code)}: ${stderr}`);
 }
 
 async function done(p: Proc, out: string, hash: string): Promise<Record<string, unknown>> {
