@@ -9,6 +9,7 @@ import { makeObject, newSender, rng } from './sim.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
 import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
+import { WorkerDecoder } from '../../src/transfer/decoding.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { decodePacket, encodeDescription } from '../../src/wire/fountain.js';
 import { blockPartition, encodeOti } from '../../src/fec/index.js';
@@ -312,6 +313,34 @@ test('checkBlock (per-block commitment) rejects a poisoned block before it is wr
     assert.ok(checks >= blocks.length);
     assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with the worker-thread decoder, reception goes on during decodes and completion is signalled', async () => {
+  const dir = tmp();
+  const decoder = new WorkerDecoder(1);
+  try {
+    const out = join(dir, 'o.bin');
+    let completed = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      const r = new FountainReceiver({ out, decoder, onComplete: () => (completed++, resolve()), onError: reject });
+      const lose = rng(31);
+      const packets = stream(newSender(OBJ), 6000).filter(() => lose() >= 0.2);
+      let i = 0;
+      // Feed in slices across event-loop turns, as a socket would, until the decodes complete.
+      const feed = () => {
+        if (r.isComplete) return;
+        for (let n = 0; n < 200 && i < packets.length; n++, i++) if (r.push(packets[i] as Uint8Array) === 'complete') return resolve();
+        if (i < packets.length) setImmediate(feed);
+      };
+      feed();
+    });
+    await done;
+    assert.ok(completed <= 1);
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+  } finally {
+    await decoder.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
