@@ -139,3 +139,31 @@ labTest('hop limit 0 keeps datagrams on the host, loopback delivers them to its 
   assert.deepEqual(await run(['--hop-limit', '0', '--loopback']), [100, 0]);
   assert.deepEqual(await run(['--hop-limit', '1']), [0, 100]);
 });
+
+labTest('leave() stops delivery to that socket; others in the host keep receiving', { hosts: ['dev'] }, async (lab) => {
+  // One process in one host: a looped-back sender, socket A (joins, then leaves) and socket C
+  // (stays joined) as the control that tells when every datagram has been delivered.
+  const h = lab.host('dev');
+  const script = `const { McastSocket } = await import(process.argv[1]);
+const G = '${G}';
+const opts = { interface: '${h.ifname}', port: 4243, bindAddress: G };
+const a = await McastSocket.open(opts);
+const c = await McastSocket.open(opts);
+const tx = await McastSocket.open({ interface: '${h.ifname}', port: 0, loopback: true });
+a.join(G); c.join(G);
+const ca = c[Symbol.asyncIterator]();
+const aa = a[Symbol.asyncIterator]();
+const take = async (it, n) => { for (let i = 0; i < n; i++) await it.next(); };
+for (let i = 0; i < 10; i++) await tx.send(new Uint8Array([1, i]), G, 4243);
+await take(ca, 10); await take(aa, 10);
+a.leave(G);
+const leftAgain = a.memberships.length;
+for (let i = 0; i < 10; i++) await tx.send(new Uint8Array([2, i]), G, 4243);
+await take(ca, 10);
+const out = { a: a.stats.received, c: c.stats.received, leftAgain };
+await Promise.all([a.close(), c.close(), tx.close()]);
+console.log(JSON.stringify(out));`;
+  const netIndex = new URL('../../src/net/index.js', import.meta.url).href;
+  const o = await lab.exec('dev', process.execPath, ['--input-type=module', '-e', script, netIndex]);
+  assert.deepEqual(JSON.parse(o.stdout), { a: 10, c: 20, leftAgain: 0 });
+});
