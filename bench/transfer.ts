@@ -117,7 +117,7 @@ function lastJson(stdout: string, type: string): Record<string, unknown> | undef
   return undefined;
 }
 
-async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[]): Promise<Row> {
+async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS): Promise<Row> {
   const outs = receivers.map((h) => join(dir, `fountain-${h}.bin`));
   for (const o of outs) rmSync(o, { force: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.iotupd')) rmSync(join(dir, f), { recursive: true, force: true });
@@ -132,12 +132,11 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   const s = lab.host('sender');
   const sender = lab.spawnNode(s, cli(), ['send', file, ...ch, '--interface', s.ifname, '--rate', String(FOUNTAIN_RATE), '--json']);
   const sExit = watch(sender);
-  const exits = await withTimeout(Promise.all(rx), TIMEOUT_MS);
+  const exits = await withTimeout(Promise.all(rx), timeoutMs);
   sender.kill('SIGTERM');
   await sExit;
   if (exits === 'timeout') {
-    lab.destroySync();
-    throw new Error('fountain receivers did not finish in time');
+    return { tool: 'iotupd fountain', loss, seconds: undefined, intact: '0/' + receivers.length, goodputMbit: undefined, overhead: '-', peakMiB: '-', note: `no completion in ${timeoutMs / 1000} s` };
   }
   const seconds = (Math.max(...exits.map((e) => e.at)) - t0) / 1000;
   const ok = exits.map((e, i) => e.code === 0 && sha256File(outs[i] as string) === hash);
@@ -295,7 +294,7 @@ async function main(): Promise<void> {
       const big = join(dir, 'big.bin');
       const bigHash = makeFile(big, BIG);
       await lab.impair('r3', { rateMbit: CAP_MBIT, lossPercent: 10 });
-      const r = await runFountain(lab, dir, big, bigHash, BIG, 10, ['r3']);
+      const r = await runFountain(lab, dir, big, bigHash, BIG, 10, ['r3'], 15 * TIMEOUT_MS);
       console.log(JSON.stringify(r));
       console.log(`\n${BIG / MiB} MiB object, one receiver at 10 % loss: ${r.seconds?.toFixed(1)} s, intact ${r.intact}, receiver peak RSS ${r.peakMiB} MiB, overhead ${r.overhead}`);
       rmSync(big, { force: true });
