@@ -140,30 +140,45 @@ labTest('hop limit 0 keeps datagrams on the host, loopback delivers them to its 
   assert.deepEqual(await run(['--hop-limit', '1']), [0, 100]);
 });
 
-labTest('leave() stops delivery to that socket; others in the host keep receiving', { hosts: ['dev'] }, async (lab) => {
-  // One process in one host: a looped-back sender, socket A (joins, then leaves) and socket C
-  // (stays joined) as the control that tells when every datagram has been delivered.
+labTest('leave() drops the membership (kernel igmp6 table) and delivery stops', { hosts: ['dev'] }, async (lab) => {
+  // One process in one host, looped-back sends. Socket A joins G then leaves; socket D on
+  // another group G2 receives an end marker sent after the post-leave datagrams (same
+  // sender: the loopback path delivers in order); one setImmediate later every datagram of
+  // that poll batch has been handled. /proc/net/igmp6 shows the kernel's view directly.
   const h = lab.host('dev');
+  const G2 = 'ff1e::4242:9';
+  const groupHex = (g: string): string => {
+    const [head = '', tail = ''] = g.split('::');
+    const hs = head.split(':').filter(Boolean);
+    const ts = tail.split(':').filter(Boolean);
+    const all = [...hs, ...Array<string>(8 - hs.length - ts.length).fill('0'), ...ts];
+    return all.map((x) => x.padStart(4, '0')).join('');
+  };
   const script = `const { McastSocket } = await import(process.argv[1]);
-const G = '${G}';
-const opts = { interface: '${h.ifname}', port: 4243, bindAddress: G };
-const a = await McastSocket.open(opts);
-const c = await McastSocket.open(opts);
+const fs = await import('node:fs');
+const joined = () => fs.readFileSync('/proc/net/igmp6', 'utf8').split('\\n').some((l) => l.includes('${h.ifname}') && l.includes('${groupHex(G)}'));
+const a = await McastSocket.open({ interface: '${h.ifname}', port: 4243, bindAddress: '${G}' });
+const d = await McastSocket.open({ interface: '${h.ifname}', port: 4243, bindAddress: '${G2}' });
 const tx = await McastSocket.open({ interface: '${h.ifname}', port: 0, loopback: true });
-a.join(G); c.join(G);
-const ca = c[Symbol.asyncIterator]();
-const aa = a[Symbol.asyncIterator]();
-const take = async (it, n) => { for (let i = 0; i < n; i++) await it.next(); };
-for (let i = 0; i < 10; i++) await tx.send(new Uint8Array([1, i]), G, 4243);
-await take(ca, 10); await take(aa, 10);
-a.leave(G);
-const leftAgain = a.memberships.length;
-for (let i = 0; i < 10; i++) await tx.send(new Uint8Array([2, i]), G, 4243);
-await take(ca, 10);
-const out = { a: a.stats.received, c: c.stats.received, leftAgain };
-await Promise.all([a.close(), c.close(), tx.close()]);
+const out = { before: joined() };
+a.join('${G}'); d.join('${G2}');
+out.afterJoin = joined();
+const marker = async () => {
+  await tx.send(new Uint8Array([9]), '${G2}', 4243);
+  await d[Symbol.asyncIterator]().next();
+  await new Promise((r) => setImmediate(r));
+};
+for (let i = 0; i < 10; i++) await tx.send(new Uint8Array([1, i]), '${G}', 4243);
+await marker();
+out.aBefore = a.stats.received;
+a.leave('${G}');
+out.afterLeave = joined();
+for (let i = 0; i < 10; i++) await tx.send(new Uint8Array([2, i]), '${G}', 4243);
+await marker();
+out.aAfter = a.stats.received;
+await Promise.all([a.close(), d.close(), tx.close()]);
 console.log(JSON.stringify(out));`;
   const netIndex = new URL('../../src/net/index.js', import.meta.url).href;
   const o = await lab.exec('dev', process.execPath, ['--input-type=module', '-e', script, netIndex]);
-  assert.deepEqual(JSON.parse(o.stdout), { a: 10, c: 20, leftAgain: 0 });
+  assert.deepEqual(JSON.parse(o.stdout), { before: false, afterJoin: true, aBefore: 10, afterLeave: false, aAfter: 10 });
 });
