@@ -112,6 +112,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
   #lastPort = -1;
   #connected: { group: string; port: number } | undefined;
   #slot = new Uint8Array(2048);
+  #view = this.#slot.subarray(0, 0);
   #drainWaiters: (() => void)[] = [];
   #drainPolling = false;
   readonly #recvRequested: number;
@@ -352,9 +353,12 @@ export class McastSocket implements AsyncIterable<Datagram> {
     if (n > this.#slot.length) {
       if (n > MAX_DATAGRAM) throw new UsageError(`datagram of ${n} bytes exceeds ${MAX_DATAGRAM}`, 'ERR_DATAGRAM_SIZE');
       this.#slot = new Uint8Array(Math.max(n, 2 * this.#slot.length));
+      this.#view = this.#slot.subarray(0, 0);
     }
     this.#slot.set(bytes);
-    const view = this.#slot.subarray(0, n);
+    // datagrams of one stream usually share a length: reuse the view instead of allocating one
+    if (this.#view.length !== n) this.#view = this.#slot.subarray(0, n);
+    const view = this.#view;
     const cb = ++this.#trySendCount % TRY_SEND_CHECK_EVERY === 0 ? this.#sampleCallback : undefined;
     if (this.#connected) sock.send(view, cb);
     else sock.send(view, port, group, cb);
