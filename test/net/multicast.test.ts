@@ -182,3 +182,17 @@ console.log(JSON.stringify(out));`;
   const o = await lab.exec('dev', process.execPath, ['--input-type=module', '-e', script, netIndex]);
   assert.deepEqual(JSON.parse(o.stdout), { before: false, afterJoin: true, aBefore: 10, afterLeave: false, aAfter: 10 });
 });
+
+labTest('link-scope groups (ff12::/16) work, also bound to the group (the bind needs the zone)', { hosts: ['sender', 'dev'] }, async (lab) => {
+  const LL = 'ff12::4242:5';
+  const bound = startReceiver(lab, 'dev', ['--group', LL, '--bind-group', '--expect', '100', '--timeout-ms', '15000']);
+  const any = startReceiver(lab, 'dev', ['--group', LL, '--port', '4242', '--expect', '100', '--timeout-ms', '15000']);
+  await Promise.all([bound.ready, any.ready]);
+  await runSender(lab, 'sender', ['--group', LL, '--count', '100', '--rate', '2000']);
+  const [b, a] = await Promise.all([bound.done, any.done]);
+  assert.equal(b.unique, 100);
+  assert.equal(a.unique, 100);
+  // link-scope traffic is sent from the link-local address
+  assert.equal(b.sources.length, 1);
+  assert.match(b.sources[0]!, /^fe80:/);
+});
