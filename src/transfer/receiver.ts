@@ -119,6 +119,8 @@ interface BlockState {
 export type PushResult = 'complete' | 'progress' | 'ignored';
 
 const DEFAULT_MAX_SIZE = 2 ** 40;
+/** Symbols kept beyond the attempt size while a block decodes (a failed attempt retries at once). */
+const SPARE_WHILE_DECODING = 16;
 
 /**
  * Fountain receiver core (docs/protocol.md "Receiver"): fed datagrams by a driver, it selects one
@@ -398,6 +400,11 @@ export class FountainReceiver {
       this.stats.duplicate += 1;
       return 'ignored';
     }
+    if (b.decoding && b.esis.size >= b.nextAttempt + SPARE_WHILE_DECODING) {
+      // Enough spare symbols in case this decode fails: do not spool more meanwhile.
+      this.stats.late += 1;
+      return 'ignored';
+    }
     const spool = this.spool as Spool;
     const T = obj.oti.symbolSize;
     b.esis.add(esi);
@@ -446,13 +453,18 @@ export class FountainReceiver {
     const empty: DecodeJob = { k: b.k, symbolSize: T, blockLength: b.length, subBlocks: obj.oti.subBlocks, alignment: obj.oti.alignment, esis: new Int32Array(0), symbols: new Uint8Array(0), count: 0 };
     const spool = this.spool;
     if (!spool || generation !== this.generation || b.done) return empty;
-    const n = b.sourceCrc.size + b.spoolEsi.length;
+    // Exactly the attempt's number of symbols (K, then K+1, ...): source symbols first (the
+    // decoder needs them anyway), then repair symbols. More would only cost decode time and
+    // memory, and would count as reception overhead.
+    const limit = Math.max(b.nextAttempt, b.k);
+    const n = Math.min(limit, b.sourceCrc.size + b.spoolEsi.length);
     const esis = new Int32Array(n);
     const symbols = new Uint8Array(n * T);
     let count = 0;
     if (b.sourceCrc.size > 0) {
       const region = spool.readDataInto(b.offset, this.scratchFor(b.length));
       for (const [esi] of b.sourceCrc) {
+        if (count === n) break;
         const real = Math.min(T, b.length - esi * T);
         symbols.set(region.subarray(esi * T, esi * T + real), count * T);
         esis[count++] = esi;
@@ -463,6 +475,11 @@ export class FountainReceiver {
     for (let i = 0; i < b.spoolEsi.length; i++) {
       const esi = b.spoolEsi[i] as number;
       const index = b.spoolIndex[i] as number;
+      if (count === n) {
+        keepEsi.push(esi);
+        keepIndex.push(index);
+        continue;
+      }
       const sym = spool.readSymbol(index, b.sbn, esi);
       if (!sym) {
         this.stats.corruptRecords += 1;
@@ -476,7 +493,7 @@ export class FountainReceiver {
     }
     b.spoolEsi = keepEsi;
     b.spoolIndex = keepIndex;
-    return { ...empty, esis, symbols, count };
+    return { ...empty, esis: esis.subarray(0, count), symbols: count === n ? symbols : symbols.slice(0, count * T), count };
   }
 
   private onDecoded(b: BlockState, generation: number, job: DecodeJob, result: DecodeResult): void {
