@@ -495,7 +495,9 @@ export function reapStaleLabs(): string[] {
     if (start !== undefined && start === owner.start) continue; // owner alive
     const names = labNamespaces().filter((n) => n.startsWith(`${id}-`) || n.startsWith(`${id}.`));
     if (names.length > 0) {
-      spawnSync('sh', ['-c', names.map((n) => `ip netns del ${n} 2>/dev/null`).join('\n') + '\ntrue'], { stdio: 'ignore' });
+      // the dead owner's children may still run inside (orphaned): kill them, then delete
+      const script = names.map((n) => `for p in $(ip netns pids ${n} 2>/dev/null); do kill -9 $p 2>/dev/null; done; ip netns del ${n} 2>/dev/null`);
+      spawnSync('sh', ['-c', script.join('\n') + '\ntrue'], { stdio: 'ignore' });
     }
     try {
       unlinkSync(`${OWNER_DIR}/${id}`);

@@ -232,8 +232,11 @@ test('a SIGKILLed lab owner cannot clean up, and the next reapStaleLabs() remove
   const k = await holdAndKill([], 'SIGKILL');
   assert.equal(k.sig, 'SIGKILL');
   assert.equal(namespacesOf(k.id).length, 3, 'nothing could run on SIGKILL');
+  assert.ok(alive(k.pid), "the dead owner's child still runs in the lab");
   assert.ok(reapStaleLabs().includes(k.id));
   assert.deepEqual(namespacesOf(k.id), []);
+  for (let i = 0; i < 100 && alive(k.pid); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(alive(k.pid), false, 'the reaper killed it');
   // a live lab is never reaped
   await withLab({ hosts: ['a'] }, async (lab) => {
     assert.ok(!reapStaleLabs().includes(lab.id));
