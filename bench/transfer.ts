@@ -7,7 +7,7 @@
 // BENCH_PEERS (default 1; 0 runs only iotupd).
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,12 +24,6 @@ const LOSSES = [0, 10, 30];
 const TIMEOUT_MS = 120_000;
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, '..', 'src', 'cli', 'main.js');
-const ENTRY = join(here, '..', 'test', 'transfer', 'cli-entry.js');
-
-function cli(): string {
-  const index = join(here, '..', 'src', 'cli', 'commands', 'index.js');
-  return existsSync(index) && /recvCommand/.test(readFileSync(index, 'utf8')) ? MAIN : ENTRY;
-}
 
 function sha256File(path: string): string {
   const h = createHash('sha256');
@@ -124,13 +118,13 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   const ch = ['--channel', 'bench.transfer'];
   const rx = receivers.map((h, i) => {
     const host = lab.host(h);
-    const child = lab.spawnNode(host, cli(), ['recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json']);
+    const child = lab.spawnNode(host, MAIN, ['recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json']);
     return watch(child);
   });
   await sleep(500);
   const t0 = performance.now();
   const s = lab.host('sender');
-  const sender = lab.spawnNode(s, cli(), ['send', file, ...ch, '--interface', s.ifname, '--rate', String(FOUNTAIN_RATE), '--json']);
+  const sender = lab.spawnNode(s, MAIN, ['send', file, ...ch, '--interface', s.ifname, '--rate', String(FOUNTAIN_RATE), '--json']);
   const sExit = watch(sender);
   const exits = await withTimeout(Promise.all(rx), timeoutMs);
   sender.kill('SIGTERM');

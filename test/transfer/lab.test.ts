@@ -11,13 +11,6 @@ import type { Lab } from '../../src/lab/index.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, '..', '..', 'src', 'cli', 'main.js');
-const ENTRY = join(here, 'cli-entry.js');
-
-/** The CLI when `iotupd send/recv` are registered, else the entry that runs the same functions. */
-function cliScript(): string {
-  const index = join(here, '..', '..', 'src', 'cli', 'commands', 'index.js');
-  return existsSync(index) && /recvCommand/.test(readFileSync(index, 'utf8')) ? MAIN : ENTRY;
-}
 
 interface Proc {
   child: ChildProcess;
@@ -29,7 +22,7 @@ interface Proc {
 
 function start(lab: Lab, host: string, args: string[]): Proc {
   const h = lab.host(host);
-  const child = lab.spawnNode(h, cliScript(), [...args, '--interface', h.ifname, '--json']);
+  const child = lab.spawnNode(h, MAIN, [...args, '--interface', h.ifname, '--json']);
   const events: Record<string, unknown>[] = [];
   const waiters: { pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
   let buf = '';
