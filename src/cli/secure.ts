@@ -154,6 +154,12 @@ export function planSecureSend(v: Values, file: string, rateBps: number): Secure
   };
 }
 
+/** The sendFile options for a plan: unchanged rate without one; sealer, wrapper and unpaced inner with one. */
+export function secureSendHooks(plan: SecureSendPlan | undefined, rateBps: number): { rateBps: number; sealer?: Sealer; wrap?: (s: FountainSender) => SecureSender } {
+  if (!plan) return { rateBps };
+  return { rateBps: plan.innerRateBps, ...(plan.sealer ? { sealer: plan.sealer } : {}), wrap: (s) => plan.wrap(s) };
+}
+
 export interface SecureRecvPlan {
   guard: ReceiveGuard;
   state: DeviceState;

@@ -16,12 +16,19 @@ import { checkDescription, inRollout, verifyManifest, type Manifest, type Verify
 import { PacketAuth, type AuthSuite } from './packet-auth.js';
 import type { SigningKey } from './keys.js';
 import type { TrustStore } from './trust.js';
-import { decodePacket, encodeRaw, Flags, HEADER_LENGTH, IPV6_UDP_OVERHEAD, PacketType } from '../wire/fountain.js';
+import { decodePacket, encodeRaw, Flags, FOUNTAIN_VERSION, HEADER_LENGTH, IPV6_UDP_OVERHEAD, KNOWN_FLAGS, MAGIC_0, MAGIC_1, PacketType } from '../wire/fountain.js';
 import { equalBytes } from './bytes.js';
 
 /** Body offset of a fountain datagram: fixed header plus extensions (bytes 6..7). */
 function bodyOffset(datagram: Uint8Array): number {
   return HEADER_LENGTH + (((datagram[6] ?? 0) << 8) | (datagram[7] ?? 0));
+}
+
+/** Object id in header bytes 8..15 equals `id` (not secret: a plain loop is fine). */
+function sameId(packet: Uint8Array, id: Uint8Array): boolean {
+  if (id.length !== 8) return false;
+  for (let i = 0; i < 8; i++) if (packet[8 + i] !== id[i]) return false;
+  return true;
 }
 
 /** What the transfer's FountainSender accepts as `sealer` (src/transfer/sender.ts PacketSealer). */
@@ -46,17 +53,22 @@ export function fountainSealer(auth: PacketAuth): Sealer {
 export function groupSealer(groupKey: Uint8Array, suite: AuthSuite = 'mac'): Sealer {
   const auths = new Map<string, PacketAuth>();
   const probe = new PacketAuth(groupKey, new Uint8Array(8), suite);
+  let lastId = new Uint8Array(8);
+  let last: PacketAuth | undefined;
   return {
     flags: Flags.AUTH | (probe.encrypts ? Flags.ENCRYPTED : 0),
     trailerLength: probe.trailerLength,
     seal(packet) {
-      const id = Buffer.from(packet.buffer, packet.byteOffset + 8, 8).toString('hex');
-      let a = auths.get(id);
-      if (!a) {
-        a = new PacketAuth(groupKey, packet.slice(8, 16), suite);
-        auths.set(id, a);
+      if (!last || !sameId(packet, lastId)) {
+        const id = Buffer.from(packet.buffer, packet.byteOffset + 8, 8).toString('hex');
+        last = auths.get(id);
+        if (!last) {
+          last = new PacketAuth(groupKey, packet.slice(8, 16), suite);
+          auths.set(id, last);
+        }
+        lastId = packet.slice(8, 16);
       }
-      a.sealInPlace(packet, bodyOffset(packet));
+      last.sealInPlace(packet, bodyOffset(packet));
     },
   };
 }
@@ -249,6 +261,8 @@ export class ReceiveGuard {
   private readonly assembler = new ManifestAssembler();
   private readonly auths = new Map<string, { mac: PacketAuth; aead: PacketAuth }>();
   private readonly rejectedManifests = new Set<string>();
+  private lastAuth: { mac: PacketAuth; aead: PacketAuth } | undefined;
+  private lastAuthId = new Uint8Array(0);
 
   constructor(private readonly o: ReceiveGuardOptions) {
     if (o.requireEncryption && !o.groupKey) throw new SecurityError('encryption needs a group key', 'ERR_KEY');
@@ -259,6 +273,14 @@ export class ReceiveGuard {
   }
 
   private authFor(objectId: Uint8Array): { mac: PacketAuth; aead: PacketAuth } {
+    if (this.lastAuth && this.lastAuthId.length === objectId.length && this.lastAuthId.every((v, i) => v === objectId[i])) return this.lastAuth;
+    const a = this.authForSlow(objectId);
+    this.lastAuth = a;
+    this.lastAuthId = objectId.slice();
+    return a;
+  }
+
+  private authForSlow(objectId: Uint8Array): { mac: PacketAuth; aead: PacketAuth } {
     const k = Buffer.from(objectId).toString('hex');
     let a = this.auths.get(k);
     if (!a) {
@@ -282,19 +304,23 @@ export class ReceiveGuard {
    */
   filter(datagram: Uint8Array, now: number | undefined): GuardResult {
     this.stats.datagrams += 1;
-    let pkt;
-    try {
-      pkt = decodePacket(datagram);
-    } catch {
-      return this.drop('malformed');
-    }
-    // Once a manifest is held, other objects cost nothing more than this comparison.
-    if (this.held && !equalBytes(pkt.objectId, this.held.objectId)) return this.drop('foreign');
-    let plain = datagram;
-    const dataPacket = pkt.type !== PacketType.MANIFEST && pkt.type !== PacketType.SIGNATURE;
+    // Only the fixed header is read here (src/wire/fountain.ts); the receiver decodes the rest.
+    // Bodies are looked at only after authentication, and descriptions in full.
+    const len = datagram.length;
+    if (len < HEADER_LENGTH || datagram[0] !== MAGIC_0 || datagram[1] !== MAGIC_1 || datagram[2] !== FOUNTAIN_VERSION) return this.drop('malformed');
+    const type = datagram[3] as number;
+    const flags = datagram[4] as number;
+    const trailerLength = datagram[5] as number;
+    const bodyStart = bodyOffset(datagram);
+    if ((flags & ~KNOWN_FLAGS) !== 0 || bodyStart + trailerLength > len) return this.drop('malformed');
+    const held = this.held;
+    const dataPacket = type !== PacketType.MANIFEST && type !== PacketType.SIGNATURE;
     // Data before a verified manifest is never used: drop it before spending any cryptography.
-    if (dataPacket && !this.held) return this.drop('no-manifest');
-    if (this.o.requireEncryption && dataPacket && !(pkt.flags & Flags.ENCRYPTED)) return this.drop('unauthenticated');
+    if (dataPacket && !held) return this.drop('no-manifest');
+    // Once a manifest is held, other objects cost nothing more than this comparison.
+    if (held && !sameId(datagram, held.objectId)) return this.drop('foreign');
+    const enc = (flags & Flags.ENCRYPTED) !== 0;
+    if (this.o.requireEncryption && dataPacket && !enc) return this.drop('unauthenticated');
     // With signed digests a data packet is checked against them first: a digest hit proves the
     // datagram is byte for byte one the signer sent (trailer included), so the group-key MAC
     // adds nothing and is skipped; a miss is dropped without spending a MAC on it.
@@ -303,41 +329,43 @@ export class ReceiveGuard {
       if (!this.digests.check(datagram)) return this.drop('unsigned');
       signed = true;
     }
-    if (this.o.groupKey && !(signed && !(pkt.flags & Flags.ENCRYPTED))) {
-      if (!(pkt.flags & Flags.AUTH)) return this.drop('unauthenticated');
-      const enc = (pkt.flags & Flags.ENCRYPTED) !== 0;
-      const auth = this.authFor(pkt.objectId);
+    let plain = datagram;
+    if (this.o.groupKey && !(signed && !enc)) {
+      if (!(flags & Flags.AUTH)) return this.drop('unauthenticated');
+      const auth = this.authFor(datagram.subarray(8, 16));
       const a = enc ? auth.aead : auth.mac;
-      if (pkt.trailer.length !== a.trailerLength) return this.drop('auth');
+      if (trailerLength !== a.trailerLength) return this.drop('auth');
       plain = enc ? datagram.slice() : datagram;
-      if (!a.openInPlace(plain, bodyOffset(plain))) return this.drop('auth');
-      if (enc) {
-        plain[4] = (plain[4] as number) & ~Flags.ENCRYPTED;
-        try {
-          pkt = decodePacket(plain);
-        } catch {
-          return this.drop('malformed');
-        }
-      }
+      if (!a.openInPlace(plain, bodyStart)) return this.drop('auth');
+      // Decrypted: the transfer receiver must read the body as plaintext.
+      if (enc) plain[4] = flags & ~Flags.ENCRYPTED;
     }
-    if (pkt.type === PacketType.MANIFEST) return this.onManifest(pkt.kind === 'other' ? pkt.body : new Uint8Array(0), now);
-    const m = this.held;
+    const body = plain.subarray(bodyStart, len - trailerLength);
+    if (type === PacketType.MANIFEST) return this.onManifest(body, now);
+    const m = held;
     if (!m) return this.drop('no-manifest');
-    if (!equalBytes(pkt.objectId, m.objectId)) return this.drop('foreign');
-    if (pkt.type === PacketType.SIGNATURE) {
-      if (!this.digests || pkt.kind !== 'other') return this.drop('foreign');
-      const r = this.digests.addBatch(pkt.body);
+    if (type === PacketType.SIGNATURE) {
+      if (!this.digests) return this.drop('foreign');
+      const r = this.digests.addBatch(body);
       return r === 'accepted' || r === 'duplicate' ? { kind: 'consumed' } : this.drop('batch-rejected', r);
     }
     if (this.digests && !signed) return this.drop('unsigned');
-    if (pkt.kind === 'description') {
+    if (type === PacketType.DESCRIPTION) {
+      let pkt;
+      try {
+        pkt = decodePacket(plain);
+      } catch {
+        return this.drop('malformed');
+      }
+      if (pkt.kind !== 'description') return this.drop('malformed');
       try {
         checkDescription(m, { objectId: pkt.objectId, size: pkt.description.size, oti: pkt.description.oti, hash: pkt.description.hash });
       } catch {
         return this.drop('mismatch');
       }
-    } else if (pkt.kind === 'symbol') {
-      if (pkt.symbol.sbn >= m.blockHashes.length) return this.drop('mismatch');
+    } else if (type === PacketType.SYMBOL) {
+      // SBN is the first body byte (RFC 6330 3.2 FEC Payload ID); the manifest fixes Z.
+      if (body.length === 0 || (body[0] as number) >= m.blockHashes.length) return this.drop('mismatch');
     } else {
       return this.drop('foreign');
     }
