@@ -137,3 +137,16 @@ test('PacketAuth trailer layout equals an independent computation with the deriv
   assert.equal(toHex(s1.payload), toHex(new Uint8Array(ct)));
   assert.equal(toHex(s1.trailer), toHex(nonce) + c.getAuthTag().toString('hex'));
 });
+
+test('PacketAuth MAC equals createHmac (RFC 2104) at every block boundary and beyond its scratch buffer', () => {
+  const groupKey = new Uint8Array(32).map((_, i) => i * 7);
+  const objectId = fromHex('a0a1a2a3a4a5a6a7');
+  const mac = new PacketAuth(groupKey, objectId, 'mac');
+  const key = deriveObjectKey(groupKey, objectId, 'mac');
+  for (const n of [0, 1, 47, 48, 55, 56, 63, 64, 65, 119, 1184, 2031, 2032, 2048, 3000, 70000]) {
+    const header = new Uint8Array(16).fill(n & 0xff);
+    const body = new Uint8Array(n).map((_, i) => (i * 31 + n) & 0xff);
+    const expect = createHmac('sha256', key).update(header).update(body).digest().subarray(0, 16);
+    assert.equal(toHex(mac.seal(header, body).trailer), toHex(expect), `length ${n}`);
+  }
+});
