@@ -347,7 +347,9 @@ export class Lab {
     const order = [...this.#created].reverse();
     if (order.length > 0) {
       const script = order.map((ns) => `ip netns del ${ns} 2>/dev/null`).join('\n');
-      spawnSync('sh', ['-c', script + '\ntrue'], { stdio: 'ignore' });
+      // The shell ignores INT/TERM/HUP: `timeout` and Ctrl-C signal the whole process group,
+      // and the teardown must outlive the signal that triggered it.
+      spawnSync('sh', ['-c', `trap '' INT TERM HUP\n${script}\ntrue`], { stdio: 'ignore' });
     }
     try {
       unlinkSync(`${OWNER_DIR}/${this.id}`);
