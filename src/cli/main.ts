@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-import { IotupdError } from '../errors.js';
+import { IotupdError, UsageError } from '../errors.js';
 import { commands } from './commands/index.js';
+
+/** Exit status by error code (a UsageError exits 2); every other IotupdError exits 1. */
+const exitCodes: Record<string, number> = { ERR_TIMEOUT: 3, ERR_INTERRUPTED: 130 };
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 4);
@@ -47,7 +50,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof IotupdError) {
       console.error(`iotupd: ${err.message}`);
-      process.exitCode = err.code === 'ERR_INTERRUPTED' ? 130 : err.code === 'ERR_USAGE' ? 2 : 1;
+      process.exitCode = err instanceof UsageError ? 2 : (exitCodes[err.code] ?? 1);
     } else {
       console.error('iotupd: internal error:', err);
       process.exitCode = 70;

@@ -41,7 +41,7 @@ Fountain format (default): takes the first object seen on the channel unless tol
   --object-id HEX        receive only this object (16 hex digits)
   --name NAME            receive only the object announced with this name
   --spool DIR            spool directory (default .OUT.iotupd next to OUT; kept for resume)
-  --timeout SEC          give up after SEC seconds (exit 1; the spool is kept)
+  --timeout SEC          give up after SEC seconds (exit 3; the spool is kept)
   --group ADDR --port P --scheme librecast|sha3 --scope link|site|org|global --json
   --format fountain|iotupd`;
 
@@ -249,7 +249,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
   } catch (err) {
     if (timedOut) {
       out.finish({ result: 'timeout', format: 'fountain', seconds: timeout }, `no complete object within ${timeout} s (spool kept for resume)`);
-      return 1;
+      return 3;
     }
     out.finish({ result: 'error', format: 'fountain', error: err instanceof IotupdError ? err.code : 'ERR_INTERNAL' }, `stopped: ${err instanceof Error ? err.message : String(err)}`);
     throw err;

@@ -14,10 +14,10 @@ hash verified. A partial OUT (and OUT.iotupd-state) from an interrupted run is r
   --channel    channel name (see 'iotupd channel')
   --interface  network interface to receive on (required: never a default)
   --format     iotupd: the original iotupd 1246-byte frame, a plain carousel
-  --timeout    give up after S seconds (exit 1; the partial file is kept for resume)
+  --timeout    give up after S seconds (exit 3; the partial file is kept for resume)
   --port       UDP port (default 4242)
   --json       JSON lines on stdout (default when stdout is not a terminal)
-Exit status: 0 complete and verified, 1 error or timeout, 2 usage, 130 interrupted.`;
+Exit status: 0 complete and verified, 1 error, 2 usage, 3 timeout, 130 interrupted.`;
 
 /** What every format's receiver gets from the command line. */
 export interface RecvArgs {
