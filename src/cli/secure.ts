@@ -165,8 +165,8 @@ export interface SecureRecvPlan {
   state: DeviceState;
   /** Put in front of FountainReceiver.push: null = drop. */
   filter(datagram: Uint8Array): Uint8Array | null;
-  /** FountainReceiver `verifyBlock`. */
-  verifyBlock(sbn: number, data: Uint8Array): boolean;
+  /** FountainReceiver `checkBlock` (per-block commitment check before writing). */
+  checkBlock(sbn: number, data: Uint8Array): boolean;
   /** After the object is in place: re-hash it against the manifest, then record the install. */
   commit(outPath: string): Manifest;
   summary(): Record<string, unknown>;
@@ -206,7 +206,7 @@ export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
       const r = guard.filter(datagram, noClock ? undefined : Math.floor(Date.now() / 1000));
       return r.kind === 'deliver' ? r.datagram : null;
     },
-    verifyBlock: (sbn, data) => guard.checkBlock(sbn, data),
+    checkBlock: (sbn, data) => guard.checkBlock(sbn, data),
     commit(outPath) {
       const m = guard.manifest;
       if (!m) throw new SecurityError('no verified manifest', 'ERR_NO_MANIFEST');

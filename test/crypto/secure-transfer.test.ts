@@ -32,7 +32,7 @@ test('file sender + signed manifest + device guard from files: installs once, th
       const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true, rateBps: 1e15 });
       const { guard, state } = deviceGuard({ trustFiles: [join(dir, 'root.pub')], groupKeyFile: gkFile, stateDir: join(dir, 'state'), product: 'sensor-v2', cipher: 'aes-256-gcm', requireEncryption: true });
       const out = join(dir, 'installed.bin');
-      const receiver = new FountainReceiver({ out });
+      const receiver = new FountainReceiver({ out, checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
       let done = false;
       for (let i = 0; i < 2000 && !done; i++) {
         const s = sender.next(i);
@@ -47,6 +47,8 @@ test('file sender + signed manifest + device guard from files: installs once, th
     assert.equal(first.done, true);
     assert.deepEqual(new Uint8Array(readFileSync(first.out)), object);
     assert.equal(first.guard.stats.manifestsVerified, 1);
+    assert.ok(first.guard.stats.blocksVerified >= 3, 'every block checked against the manifest before it was written');
+    assert.equal(first.guard.stats.blocksRejected, 0);
     first.state.commit(first.guard.manifest!);
     rmSync(first.out);
     // The same release again (a replay): the device now refuses the manifest and so every packet.

@@ -68,7 +68,7 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
     const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100 });
     const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, ...(opts.suite !== 'mac' ? { cipher: opts.suite, requireEncryption: true } : {}) });
     const out = join(dir, 'fw.bin');
-    const receiver = new FountainReceiver({ out });
+    const receiver = new FountainReceiver({ out, checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
     // The insider: same group key, its own sealer (its own nonce salt), forges symbols for any SBN/ESI.
     const insider = fountainSealer(new PacketAuth(gk, inner.objectId, opts.suite));
     const rnd = prng(opts.seed);
@@ -110,6 +110,8 @@ test('real RaptorQ transfer, 20 % loss, insider flooding 2 forged symbols per pa
   assert.ok(r.guard.stats.drops['no-manifest'] <= 2);
   assert.equal(r.guard.stats.drops.unsigned + r.guard.stats.drops['no-manifest'], r.forged, 'every forged symbol dropped before the decoder');
   assert.equal(r.receiver.stats.hashMismatches, 0);
+  assert.equal(r.guard.stats.blocksRejected, 0);
+  assert.ok(r.guard.stats.blocksVerified >= 3);
   assert.equal(r.guard.stats.manifestsVerified, 1);
 });
 
@@ -120,10 +122,12 @@ test('same with AES-256-GCM encryption of every packet', () => {
   assert.equal(r.guard.stats.drops.auth, 0);
 });
 
-test('without signed digests the insider poisons decoding: the final hash check refuses, the update never completes', () => {
+test('without signed digests the insider poisons decoding: every poisoned block is refused before it is written, the update never completes', () => {
   const r = run({ suite: 'mac', digests: false, flood: 2, loss: 0.2, maxPackets: 1000, seed: 13 });
   assert.equal(r.complete, false);
-  assert.ok(r.receiver.stats.hashMismatches + r.receiver.stats.decodeFailures > 0, JSON.stringify(r.receiver.stats));
+  assert.ok(r.guard.stats.blocksRejected > 0, JSON.stringify(r.guard.stats));
+  assert.equal(r.guard.stats.blocksVerified, 0, 'no poisoned block passed');
+  assert.equal(r.receiver.stats.hashMismatches, 0, 'caught per block, before the whole-object check');
   assert.equal(r.guard.stats.drops.unsigned, 0);
 });
 
