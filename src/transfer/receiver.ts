@@ -105,9 +105,7 @@ interface BlockState {
   k: number;
   done: boolean;
   /** ESIs held (source in data.part, or spooled). */
-  esis: Set<number>;
-  /** Source ESIs in data.part with the CRC of their journal record. */
-  sourceCrc: Map<number, number>;
+  held: HeldSymbols;
   /** Spooled symbols: parallel arrays ESI -> record index. */
   spoolEsi: number[];
   spoolIndex: number[];
@@ -117,6 +115,55 @@ interface BlockState {
 }
 
 export type PushResult = 'complete' | 'progress' | 'ignored';
+
+/**
+ * The symbols held for one block. Source ESIs (< K) live in typed arrays (5 bytes per source
+ * symbol: a 1 GiB object costs ~1 MB), only the few repair ESIs in a Set; per-symbol JS
+ * objects would cost more than the 100 MB a device may have.
+ */
+class HeldSymbols {
+  /** 0 absent, 1 held in the spool, 2 held in data.part (its CRC is in the journal). */
+  private state: Uint8Array | undefined;
+  private readonly repair = new Set<number>();
+  size = 0;
+  inData = 0;
+  constructor(private readonly k: number) {}
+
+  has(esi: number): boolean {
+    return esi < this.k ? (this.state?.[esi] ?? 0) !== 0 : this.repair.has(esi);
+  }
+
+  isInData(esi: number): boolean {
+    return esi < this.k && this.state?.[esi] === 2;
+  }
+
+  private source(): Uint8Array {
+    return (this.state ??= new Uint8Array(this.k));
+  }
+
+  add(esi: number): void {
+    if (this.has(esi)) return;
+    if (esi < this.k) this.source()[esi] = 1;
+    else this.repair.add(esi);
+    this.size += 1;
+  }
+
+  addInData(esi: number): void {
+    if (this.has(esi)) return;
+    this.source()[esi] = 2;
+    this.size += 1;
+    this.inData += 1;
+  }
+
+  delete(esi: number): void {
+    if (!this.has(esi)) return;
+    if (esi < this.k) {
+      if (this.state?.[esi] === 2) this.inData -= 1;
+      (this.state as Uint8Array)[esi] = 0;
+    } else this.repair.delete(esi);
+    this.size -= 1;
+  }
+}
 
 const DEFAULT_MAX_SIZE = 2 ** 40;
 /** Symbols kept beyond the attempt size while a block decodes (a failed attempt retries at once). */
@@ -202,7 +249,7 @@ export class FountainReceiver {
 
   progress(): ReceiverProgress {
     let have = 0;
-    for (const b of this.blocks) have += b.done ? b.k : Math.min(b.k, b.esis.size);
+    for (const b of this.blocks) have += b.done ? b.k : Math.min(b.k, b.held.size);
     return { object: this.object, blocks: this.blocks.length, blocksDone: this.blocksDone, needed: this.needed, have, complete: this.complete };
   }
 
@@ -303,7 +350,7 @@ export class FountainReceiver {
     const objectId = new Uint8Array(p.objectId);
     this.object = { objectId, name: d.name, size: d.size, oti, otiBytes: new Uint8Array(d.oti), hashAlgorithm: d.hashAlgorithm, hash: new Uint8Array(d.hash) };
     this.description = new Uint8Array(datagram);
-    this.blocks = parts.map((b) => ({ ...b, done: false, esis: new Set(), sourceCrc: new Map(), spoolEsi: [], spoolIndex: [], nextAttempt: b.k, decoding: false }));
+    this.blocks = parts.map((b) => ({ ...b, done: false, held: new HeldSymbols(b.k), spoolEsi: [], spoolIndex: [], nextAttempt: b.k, decoding: false }));
     this.needed = parts.reduce((s, b) => s + b.k, 0);
     if (!resuming) Spool.writeObject(this.spoolDir, this.description);
     const tag = new DataView(objectId.buffer).getUint32(0);
@@ -332,8 +379,8 @@ export class FountainReceiver {
           this.stats.used += b.k;
         }
       } else if (r.kind === RecordKind.SYMBOL) {
-        if (!b.esis.has(r.esi)) {
-          b.esis.add(r.esi);
+        if (!b.held.has(r.esi)) {
+          b.held.add(r.esi);
           b.spoolEsi.push(r.esi);
           b.spoolIndex.push(r.index);
         }
@@ -347,7 +394,7 @@ export class FountainReceiver {
     let cur: { sbn: number; data: Uint8Array } | undefined;
     for (const s of sources) {
       const b = this.blocks[s.sbn] as BlockState;
-      if (b.done || b.esis.has(s.esi)) continue;
+      if (b.done || b.held.has(s.esi)) continue;
       if (s.esi >= b.k || s.length !== Math.min(T, b.length - s.esi * T)) {
         this.stats.corruptRecords += 1;
         continue;
@@ -358,18 +405,16 @@ export class FountainReceiver {
         this.stats.corruptRecords += 1;
         continue;
       }
-      b.esis.add(s.esi);
-      b.sourceCrc.set(s.esi, s.crc);
+      b.held.addInData(s.esi);
     }
     for (const b of this.blocks) {
       if (b.done) {
-        b.esis = new Set();
-        b.sourceCrc = new Map();
+        b.held = new HeldSymbols(b.k);
         b.spoolEsi = [];
         b.spoolIndex = [];
       } else {
         b.nextAttempt = b.k;
-        if (b.esis.size >= b.k) this.tryDecode(b);
+        if (b.held.size >= b.k) this.tryDecode(b);
       }
     }
   }
@@ -396,28 +441,29 @@ export class FountainReceiver {
       this.stats.late += 1;
       return 'ignored';
     }
-    if (b.esis.has(esi)) {
+    if (b.held.has(esi)) {
       this.stats.duplicate += 1;
       return 'ignored';
     }
-    if (b.decoding && b.esis.size >= b.nextAttempt + SPARE_WHILE_DECODING) {
+    if (b.decoding && b.held.size >= b.nextAttempt + SPARE_WHILE_DECODING) {
       // Enough spare symbols in case this decode fails: do not spool more meanwhile.
       this.stats.late += 1;
       return 'ignored';
     }
     const spool = this.spool as Spool;
     const T = obj.oti.symbolSize;
-    b.esis.add(esi);
     if (esi < b.k && obj.oti.subBlocks === 1) {
       // RFC 6330 4.4.1.2, N = 1: source symbol ESI holds block bytes [ESI*T, ESI*T+T).
       const real = Math.min(T, b.length - esi * T);
       const bytes = symbol.subarray(0, real);
-      b.sourceCrc.set(esi, spool.writeSource(sbn, esi, b.offset + esi * T, bytes));
+      spool.writeSource(sbn, esi, b.offset + esi * T, bytes);
+      b.held.addInData(esi);
     } else {
+      b.held.add(esi);
       b.spoolEsi.push(esi);
       b.spoolIndex.push(spool.appendSymbol(sbn, esi, symbol));
     }
-    if (b.esis.size >= b.nextAttempt) this.tryDecode(b);
+    if (b.held.size >= b.nextAttempt) this.tryDecode(b);
     return this.complete ? 'complete' : 'progress';
   }
 
@@ -429,7 +475,7 @@ export class FountainReceiver {
     this.stats.decodeAttempts += 1;
     // Source symbols in data.part were CRC-checked when restored from the spool or written in
     // this run; the whole-object hash is the final check of everything.
-    if (direct && b.sourceCrc.size === b.k) {
+    if (direct && b.held.inData === b.k) {
       // Every source symbol is already in place: nothing to decode.
       if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, spool.readDataInto(b.offset, this.scratchFor(b.length)))) {
         this.rejectBlock(b);
@@ -457,13 +503,14 @@ export class FountainReceiver {
     // decoder needs them anyway), then repair symbols. More would only cost decode time and
     // memory, and would count as reception overhead.
     const limit = Math.max(b.nextAttempt, b.k);
-    const n = Math.min(limit, b.sourceCrc.size + b.spoolEsi.length);
+    const n = Math.min(limit, b.held.inData + b.spoolEsi.length);
     const esis = new Int32Array(n);
     const symbols = new Uint8Array(n * T);
     let count = 0;
-    if (b.sourceCrc.size > 0) {
+    if (b.held.inData > 0) {
       const region = spool.readDataInto(b.offset, this.scratchFor(b.length));
-      for (const [esi] of b.sourceCrc) {
+      for (let esi = 0; esi < b.k; esi++) {
+        if (!b.held.isInData(esi)) continue;
         if (count === n) break;
         const real = Math.min(T, b.length - esi * T);
         symbols.set(region.subarray(esi * T, esi * T + real), count * T);
@@ -483,7 +530,7 @@ export class FountainReceiver {
       const sym = spool.readSymbol(index, b.sbn, esi);
       if (!sym) {
         this.stats.corruptRecords += 1;
-        b.esis.delete(esi);
+        b.held.delete(esi);
         continue;
       }
       keepEsi.push(esi);
@@ -507,7 +554,7 @@ export class FountainReceiver {
       if (!result) {
         this.stats.decodeFailures += 1;
         b.nextAttempt = Math.max(b.k, job.count + 1);
-        if (b.esis.size >= b.nextAttempt) this.tryDecode(b);
+        if (b.held.size >= b.nextAttempt) this.tryDecode(b);
         return;
       }
       if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, result.subarray(0, b.length))) {
@@ -517,7 +564,7 @@ export class FountainReceiver {
       if (obj.oti.subBlocks === 1) {
         // Write only the source symbols that are not in data.part already.
         for (let esi = 0; esi < b.k; esi++) {
-          if (b.sourceCrc.has(esi)) continue;
+          if (b.held.isInData(esi)) continue;
           const start = esi * T;
           spool.writeData(b.offset + start, result.subarray(start, Math.min(b.length, start + T)));
         }
@@ -550,8 +597,7 @@ export class FountainReceiver {
    */
   private rejectBlock(b: BlockState): void {
     this.stats.blocksRejected += 1;
-    b.esis = new Set();
-    b.sourceCrc = new Map();
+    b.held = new HeldSymbols(b.k);
     b.spoolEsi = [];
     b.spoolIndex = [];
     b.nextAttempt = b.k;
@@ -563,8 +609,7 @@ export class FountainReceiver {
     b.done = true;
     this.blocksDone += 1;
     this.stats.used += used;
-    b.esis = new Set();
-    b.sourceCrc = new Map();
+    b.held = new HeldSymbols(b.k);
     b.spoolEsi = [];
     b.spoolIndex = [];
     if (this.blocksDone === this.blocks.length) this.finish();
