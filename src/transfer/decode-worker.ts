@@ -1,6 +1,19 @@
 // Worker thread of WorkerDecoder (src/transfer/decoding.ts): decodes one block per message.
 import { parentPort } from 'node:worker_threads';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { runDecodeJob, type DecodeJob } from './decoding.js';
+
+// A decode leaves a few K*T-sized dead buffers in this isolate; collect them after each block so
+// that the thread's memory stays at one block's working set (see src/transfer/driver.ts).
+let gc: (() => void) | undefined;
+try {
+  setFlagsFromString('--expose-gc');
+  const f = runInNewContext('gc') as unknown;
+  if (typeof f === 'function') gc = f as () => void;
+} catch {
+  gc = undefined;
+}
 
 parentPort?.on('message', (job: DecodeJob) => {
   try {
@@ -15,4 +28,5 @@ parentPort?.on('message', (job: DecodeJob) => {
   } catch (err) {
     parentPort?.postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });
   }
+  gc?.();
 });

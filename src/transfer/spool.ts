@@ -36,7 +36,7 @@ import { StorageError } from '../errors.js';
  * without losing the framing of the ones after it.
  */
 export const RECORD_HEADER = 16;
-const RUN_BYTES = 64 * 1024;
+const RUN_BYTES = 16 * 1024;
 export const RecordKind = { SYMBOL: 1, SOURCE: 2, BLOCK_DONE: 3 } as const;
 
 export interface SpoolRecord {
