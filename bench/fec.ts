@@ -137,7 +137,8 @@ function benchNpm(rq: Awaited<ReturnType<typeof loadNpmRaptorq>>, k: number): { 
     e.free();
   }
   // Its own repair packets only (its numbering is self-consistent); every block's share.
-  const repair = packets.filter((p) => ((p[1]! << 16) | (p[2]! << 8) | p[3]!) >= k / Math.max(1, new Set(packets.map((q) => q[0])).size));
+  const blocks = new Set(packets.map((q) => q[0])).size;
+  const repair = packets.filter((p) => ((p[1]! << 16) | (p[2]! << 8) | p[3]!) >= k / blocks);
   const decT: number[] = [];
   for (let r = 0; r < (k >= 50000 ? 1 : Math.max(2, reps(k) / 2 + 1)); r++) {
     const t0 = performance.now();
