@@ -8,6 +8,7 @@ import { DEFAULT_RATE_BPS, type SenderStats } from './sender.js';
 import { receiveFile, sendFile } from './driver.js';
 import type { ReceiverStats } from './receiver.js';
 import { Progress, formatBytes } from '../cli/progress.js';
+import { planSecureRecv, planSecureSend, secureSendHooks, SECURE_RECV_OPTIONS, SECURE_RECV_USAGE, SECURE_SEND_OPTIONS, SECURE_SEND_USAGE } from '../cli/secure.js';
 
 const channelOptions = {
   channel: { type: 'string' },
@@ -33,7 +34,9 @@ Fountain format (default): RaptorQ-coded symbols, receivers may join at any time
   --hash sha256|blake3   whole-object hash (default sha256)
   --group ADDR           explicit multicast group instead of --channel
   --port P --scheme librecast|sha3 --scope link|site|org|global --json
-  --format fountain|iotupd`;
+  --format fountain|iotupd
+
+${SECURE_SEND_USAGE}`;
 
 export const RECV_USAGE = `usage: iotupd recv OUT --channel NAME --interface IF [options]
 
@@ -43,7 +46,9 @@ Fountain format (default): takes the first object seen on the channel unless tol
   --spool DIR            spool directory (default .OUT.iotupd next to OUT; kept for resume)
   --timeout SEC          give up after SEC seconds (exit 3; the spool is kept)
   --group ADDR --port P --scheme librecast|sha3 --scope link|site|org|global --json
-  --format fountain|iotupd`;
+  --format fountain|iotupd
+
+${SECURE_RECV_USAGE}`;
 
 function resolveGroup(v: { channel?: string; group?: string; scheme?: string; scope?: string }): string {
   if (v.group !== undefined) return v.group;
@@ -78,6 +83,7 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
     name: { type: 'string' },
     hash: { type: 'string' },
     'hop-limit': { type: 'string' },
+    ...SECURE_SEND_OPTIONS,
   });
   if (positionals.length !== 1) throw new UsageError('exactly one FILE to send');
   const file = positionals[0] as string;
@@ -116,7 +122,7 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
     interface: iface,
     port,
     hopLimit,
-    rateBps: rate * 1e6,
+    ...secureSendHooks(planSecureSend(v, file, rate * 1e6), rate * 1e6),
     symbolSize: T,
     maxBlockSymbols: blockSymbols,
     senderIndex: index,
@@ -159,6 +165,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     name: { type: 'string' },
     spool: { type: 'string' },
     timeout: { type: 'string' },
+    ...SECURE_RECV_OPTIONS,
   });
   if (positionals.length !== 1) throw new UsageError('exactly one OUT path');
   const outPath = positionals[0] as string;
@@ -172,6 +179,9 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     throw new UsageError('--object-id must be 16 hex digits');
   }
   const timeout = v.timeout === undefined ? undefined : numberOption('timeout', v.timeout, 0, 0, 1e9);
+  // Security (src/cli/secure.ts): nothing reaches the receiver before a verified manifest.
+  const sec = planSecureRecv(v);
+  const security = () => (sec ? { security: sec.summary() } : {});
   const out = new Progress({ json: v.json === true ? true : undefined, label: 'recv', jsonIntervalMs: 250 });
   const t0 = performance.now();
   const ac = new AbortController();
@@ -205,6 +215,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
       interface: iface,
       port,
       signal: ac.signal,
+      ...(sec ? { filter: sec.filter, checkBlock: sec.checkBlock } : {}),
       onProgress: (p, stats) => {
         if (p.object && !started) {
           started = true;
@@ -228,6 +239,8 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     });
     const secs = (performance.now() - t0) / 1000;
     const s = result.stats;
+    // Re-check the installed file against the signed manifest, then record its sequence.
+    sec?.commit(outPath);
     out.finish(
       {
         result: 'ok',
@@ -240,6 +253,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         used: s.used,
         overhead: Math.round(result.overhead * 1e5) / 1e5,
         ...summary(s),
+        ...security(),
         maxRssKiB: process.resourceUsage().maxRSS,
         cpuSeconds: cpuSeconds(),
       },
@@ -248,10 +262,10 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     return 0;
   } catch (err) {
     if (timedOut) {
-      out.finish({ result: 'timeout', format: 'fountain', seconds: timeout }, `no complete object within ${timeout} s (spool kept for resume)`);
+      out.finish({ result: 'timeout', format: 'fountain', seconds: timeout, ...security() }, `no complete object within ${timeout} s (spool kept for resume)`);
       return 3;
     }
-    out.finish({ result: 'error', format: 'fountain', error: err instanceof IotupdError ? err.code : 'ERR_INTERNAL' }, `stopped: ${err instanceof Error ? err.message : String(err)}`);
+    out.finish({ result: 'error', format: 'fountain', error: err instanceof IotupdError ? err.code : 'ERR_INTERNAL', ...security() }, `stopped: ${err instanceof Error ? err.message : String(err)}`);
     throw err;
   } finally {
     if (timer) clearTimeout(timer);

@@ -32,6 +32,11 @@ export interface SendFileOptions {
   hashAlgorithm?: number;
   startRound?: number;
   sealer?: PacketSealer;
+  /**
+   * Hook for the security layer (src/cli/secure.ts): wraps the sender (adds manifest and
+   * signature packets) and paces the whole stream; the FountainSender then runs unpaced.
+   */
+  wrap?: (sender: FountainSender) => { next(now: number): { datagram: Uint8Array } | { wait: number } | { done: true } };
   signal?: AbortSignal;
   /** Called about every `progressIntervalMs` (default 500 ms) and at the end. */
   onProgress?: (s: SenderStats, sender: FountainSender) => void;
@@ -70,6 +75,7 @@ export function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interfac
 /** Send a file by fountain code until the duration / symbol budget ends or `signal` aborts. */
 export async function sendFile(opts: SendFileOptions): Promise<SenderStats> {
   const sender = createFileSender(opts);
+  const stepper = opts.wrap ? opts.wrap(sender) : sender;
   const port = opts.port ?? DEFAULT_PORT;
   if (opts.signal?.aborted) return sender.stats;
   const sock = await McastSocket.open({ interface: opts.interface, port: 0, hopLimit: opts.hopLimit, signal: opts.signal });
@@ -82,7 +88,7 @@ export async function sendFile(opts: SendFileOptions): Promise<SenderStats> {
     for (;;) {
       if (opts.signal?.aborted) break;
       const now = performance.now();
-      const step = sender.next(now);
+      const step = stepper.next(now);
       if ('done' in step) break;
       if ('wait' in step) {
         // The token bucket holds several ms of traffic, so 1 ms timer granularity costs nothing.
@@ -125,6 +131,8 @@ export interface ReceiveFileOptions extends ReceiverOptions {
   signal?: AbortSignal;
   onProgress?: (p: ReceiverProgress, stats: ReceiverStats) => void;
   progressIntervalMs?: number;
+  /** Security hook: returns the datagram the receiver may see (decrypted), or null to drop it. */
+  filter?: (datagram: Uint8Array) => Uint8Array | null;
   /** Scavenge the young generation every this many datagrams (0: never). Default 4096. */
   gcEvery?: number;
 }
@@ -206,7 +214,9 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
         gc();
       }
       try {
-        if (receiver.push(d.data) === 'complete') resolveDone();
+        // Security hook: authenticate / decrypt / hold back before the receiver sees anything.
+        const data = opts.filter ? opts.filter(d.data) : d.data;
+        if (data && receiver.push(data) === 'complete') resolveDone();
       } catch (err) {
         rejectDone(err);
       }

@@ -1,0 +1,112 @@
+// Real multicast in the network lab: a signed, encrypted transfer with signed digests reaches a
+// device while an insider (holding the group key, not a pinned key) sends its own "update" on the
+// same channel; then the same release is replayed and the device refuses it (anti-rollback).
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labTest, type Lab } from '../../src/lab/index.js';
+import { generateGroupKey, generateSigningKey, issueDelegation, saveGroupKey, saveKeyPair } from '../../src/crypto/index.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const MAIN = join(here, '..', '..', 'src', 'cli', 'main.js');
+const ENTRY = join(here, '..', 'transfer', 'cli-entry.js');
+
+function cliScript(): string {
+  const index = join(here, '..', '..', 'src', 'cli', 'commands', 'index.js');
+  return existsSync(index) && /recvCommand/.test(readFileSync(index, 'utf8')) ? MAIN : ENTRY;
+}
+
+interface Proc {
+  child: ChildProcess;
+  events: Record<string, unknown>[];
+  exit: Promise<{ code: number | null; stderr: string }>;
+}
+
+function start(lab: Lab, host: string, args: string[]): Proc {
+  const h = lab.host(host);
+  const child = lab.spawnNode(h, cliScript(), [...args, '--interface', h.ifname, '--json']);
+  const events: Record<string, unknown>[] = [];
+  let buf = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        events.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not JSON
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exit = new Promise<{ code: number | null; stderr: string }>((resolve) => child.once('close', (code) => resolve({ code, stderr })));
+  return { child, events, exit };
+}
+
+async function stop(p: Proc): Promise<void> {
+  p.child.kill('SIGTERM');
+  await p.exit;
+}
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+labTest('signed + encrypted + digests over real multicast with an insider sending on the same channel; replay refused', { hosts: ['sender', 'dev', 'insider'], timeout: 90_000 }, async (lab) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-lab-sec-'));
+  try {
+    const root = generateSigningKey();
+    const signer = generateSigningKey();
+    const now = Math.floor(Date.now() / 1000);
+    signer.chain = [issueDelegation(root, signer.publicKey, { products: ['sensor-v2'], notBefore: now - 60, notAfter: now + 3600, maxSequence: 100n })];
+    saveKeyPair(join(dir, 'root'), root);
+    saveKeyPair(join(dir, 'signer'), signer);
+    saveKeyPair(join(dir, 'mallory'), generateSigningKey());
+    saveGroupKey(join(dir, 'group.key'), generateGroupKey());
+    const image = join(dir, 'image.bin');
+    const evil = join(dir, 'evil.bin');
+    writeFileSync(image, randomBytes(1_500_000));
+    writeFileSync(evil, randomBytes(1_500_000));
+    await lab.impair('dev', { lossPercent: 10 });
+    const ch = ['--channel', 'lab.secure.one'];
+    const gk = ['--group-key', join(dir, 'group.key'), '--encrypt'];
+    const device = ['--trust', join(dir, 'root.pub'), '--product', 'sensor-v2', '--state', join(dir, 'state'), ...gk];
+    const out = join(dir, 'installed.bin');
+    const dev = start(lab, 'dev', ['recv', out, ...ch, ...device]);
+    await new Promise((r) => setTimeout(r, 300));
+    const ins = start(lab, 'insider', ['send', evil, ...ch, '--key', join(dir, 'mallory.key'), '--product', 'sensor-v2', '--sequence', '99', ...gk, '--rate', '15']);
+    // The insider starts first, so the device sees (and refuses) its manifest before the genuine one.
+    await new Promise((r) => setTimeout(r, 1500));
+    const snd = start(lab, 'sender', ['send', image, ...ch, '--key', join(dir, 'signer.key'), '--product', 'sensor-v2', '--sequence', '7', ...gk, '--digests', '--rate', '15']);
+    const { code, stderr } = await dev.exit;
+    assert.equal(code, 0, stderr);
+    assert.equal(sha256(out), sha256(image));
+    const stats = dev.events.find((e) => e.type === 'stats') as Record<string, unknown>;
+    const sec = stats.security as { manifest: { sequence: string }; manifestErrors: Record<string, number>; drops: Record<string, number>; blocksVerified: number };
+    assert.equal(sec.manifest.sequence, '7');
+    assert.ok((sec.manifestErrors.ERR_UNTRUSTED_KEY ?? 0) >= 1, JSON.stringify(sec));
+    assert.ok((sec.drops['no-manifest'] ?? 0) + (sec.drops.foreign ?? 0) > 0, 'the insider data was dropped');
+    assert.ok(sec.blocksVerified >= 1);
+    assert.match(readFileSync(join(dir, 'state', 'iotupd-state.json'), 'utf8'), /"installedSequence":"7"/);
+
+    // Replay: the device, now at 7, listens again while the same release is still being sent.
+    const again = start(lab, 'dev', ['recv', join(dir, 'again.bin'), ...ch, ...device, '--timeout', '4']);
+    const r2 = await again.exit;
+    assert.notEqual(r2.code, 0);
+    assert.ok(!existsSync(join(dir, 'again.bin')));
+    const s2 = again.events.find((e) => e.type === 'stats') as Record<string, unknown>;
+    const sec2 = s2.security as { manifestErrors: Record<string, number> };
+    assert.ok((sec2.manifestErrors.ERR_ROLLBACK ?? 0) >= 1, JSON.stringify(s2));
+    await stop(snd);
+    await stop(ins);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
