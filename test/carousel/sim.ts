@@ -1,18 +1,9 @@
 // Deterministic helpers for the I/O-free carousel tests (not a test file itself).
 import { blake3 } from '@noble/hashes/blake3.js';
 import { CarouselReceiver, type PushResult } from '../../src/carousel/index.js';
+import { prng } from '../support/prng.js';
+export { prng };
 
-/** mulberry32: a small seeded PRNG, returns floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomBytes(n: number, seed: number): Uint8Array {
   const r = prng(seed);

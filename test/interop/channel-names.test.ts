@@ -3,21 +3,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Channel, channelGroup, hashGroup, sidebandGroup, formatIpv6 } from '../../src/channel/index.js';
 import { compileProbes } from './cprobes.js';
+import { prng as rng } from '../support/prng.js';
 
 // Group addresses computed by Librecast 0.5.1 itself (test/interop/c/channel-probe.c) against
 // ours, for many seeded-random names: empty, ASCII, unicode, long, arbitrary bytes (with NULs).
 // No network traffic.
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hex = (b: Uint8Array): string => (b.length === 0 ? '-' : Buffer.from(b).toString('hex'));
 

@@ -13,6 +13,7 @@ import {
   type LibrecastMessage,
 } from '../../src/wire/librecast-message.js';
 import { DecodeError } from '../../src/errors.js';
+import { prng as rng } from '../support/prng.js';
 
 // lc_msg_send of the 5-byte payload "hello" is 38 bytes on the wire (reference note). These bytes
 // are written out by hand from the header table, not produced by our encoder.
@@ -32,16 +33,6 @@ const HELLO_MSG: LibrecastMessage = {
   payload: new TextEncoder().encode('hello'),
 };
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('known answer: 38-byte "hello" message', () => {
   assert.equal(HELLO.length, 38);
