@@ -17,8 +17,10 @@
  *   labTest(name, opts, fn)         node:test wrapper (skips with the reason when unsupported)
  *   startReceiver / runSender       run the multicast probe (src/lab/probe.ts) in a host
  *   sendMarker(lab, host, group)    end markers for receivers started with --until-id 99
+ *   new JsonLines(child, opts)      a child's stdout JSON lines + stderr; waitFor(pred, ms?), exited
  */
 export { Lab, withLab, labNamespaces, reapStaleLabs, type LabHost, type LabOptions, type Impairment, type ExecResult } from './lab.js';
 export { labSupport, reexecInUserns, usernsAvailable, USERNS_ENV, type LabSupport } from './support.js';
 export { labTest, startReceiver, runSender, sendMarker, MARKER_ID, type ProbeReceiver, type LabTestOptions } from './testing.js';
 export { PROBE_SCRIPT, type ProbeRecvResult, type ProbeSendResult } from './probe.js';
+export { JsonLines, type JsonLine, type JsonLinesOptions, type JsonLinesExit } from './json-lines.js';

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import { LabError } from '../errors.js';
+import { JsonLines } from './json-lines.js';
 import { Lab, type LabOptions } from './lab.js';
 import { PROBE_SCRIPT, type ProbeRecvResult, type ProbeSendResult } from './probe.js';
 import { labSupport } from './support.js';
@@ -35,27 +36,6 @@ export function labTest(name: string, opts: LabTestOptions, fn: (lab: Lab, t: Te
   });
 }
 
-/** Read a child's stdout as JSON lines; resolves each line's object to `onLine`. */
-function jsonLines(child: ChildProcess, onLine: (obj: Record<string, unknown>) => void): Promise<{ code: number | null; stderr: string }> {
-  let buf = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        onLine(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not JSON: ignore
-      }
-    }
-  });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stderr })));
-}
-
 export interface ProbeReceiver {
   child: ChildProcess;
   /** Resolves once the receiver joined (rejects if it exits first). */
@@ -71,18 +51,20 @@ export interface ProbeReceiver {
 export function startReceiver(lab: Lab, host: string, args: string[]): ProbeReceiver {
   const h = lab.host(host);
   const child = lab.spawnNode(h, PROBE_SCRIPT, ['recv', '--interface', h.ifname, ...args]);
-  let onReady: () => void = () => {};
-  let result: ProbeRecvResult | undefined;
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const exited = jsonLines(child, (o) => {
-    if (o.event === 'ready') onReady();
-    if (o.event === 'done') result = o as unknown as ProbeRecvResult;
-  });
-  const done = exited.then(({ code, stderr }) => {
+  const out = new JsonLines(child, { name: host });
+  const done = out.exited.then(({ code, stderr, lines }) => {
+    const result = lines.filter((o) => o.event === 'done').pop() as ProbeRecvResult | undefined;
     if (code !== 0 || !result) throw new LabError(`probe receiver in ${host} failed (exit ${String(code)}): ${stderr.trim()}`, 'ERR_LAB_PROBE');
     return result;
   });
-  const readyOrExit = Promise.race([ready, done.then(() => Promise.reject(new LabError(`probe receiver in ${host} exited before it was ready`, 'ERR_LAB_PROBE')))]);
+  // Exited without 'ready': the exit's own error if it failed, else this one.
+  const readyOrExit = out.waitFor((o) => o.event === 'ready').then(
+    () => undefined,
+    async () => {
+      await done;
+      throw new LabError(`probe receiver in ${host} exited before it was ready`, 'ERR_LAB_PROBE');
+    },
+  );
   readyOrExit.catch(() => {});
   done.catch(() => {});
   return { child, ready: readyOrExit, done };
@@ -92,10 +74,8 @@ export function startReceiver(lab: Lab, host: string, args: string[]): ProbeRece
 export async function runSender(lab: Lab, host: string, args: string[]): Promise<ProbeSendResult> {
   const h = lab.host(host);
   const child = lab.spawnNode(h, PROBE_SCRIPT, ['send', '--interface', h.ifname, ...args]);
-  let result: ProbeSendResult | undefined;
-  const { code, stderr } = await jsonLines(child, (o) => {
-    if (o.event === 'done') result = o as unknown as ProbeSendResult;
-  });
+  const { code, stderr, lines } = await new JsonLines(child, { name: host }).exited;
+  const result = lines.filter((o) => o.event === 'done').pop() as ProbeSendResult | undefined;
   if (code !== 0 || !result) throw new LabError(`probe sender in ${host} failed (exit ${String(code)}): ${stderr.trim()}`, 'ERR_LAB_PROBE');
   return result;
 }

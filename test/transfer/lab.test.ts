@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labTest } from '../../src/lab/index.js';
+import { JsonLines, labTest } from '../../src/lab/index.js';
 import type { Lab } from '../../src/lab/index.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -23,51 +23,12 @@ interface Proc {
 function start(lab: Lab, host: string, args: string[]): Proc {
   const h = lab.host(host);
   const child = lab.spawnNode(h, MAIN, [...args, '--interface', h.ifname, '--json']);
-  const events: Record<string, unknown>[] = [];
-  const waiters: { pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
-  let buf = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      let e: Record<string, unknown>;
-      try {
-        e = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      events.push(e);
-      for (const w of [...waiters]) {
-        if (w.pred(e)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(e);
-        }
-      }
-    }
-  });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal, stderr })),
-  );
+  const out = new JsonLines(child, { name: host });
   return {
     child,
-    events,
-    exit,
-    waitFor(pred, ms = 30_000) {
-      const found = events.find(pred);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`timed out waiting in ${host}; stderr: ${stderr}`)), ms);
-        waiters.push({ pred, resolve: (e) => (clearTimeout(t), resolve(e)) });
-        void exit.then(({ code }) => {
-          clearTimeout(t);
-          reject(new Error(`${host} exited (${String(code)}) before the event; stderr: ${stderr}`));
-        });
-      });
-    },
+    events: out.lines,
+    exit: out.exited.then(({ code, signal, stderr }) => ({ code, signal, stderr })),
+    waitFor: (pred, ms = 30_000) => out.waitFor(pred, ms),
   };
 }
 

@@ -13,7 +13,7 @@ import { blake3 } from '@noble/hashes/blake3.js';
 import type { Command } from '../command.js';
 import { numberOption, parse } from '../command.js';
 import { IotupdError, LabError, UsageError } from '../../errors.js';
-import { Lab, labSupport, reexecInUserns } from '../../lab/index.js';
+import { JsonLines, Lab, labSupport, reexecInUserns } from '../../lab/index.js';
 import { formatBytes } from '../progress.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -43,25 +43,6 @@ interface Device {
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   exited?: Promise<void>;
   started?: number;
-}
-
-function jsonLines(child: ChildProcess, onLine: (o: Record<string, unknown>) => void, onErr: (s: string) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let buf = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        onLine(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not JSON
-      }
-    }
-  });
-  child.stderr?.setEncoding('utf8').on('data', onErr);
-  return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
 }
 
 /** Deterministic pseudo-random file content: the BLAKE3 XOF of the seed. */
@@ -131,12 +112,8 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
       const h = theLab.host(d.name);
       d.started = performance.now();
       d.child = theLab.spawnNode(h, MAIN, ['recv', d.out, '--channel', channel, '--interface', h.ifname, '--format', opts.format, '--json', '--timeout', String(opts.timeoutS)]);
-      d.exited = jsonLines(
-        d.child,
-        (o) => d.lines.push(o),
-        (s) => (d.stderr += s),
-      ).then((e) => {
-        d.exit = e;
+      d.exited = new JsonLines(d.child, { onLine: (o) => d.lines.push(o), onStderr: (s) => (d.stderr += s) }).exited.then(({ code, signal }) => {
+        d.exit = { code, signal };
         if (!tty && !closing) say(`  ${status(d, t0)}`);
       });
     };
@@ -145,10 +122,9 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
     await new Promise((r) => setTimeout(r, 300)); // let them join before the first packet
 
     const sh = lab.host('sender');
-    const senderLines: Record<string, unknown>[] = [];
-    let senderErr = '';
     const sender = lab.spawnNode(sh, MAIN, ['send', file, '--channel', channel, '--interface', sh.ifname, '--format', opts.format, '--rate', String(opts.rate), '--json']);
-    const senderExit = jsonLines(sender, (o) => senderLines.push(o), (s) => (senderErr += s));
+    const senderOut = new JsonLines(sender, { name: 'sender' });
+    const senderExit = senderOut.exited;
     // dev3 joins once dev1 (the clean device) holds 40 % of the file: mid-transfer whatever the
     // format, the machine's speed or the rate.
     const lateTimer = setInterval(() => {
@@ -191,7 +167,7 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
     if (tty) draw();
     sender.kill('SIGINT');
     if (outcome === 'aborted') throw signal.reason instanceof Error ? signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted');
-    if (outcome === 'sender-exit') throw new LabError(`the sender stopped: ${senderErr.trim() || 'no message'}`, 'ERR_DEMO_SENDER');
+    if (outcome === 'sender-exit') throw new LabError(`the sender stopped: ${senderOut.stderr.trim() || 'no message'}`, 'ERR_DEMO_SENDER');
     if (outcome === 'timeout') throw new LabError(`devices still running after ${opts.timeoutS} s`, 'ERR_DEMO_TIMEOUT');
 
     say('verifying every copy against the sender file:');
@@ -220,7 +196,7 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
       }
       say(`  ${d.name} (${d.note}): ${verdict}`);
     }
-    const sent = senderLines.filter((o) => o.type === 'progress').pop();
+    const sent = senderOut.lines.filter((o) => o.type === 'progress').pop();
     if (sent?.frames !== undefined) say(`sender: ${String(sent.frames)} frames sent`);
     say(ok === devices.length ? `all ${ok} copies verified` : `${devices.length - ok} of ${devices.length} copies FAILED`);
     return ok === devices.length ? 0 : 1;
