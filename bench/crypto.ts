@@ -251,6 +251,7 @@ async function labCompare(): Promise<void> {
     const runs: { name: string; send: string[]; recv: string[] }[] = [
       { name: 'off', send: [], recv: [] },
       { name: 'mac', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key')], recv: ['--group-key', join(dir, 'group.key')] },
+      { name: 'signed digests', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--digests'], recv: ['--group-key', join(dir, 'group.key')] },
       { name: 'aes-256-gcm', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
       { name: 'aes-256-gcm + digests', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt', '--digests'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
     ];
