@@ -6,8 +6,10 @@
 //
 // Structure (equivalent to phases 1-5 of 5.4.2, arranged to keep symbol work sparse):
 //  1. Peeling on the binary rows (LDPC + LT) with inactivation; HDPC rows are not chosen (5.4.2.2).
-//     The P PI columns start inactive. A chosen row has exactly one column left in V, so the
-//     pivots form a triangular system over the original sparse rows.
+//     The P PI columns start inactive. Row choice as in 5.4.2.2: smallest r (nonzeros in V);
+//     for r = 2 a row in a largest component of the r = 2 graph, else smallest original degree.
+//     A chosen row has exactly one column left in V, so the pivots form a triangular system over
+//     the original sparse rows.
 //  2. Forward pass with the inactive symbols taken as zero: C0[c] for every pivot, then the
 //     reduced right-hand sides of the unchosen binary rows and of the HDPC rows. The HDPC rows
 //     are reduced through MT x GAMMA with Horner's rule (Y_j = alpha*Y_{j-1} + X_j), which costs
@@ -124,6 +126,7 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
   for (let x = w; x < l; x++) inactivate(x);
   for (let r = 0; r < n; r++) push(r);
 
+  const comps = new Components(l, n);
   const order: number[] = []; // pivot rows, in order
   const pivotCol: number[] = [];
   const pivotRowOfCol = new Int32Array(l).fill(-1);
@@ -131,15 +134,21 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
     let p = -1;
     while (minD <= maxDeg) {
       const bucket = buckets[minD]!;
-      const r = bucket.pop();
-      if (r === undefined) {
-        minD++;
+      if (minD === 1) {
+        const r = bucket.pop();
+        if (r === undefined) {
+          minD++;
+          continue;
+        }
+        if (!chosen[r] && vdeg[r] === 1) {
+          p = r;
+          break;
+        }
         continue;
       }
-      if (!chosen[r] && vdeg[r] === minD) {
-        p = r;
-        break;
-      }
+      p = minD === 2 ? pickTwo(bucket, comps, chosen, vdeg, colState, rs, rc) : pickMinDegree(bucket, minD, chosen, vdeg, rs);
+      if (p >= 0) break;
+      minD++;
     }
     if (p < 0) break;
     // Keep one column of V as the pivot, inactivate the other r-1 (5.4.2.2).
@@ -420,4 +429,114 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
     if (first) pb.push(OP_ZERO, dst, 0, 0);
   }
   return { plan: pb.finish(), layout, inactive: u };
+}
+
+// Row choice of 5.4.2.2 when no row has r = 1 (r = nonzeros in V). For r = 2: a row of a largest
+// component of the graph whose nodes are the V columns and whose edges are the rows with r = 2
+// (choosing it inactivates one column and then peels the whole component as r = 1 rows).
+// Otherwise: a row with the smallest original degree. Both compact the bucket (drop rows that
+// were chosen or whose r changed) and remove the chosen row from it.
+
+/** Union-find over the columns, reset lazily per pick (epoch stamps); edge ends cached per row. */
+class Components {
+  readonly parent: Int32Array;
+  readonly size: Int32Array;
+  readonly stamp: Int32Array;
+  readonly ea: Int32Array;
+  readonly eb: Int32Array;
+  epoch = 0;
+  constructor(l: number, n: number) {
+    this.parent = new Int32Array(l);
+    this.size = new Int32Array(l);
+    this.stamp = new Int32Array(l);
+    this.ea = new Int32Array(n).fill(-1);
+    this.eb = new Int32Array(n);
+  }
+}
+
+function pickTwo(bucket: number[], cc: Components, chosen: Uint8Array, vdeg: Int32Array, colState: Uint8Array, rs: Int32Array, rc: Int32Array): number {
+  const epoch = ++cc.epoch;
+  const { ea, eb, size, parent, stamp } = cc;
+  let m = 0;
+  for (let i = 0; i < bucket.length; i++) {
+    const r = bucket[i]!;
+    if (chosen[r] || vdeg[r] !== 2) continue;
+    bucket[m++] = r;
+    let a = ea[r]!;
+    let b = eb[r]!;
+    // With r = 2, cached ends that are both still in V are exactly the row's V columns.
+    if (a < 0 || colState[a] !== 0 || colState[b] !== 0) {
+      a = -1;
+      for (let j = rs[r]!; j < rs[r + 1]!; j++) {
+        const x = rc[j]!;
+        if (colState[x] !== 0) continue;
+        if (a < 0) a = x;
+        else b = x;
+      }
+      ea[r] = a;
+      eb[r] = b;
+    }
+    if (stamp[a] !== epoch) {
+      stamp[a] = epoch;
+      parent[a] = a;
+      size[a] = 1;
+    }
+    if (stamp[b] !== epoch) {
+      stamp[b] = epoch;
+      parent[b] = b;
+      size[b] = 1;
+    }
+    while (parent[a] !== a) a = parent[a] = parent[parent[a]!]!;
+    while (parent[b] !== b) b = parent[b] = parent[parent[b]!]!;
+    if (a === b) continue;
+    if (size[a]! < size[b]!) {
+      const t = a;
+      a = b;
+      b = t;
+    }
+    parent[b] = a;
+    size[a]! += size[b]!;
+  }
+  let best = -1;
+  let bestSize = 0;
+  let bestAt = -1;
+  for (let i = m - 1; i >= 0; i--) {
+    let x = ea[bucket[i]!]!;
+    while (parent[x] !== x) x = parent[x]!;
+    if (size[x]! > bestSize) {
+      bestSize = size[x]!;
+      best = bucket[i]!;
+      bestAt = i;
+    }
+  }
+  if (best >= 0) {
+    bucket[bestAt] = bucket[m - 1]!;
+    m--;
+  }
+  bucket.length = m;
+  return best;
+}
+
+function pickMinDegree(bucket: number[], d: number, chosen: Uint8Array, vdeg: Int32Array, rs: Int32Array): number {
+  let m = 0;
+  let best = -1;
+  let bestDeg = 0x7fffffff;
+  let bestAt = -1;
+  for (let i = 0; i < bucket.length; i++) {
+    const r = bucket[i]!;
+    if (chosen[r] || vdeg[r] !== d) continue;
+    const od = rs[r + 1]! - rs[r]!;
+    if (od < bestDeg) {
+      bestDeg = od;
+      best = r;
+      bestAt = m;
+    }
+    bucket[m++] = r;
+  }
+  if (best >= 0) {
+    bucket[bestAt] = bucket[m - 1]!;
+    m--;
+  }
+  bucket.length = m;
+  return best;
 }
