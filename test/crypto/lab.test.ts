@@ -8,18 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labTest, type Lab } from '../../src/lab/index.js';
+import { JsonLines, labTest, type Lab } from '../../src/lab/index.js';
 import { generateGroupKey, generateSigningKey, issueDelegation, saveGroupKey, saveKeyPair } from '../../src/crypto/index.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, '..', '..', 'src', 'cli', 'main.js');
-const ENTRY = join(here, '..', 'transfer', 'cli-entry.js');
-
-function cliScript(): string {
-  const index = join(here, '..', '..', 'src', 'cli', 'commands', 'index.js');
-  return existsSync(index) && /recvCommand/.test(readFileSync(index, 'utf8')) ? MAIN : ENTRY;
-}
-
 interface Proc {
   child: ChildProcess;
   events: Record<string, unknown>[];
@@ -28,26 +21,9 @@ interface Proc {
 
 function start(lab: Lab, host: string, args: string[]): Proc {
   const h = lab.host(host);
-  const child = lab.spawnNode(h, cliScript(), [...args, '--interface', h.ifname, '--json']);
-  const events: Record<string, unknown>[] = [];
-  let buf = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        events.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not JSON
-      }
-    }
-  });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exit = new Promise<{ code: number | null; stderr: string }>((resolve) => child.once('close', (code) => resolve({ code, stderr })));
-  return { child, events, exit };
+  const child = lab.spawnNode(h, MAIN, [...args, '--interface', h.ifname, '--json']);
+  const out = new JsonLines(child, { name: host });
+  return { child, events: out.lines, exit: out.exited };
 }
 
 async function stop(p: Proc): Promise<void> {
