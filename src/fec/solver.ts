@@ -94,10 +94,12 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
   const buckets: number[][] = [];
   for (let d = 0; d <= maxDeg; d++) buckets.push([]);
   let minD = 1;
+  const comps = new Components(l, n);
   const push = (r: number): void => {
     const d = vdeg[r]!;
     if (d > 0) {
-      buckets[d]!.push(r);
+      if (d === 2) comps.add(r);
+      else buckets[d]!.push(r);
       if (d < minD) minD = d;
     }
   };
@@ -126,7 +128,6 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
   for (let x = w; x < l; x++) inactivate(x);
   for (let r = 0; r < n; r++) push(r);
 
-  const comps = new Components(l, n);
   const order: number[] = []; // pivot rows, in order
   const pivotCol: number[] = [];
   const pivotRowOfCol = new Int32Array(l).fill(-1);
@@ -146,7 +147,7 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
         }
         continue;
       }
-      p = minD === 2 ? pickTwo(bucket, comps, chosen, vdeg, colState, rs, rc) : pickMinDegree(bucket, minD, chosen, vdeg, rs);
+      p = minD === 2 ? pickTwo(comps, colState, rs, rc) : pickMinDegree(bucket, minD, chosen, vdeg, rs);
       if (p >= 0) break;
       minD++;
     }
@@ -437,84 +438,94 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
 // Otherwise: a row with the smallest original degree. Both compact the bucket (drop rows that
 // were chosen or whose r changed) and remove the chosen row from it.
 
-/** Union-find over the columns, reset lazily per pick (epoch stamps); edge ends cached per row. */
+/**
+ * The rows that reached r = 2, with their two V columns once known (ea = -1 before), and a
+ * union-find forest over the columns (parent < 0: a root, -parent = component size).
+ */
 class Components {
-  readonly parent: Int32Array;
-  readonly size: Int32Array;
-  readonly stamp: Int32Array;
+  readonly rows: Int32Array;
   readonly ea: Int32Array;
   readonly eb: Int32Array;
-  epoch = 0;
+  readonly parent: Int32Array;
+  length = 0;
   constructor(l: number, n: number) {
+    // A row enters at most twice (during the inactivation of the PI columns and once more).
+    this.rows = new Int32Array(2 * n);
+    this.ea = new Int32Array(2 * n);
+    this.eb = new Int32Array(2 * n);
     this.parent = new Int32Array(l);
-    this.size = new Int32Array(l);
-    this.stamp = new Int32Array(l);
-    this.ea = new Int32Array(n).fill(-1);
-    this.eb = new Int32Array(n);
+  }
+  add(r: number): void {
+    this.rows[this.length] = r;
+    this.ea[this.length++] = -1;
   }
 }
 
-function pickTwo(bucket: number[], cc: Components, chosen: Uint8Array, vdeg: Int32Array, colState: Uint8Array, rs: Int32Array, rc: Int32Array): number {
-  const epoch = ++cc.epoch;
-  const { ea, eb, size, parent, stamp } = cc;
+function pickTwo(cc: Components, colState: Uint8Array, rs: Int32Array, rc: Int32Array): number {
+  const { rows, ea, eb, parent } = cc;
+  // Compact: an entry is live iff both V columns are still in V (a chosen row, or one whose r
+  // dropped below 2, lost one of them; r never grows). Reset the forest on the live ends.
   let m = 0;
-  for (let i = 0; i < bucket.length; i++) {
-    const r = bucket[i]!;
-    if (chosen[r] || vdeg[r] !== 2) continue;
-    bucket[m++] = r;
-    let a = ea[r]!;
-    let b = eb[r]!;
-    // With r = 2, cached ends that are both still in V are exactly the row's V columns.
-    if (a < 0 || colState[a] !== 0 || colState[b] !== 0) {
-      a = -1;
+  for (let i = 0; i < cc.length; i++) {
+    const r = rows[i]!;
+    let a = ea[i]!;
+    let b = eb[i]!;
+    if (a < 0) {
+      let cnt = 0;
       for (let j = rs[r]!; j < rs[r + 1]!; j++) {
         const x = rc[j]!;
         if (colState[x] !== 0) continue;
-        if (a < 0) a = x;
+        if (cnt++ === 0) a = x;
         else b = x;
       }
-      ea[r] = a;
-      eb[r] = b;
+      if (cnt !== 2) continue;
+    } else if (colState[a] !== 0 || colState[b] !== 0) continue;
+    rows[m] = r;
+    ea[m] = a;
+    eb[m++] = b;
+    parent[a] = -1;
+    parent[b] = -1;
+  }
+  cc.length = m;
+  for (let i = 0; i < m; i++) {
+    let a = ea[i]!;
+    let b = eb[i]!;
+    while (parent[a]! >= 0) {
+      const g = parent[a]!;
+      if (parent[g]! >= 0) parent[a] = parent[g]!;
+      a = g;
     }
-    if (stamp[a] !== epoch) {
-      stamp[a] = epoch;
-      parent[a] = a;
-      size[a] = 1;
+    while (parent[b]! >= 0) {
+      const g = parent[b]!;
+      if (parent[g]! >= 0) parent[b] = parent[g]!;
+      b = g;
     }
-    if (stamp[b] !== epoch) {
-      stamp[b] = epoch;
-      parent[b] = b;
-      size[b] = 1;
-    }
-    while (parent[a] !== a) a = parent[a] = parent[parent[a]!]!;
-    while (parent[b] !== b) b = parent[b] = parent[parent[b]!]!;
     if (a === b) continue;
-    if (size[a]! < size[b]!) {
+    if (parent[a]! > parent[b]!) {
       const t = a;
       a = b;
       b = t;
     }
+    parent[a]! += parent[b]!;
     parent[b] = a;
-    size[a]! += size[b]!;
   }
   let best = -1;
   let bestSize = 0;
-  let bestAt = -1;
   for (let i = m - 1; i >= 0; i--) {
-    let x = ea[bucket[i]!]!;
-    while (parent[x] !== x) x = parent[x]!;
-    if (size[x]! > bestSize) {
-      bestSize = size[x]!;
-      best = bucket[i]!;
-      bestAt = i;
+    let x = ea[i]!;
+    while (parent[x]! >= 0) x = parent[x]!;
+    if (-parent[x]! > bestSize) {
+      bestSize = -parent[x]!;
+      best = i;
     }
   }
-  if (best >= 0) {
-    bucket[bestAt] = bucket[m - 1]!;
-    m--;
-  }
-  bucket.length = m;
-  return best;
+  if (best < 0) return -1;
+  const r = rows[best]!;
+  rows[best] = rows[m - 1]!;
+  ea[best] = ea[m - 1]!;
+  eb[best] = eb[m - 1]!;
+  cc.length = m - 1;
+  return r;
 }
 
 function pickMinDegree(bucket: number[], d: number, chosen: Uint8Array, vdeg: Int32Array, rs: Int32Array): number {
