@@ -77,3 +77,21 @@ export function hdpcMt(bp: BlockParams, j: number): [number, number] {
   const h2 = (h1 + rand(j + 1, 7, bp.h - 1) + 1) % bp.h;
   return [h1, h2];
 }
+
+/** hdpcMt for every column j < K'+S-1, as pairs (h1, h2) in one array; cached per K'. */
+const mtCache = new Map<number, Uint16Array>();
+export function hdpcMtRows(bp: BlockParams): Uint16Array {
+  let rows = mtCache.get(bp.kPrime);
+  if (rows === undefined) {
+    const cols = bp.kPrime + bp.s - 1;
+    rows = new Uint16Array(2 * cols);
+    for (let j = 0; j < cols; j++) {
+      const [h1, h2] = hdpcMt(bp, j);
+      rows[2 * j] = h1;
+      rows[2 * j + 1] = h2;
+    }
+    if (mtCache.size >= 8) mtCache.delete(mtCache.keys().next().value!);
+    mtCache.set(bp.kPrime, rows);
+  }
+  return rows;
+}

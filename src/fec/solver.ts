@@ -19,7 +19,7 @@
 //  4. Back substitution on the original sparse pivot rows with the true inactive values.
 import type { BlockParams } from './rand.js';
 import { alphaPow, gfInv, MUL } from './gf256.js';
-import { buildRows, hdpcMt } from './constraint-matrix.js';
+import { buildRows, hdpcMtRows } from './constraint-matrix.js';
 import { OP_COPY, OP_MUL, OP_MULADD, OP_XOR, OP_ZERO, PlanBuilder } from './plan.js';
 import type { Plan } from './plan.js';
 
@@ -230,14 +230,21 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
       for (let q = 0; q < uw; q++) hp[dst + q]! ^= yp[src + q]!;
     }
   };
+  // x^8 = x^4 + x^3 + x^2 + 1 (0x11d): the old plane 7 becomes plane 0 and is added to 2, 3, 4.
   const mulYAlpha = (): void => {
     yOff = (yOff + 7) & 7;
     const p0 = yOff * uw;
-    for (const i of [2, 3, 4]) {
-      const pi = ((i + yOff) & 7) * uw;
-      for (let q = 0; q < uw; q++) yp[pi + q]! ^= yp[p0 + q]!;
+    const p2 = ((2 + yOff) & 7) * uw;
+    const p3 = ((3 + yOff) & 7) * uw;
+    const p4 = ((4 + yOff) & 7) * uw;
+    for (let q = 0; q < uw; q++) {
+      const v = yp[p0 + q]!;
+      yp[p2 + q]! ^= v;
+      yp[p3 + q]! ^= v;
+      yp[p4 + q]! ^= v;
     }
   };
+  const hdpcRows = hdpcMtRows(bp);
   for (let j = 0; j < ks; j++) {
     if (!yZero) pb.push(OP_MUL, scratch, 0, 2);
     if (!yvZero) mulYAlpha();
@@ -254,7 +261,8 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
       yvZero = false;
     }
     if (j < ks - 1) {
-      const [h1, h2] = hdpcMt(bp, j);
+      const h1 = hdpcRows[2 * j]!;
+      const h2 = hdpcRows[2 * j + 1]!;
       if (!yZero) {
         pb.push(hWritten[h1] ? OP_XOR : OP_COPY, hBase + h1, scratch, 0);
         pb.push(hWritten[h2] ? OP_XOR : OP_COPY, hBase + h2, scratch, 0);
