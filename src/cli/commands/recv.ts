@@ -1,5 +1,5 @@
 import type { Command } from '../command.js';
-import { fountainRecv, usesFountainFormat, RECV_USAGE as FOUNTAIN_USAGE } from '../../transfer/cli.js';
+import { fountainRecv, usesFountainFormat, RECV_USAGE as FOUNTAIN_USAGE } from '../fountain.js';
 import { numberOption, parse } from '../command.js';
 import { IotupdError, UsageError } from '../../errors.js';
 import { SCHEMES, SCOPES, channelGroup, type Scheme, type Scope } from '../../channel/index.js';

@@ -1,14 +1,14 @@
 // The fountain format's `iotupd send` / `iotupd recv` (the default format). The carousel engineer's
 // src/cli/commands/{send,recv}.ts dispatch here unless `--format iotupd` is given.
 import { channelGroup, SCHEMES, SCOPES, type Scheme, type Scope } from '../channel/index.js';
-import { numberOption, parse } from '../cli/command.js';
+import { numberOption, parse } from './command.js';
 import { IotupdError, UsageError } from '../errors.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
-import { DEFAULT_RATE_BPS, type SenderStats } from './sender.js';
-import { receiveFile, sendFile } from './driver.js';
-import type { ReceiverStats } from './receiver.js';
-import { Progress, formatBytes } from '../cli/progress.js';
-import { planSecureRecv, planSecureSend, secureSendHooks, SECURE_RECV_OPTIONS, SECURE_RECV_USAGE, SECURE_SEND_OPTIONS, SECURE_SEND_USAGE } from '../cli/secure.js';
+import { DEFAULT_RATE_BPS, type SenderStats } from '../transfer/sender.js';
+import { receiveFile, sendFile } from '../transfer/driver.js';
+import type { ReceiverStats } from '../transfer/receiver.js';
+import { Progress, formatBytes } from './progress.js';
+import { planSecureRecv, planSecureSend, secureSendHooks, SECURE_RECV_OPTIONS, SECURE_RECV_USAGE, SECURE_SEND_OPTIONS, SECURE_SEND_USAGE } from './secure.js';
 
 const channelOptions = {
   channel: { type: 'string' },
