@@ -164,3 +164,24 @@ test('ObjectEncoder over more blocks than it keeps live: symbols are the same wh
   for (let esi = 50; !done; esi++) for (let sbn = 0; sbn < 7; sbn++) done = dec.add(sbn, esi, enc.symbol(sbn, esi));
   assert.deepEqual(dec.result(), data);
 });
+
+test('a decoder reusing the previous block\'s receive buffer (dirty) still decodes exactly', () => {
+  const rnd = prng(4242);
+  const k = 300;
+  const t = 48;
+  // Different data, received-set sizes and paths (repair only, mixed, all source) one after another.
+  for (const [extra, sourceEvery] of [[6, 0], [0, 3], [2, 0], [0, 1]] as const) {
+    const data = randomBytes(k * t - 5, rnd);
+    const enc = new BlockEncoder(data, k, t);
+    const dec = new BlockDecoder(k, t, data.length);
+    let esi = sourceEvery ? 0 : k + Math.floor(rnd() * 1000);
+    let fed = 0;
+    while (!dec.done && fed < k + extra + 20) {
+      const e = sourceEvery && fed % sourceEvery === 0 ? fed : esi++ + k;
+      dec.add(e, enc.symbol(e));
+      fed++;
+    }
+    assert.deepEqual(dec.result(), data);
+    enc.close();
+  }
+});
