@@ -6,18 +6,11 @@ import { issueDelegation } from '../../src/crypto/certs.js';
 import { privateKeyFromSeed, signingKeyFrom, type SigningKey } from '../../src/crypto/keys.js';
 import type { ManifestFields } from '../../src/crypto/manifest.js';
 import { TrustStore } from '../../src/crypto/trust.js';
+import { xorshift32 } from '../support/prng.js';
 
-/** xorshift32: deterministic bytes for tests. */
+/** xorshift32: deterministic integers for tests (seed 0 stands for 1). */
 export function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  return xorshift32(seed >>> 0 || 1);
 }
 
 export function randomBytesSeeded(n: number, seed: number): Uint8Array {

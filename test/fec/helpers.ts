@@ -9,17 +9,7 @@ export function readReference<T>(name: string): T {
   return JSON.parse(readFileSync(REFERENCE_DIR + name, 'utf8')) as T;
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../support/prng.js';
 
 export function randomBytes(n: number, rnd: () => number): Uint8Array {
   const out = new Uint8Array(n);

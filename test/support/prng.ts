@@ -11,3 +11,17 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** xorshift32 over a nonzero 32-bit state: returns unsigned 32-bit integers. */
+export function xorshift32(state: number): () => number {
+  let s = state >>> 0;
+  if (s === 0) throw new RangeError('xorshift32 needs a nonzero state');
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}

@@ -10,18 +10,12 @@ import { FountainReceiver, type ReceiverOptions } from '../../src/transfer/recei
 import { BytesSource } from '../../src/transfer/source.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { HashAlgorithm } from '../../src/wire/fountain.js';
+import { xorshift32 } from '../support/prng.js';
 
-/** xorshift32: small, seeded, deterministic. */
+/** xorshift32 as floats in [0, 1) (seed 0 stands for 0x9e3779b9). */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
+  const next = xorshift32(seed >>> 0 || 0x9e3779b9);
+  return () => next() / 2 ** 32;
 }
 
 export function randomBytes(n: number, seed: number): Uint8Array {
