@@ -92,6 +92,19 @@ interface Row {
   note: string;
 }
 
+/** A result row: time and goodput only count when every receiver holds an intact copy. */
+function row(tool: string, loss: number, size: number, seconds: number | undefined, ok: boolean[], rest: Pick<Row, 'overhead' | 'peakMiB' | 'note'>): Row {
+  const intact = ok.every(Boolean);
+  return {
+    tool,
+    loss,
+    seconds: intact ? seconds : undefined,
+    intact: `${ok.filter(Boolean).length}/${ok.length}`,
+    goodputMbit: intact && seconds ? (size * 8) / seconds / 1e6 : undefined,
+    ...rest,
+  };
+}
+
 async function setLoss(lab: Lab, loss: number): Promise<void> {
   await lab.impair('r1', { rateMbit: CAP_MBIT });
   await lab.impair('r2', { rateMbit: CAP_MBIT });
@@ -139,16 +152,11 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   const rss = done.map((d) => Number(d?.maxRssKiB ?? NaN) / 1024);
   const received = done.map((d) => Number(d?.received ?? NaN));
   for (const o of outs) rmSync(o, { force: true });
-  return {
-    tool: 'iotupd fountain',
-    loss,
-    seconds,
-    intact: `${ok.filter(Boolean).length}/${ok.length}`,
-    goodputMbit: (size * 8) / seconds / 1e6,
+  return row('iotupd fountain', loss, size, seconds, ok, {
     overhead: `${(Math.max(...overheads) * 100).toFixed(2)} %`,
     peakMiB: Math.max(...rss).toFixed(0),
     note: `symbols received ${received.join('/')}`,
-  };
+  });
 }
 
 async function runUftp(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[]): Promise<Row> {
@@ -177,16 +185,11 @@ async function runUftp(lab: Lab, dir: string, file: string, hash: string, size: 
   const name = file.split('/').pop() as string;
   const ok = dests.map((d) => existsSync(join(d, name)) && sha256File(join(d, name)) === hash);
   for (const d of dests) rmSync(d, { recursive: true, force: true });
-  return {
-    tool: 'UFTP (IPv6)',
-    loss,
-    seconds: ok.every(Boolean) ? seconds : undefined,
-    intact: `${ok.filter(Boolean).length}/${ok.length}`,
-    goodputMbit: seconds && ok.every(Boolean) ? (size * 8) / seconds / 1e6 : undefined,
+  return row('UFTP (IPv6)', loss, size, seconds, ok, {
     overhead: 'n/a (NAK repair)',
     peakMiB: '-',
     note: res === 'timeout' ? `no completion in ${TIMEOUT_MS / 1000} s` : `uftp exit ${String(res.code)}`,
-  };
+  });
 }
 
 async function runUdpcast(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[]): Promise<Row> {
@@ -215,16 +218,11 @@ async function runUdpcast(lab: Lab, dir: string, file: string, hash: string, siz
   await Promise.all(rx.map((r) => r.exit));
   const ok = outs.map((o) => existsSync(o) && sha256File(o) === hash);
   for (const o of outs) rmSync(o, { force: true });
-  return {
-    tool: 'udpcast (IPv4)',
-    loss,
-    seconds: ok.every(Boolean) ? seconds : undefined,
-    intact: `${ok.filter(Boolean).length}/${ok.length}`,
-    goodputMbit: seconds && ok.every(Boolean) ? (size * 8) / seconds / 1e6 : undefined,
+  return row('udpcast (IPv4)', loss, size, seconds, ok, {
     overhead: 'n/a (ACK/NAK)',
     peakMiB: '-',
     note: all === 'timeout' ? `no completion in ${TIMEOUT_MS / 2000} s` : '',
-  };
+  });
 }
 
 function table(rows: Row[]): string {

@@ -7,7 +7,7 @@ import { FecError } from '../../src/errors.js';
 import { BlockDecoder, BlockEncoder, blockParams, kernel, setKernel } from '../../src/fec/index.js';
 import { slotLayout } from '../../src/fec/solver.js';
 import { createArena } from '../../src/fec/arena.js';
-import { PlanBuilder } from '../../src/fec/plan.js';
+import { PlanBuilder, type Plan } from '../../src/fec/plan.js';
 import { wasmAvailable } from '../../src/fec/wasm-kernel.js';
 import { REPO_ROOT, prng, randomBytes } from './helpers.js';
 
@@ -19,6 +19,18 @@ test('kernel.generated.ts is the compiled kernel.wat', () => {
 test('WebAssembly SIMD128 is available in this Node', () => {
   assert.ok(wasmAvailable());
 });
+
+/** Run one plan from the same start on a TypeScript and a wasm arena; they must agree. */
+function runOnBothKernels(slots: number, stride: number, plan: Plan, init: Uint8Array) {
+  const a = createArena(slots, stride, 'ts');
+  const b = createArena(slots, stride, 'wasm');
+  a.bytes.set(init);
+  b.bytes.set(init);
+  a.run(plan);
+  b.run(plan);
+  assert.deepEqual(b.bytes, a.bytes, `stride ${stride}`);
+  return { a, b };
+}
 
 test('wasm and TypeScript kernels agree on random plans (all ops, odd lengths)', () => {
   const rnd = prng(9);
@@ -32,15 +44,7 @@ test('wasm and TypeScript kernels agree on random plans (all ops, odd lengths)',
       if (src === dst) src = (src + 1) % slots;
       pb.push(op, dst, src, Math.floor(rnd() * 256));
     }
-    const plan = pb.finish();
-    const init = randomBytes(slots * stride, rnd);
-    const a = createArena(slots, stride, 'ts');
-    const b = createArena(slots, stride, 'wasm');
-    a.bytes.set(init);
-    b.bytes.set(init);
-    a.run(plan);
-    b.run(plan);
-    assert.deepEqual(b.bytes, a.bytes, `stride ${stride}`);
+    const { a, b } = runOnBothKernels(slots, stride, pb.finish(), randomBytes(slots * stride, rnd));
     a.xor(0, stride * 5);
     b.xor(0, stride * 5);
     assert.deepEqual(b.bytes, a.bytes);
@@ -62,15 +66,7 @@ test('wasm fuses XOR chains exactly like sequential ops (long chains, self-XOR, 
       }
       if (rnd() < 0.3) pb.push(2, dst, (dst + 5) % slots, 1 + Math.floor(rnd() * 255));
     }
-    const plan = pb.finish();
-    const init = randomBytes(slots * stride, rnd);
-    const a = createArena(slots, stride, 'ts');
-    const b = createArena(slots, stride, 'wasm');
-    a.bytes.set(init);
-    b.bytes.set(init);
-    a.run(plan);
-    b.run(plan);
-    assert.deepEqual(b.bytes, a.bytes, `stride ${stride}`);
+    const { a, b } = runOnBothKernels(slots, stride, pb.finish(), randomBytes(slots * stride, rnd));
     const srcs = Int32Array.from({ length: 70 }, (_, i) => ((i * 7 + 3) % (slots - 1) + 1) * stride);
     for (const n of [1, 2, 64, 70]) {
       a.xorSum(0, srcs, n);
