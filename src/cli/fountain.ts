@@ -252,6 +252,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         seconds: Math.round(secs * 1000) / 1000,
         used: s.used,
         overhead: Math.round(result.overhead * 1e5) / 1e5,
+        pauses: result.pauses,
         ...summary(s),
         ...security(),
         maxRssKiB: process.resourceUsage().maxRSS,

@@ -52,24 +52,36 @@ interface Pending {
   done: (result: DecodeResult, job: DecodeJob) => void;
 }
 
-/** Decodes in worker threads (default one: the main thread keeps receiving). */
+interface Posted {
+  job: DecodeJob;
+  done: Pending['done'];
+}
+
+/**
+ * Decodes in worker threads (default one: the main thread keeps receiving). Each worker gets up
+ * to `depth` jobs at once (default 2): the next block's symbols are gathered and posted while the
+ * current one decodes, so the worker never waits for the main thread between blocks. Memory: one
+ * more gathered block (K*T bytes) per worker.
+ */
 export class WorkerDecoder implements DecodeExecutor {
-  private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: Pending[] = [];
-  private readonly busy = new Map<Worker, { job: DecodeJob; done: Pending['done'] }>();
+  /** Jobs posted to each worker, oldest first (a worker answers in order). */
+  private readonly posted = new Map<Worker, Posted[]>();
+  private readonly depth: number;
   private closed = false;
   /** Errors in a worker (e.g. it could not load): reported to the receiver through `onError`. */
   onError: ((err: Error) => void) | undefined;
 
-  constructor(threads = 1) {
+  constructor(threads = 1, depth = 2) {
+    this.depth = Math.max(1, depth);
     for (let i = 0; i < Math.max(1, threads); i++) {
       const w = new Worker(new URL('./decode-worker.js', import.meta.url));
       w.unref();
       w.on('message', (msg: { ok: boolean; block?: Uint8Array; error?: string }) => this.onMessage(w, msg));
       w.on('error', (err) => this.onError?.(err));
       this.all.push(w);
-      this.idle.push(w);
+      this.posted.set(w, []);
     }
   }
 
@@ -80,19 +92,23 @@ export class WorkerDecoder implements DecodeExecutor {
   }
 
   private pump(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop() as Worker;
+    while (this.queue.length > 0) {
+      // The least loaded worker, if it has room.
+      let best: Posted[] | undefined;
+      let worker: Worker | undefined;
+      for (const [w, jobs] of this.posted) {
+        if (jobs.length < this.depth && (!best || jobs.length < best.length)) [best, worker] = [jobs, w];
+      }
+      if (!best || !worker) return;
       const p = this.queue.shift() as Pending;
       const job = p.gather();
-      this.busy.set(w, { job, done: p.done });
-      w.postMessage(job, [job.symbols.buffer as ArrayBuffer]);
+      best.push({ job, done: p.done });
+      worker.postMessage(job, [job.symbols.buffer as ArrayBuffer]);
     }
   }
 
   private onMessage(w: Worker, msg: { ok: boolean; block?: Uint8Array; error?: string }): void {
-    const b = this.busy.get(w);
-    this.busy.delete(w);
-    this.idle.push(w);
+    const b = this.posted.get(w)?.shift();
     if (this.closed || !b) return;
     if (msg.error !== undefined) this.onError?.(new Error(`decoder thread: ${msg.error}`));
     else b.done(msg.ok ? msg.block : undefined, b.job);

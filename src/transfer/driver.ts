@@ -141,7 +141,12 @@ export interface ReceiveResult {
   info: ObjectInfo;
   stats: ReceiverStats;
   overhead: number;
+  /** Times the receiver left the group while it held all the symbols its decodes needed. */
+  pauses: number;
 }
+
+/** How often the driver checks whether the receiver can use symbols (ReceiverCore.saturated). */
+const SATURATION_CHECK_MS = 20;
 
 /**
  * A minor (young-generation) garbage collection, when this Node allows exposing it. Every
@@ -164,8 +169,9 @@ function exposedGc(): ((opts?: { type: string }) => void) | undefined {
 /** Receive one object into `out`; resolves when it is complete and verified, rejects on abort or storage errors. */
 export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResult> {
   const gcFn = opts.gcEvery === 0 ? undefined : exposedGc();
-  // A block decode leaves ~2 K*T bytes of dead buffers; a full collection right after it (a few
-  // ms, once per block) keeps the peak near one block's working set instead of several.
+  // A block decode leaves ~2 K*T bytes of dead buffers (the gathered job, the decoded block),
+  // young objects holding external memory: a scavenge right after it keeps the peak near one
+  // block's working set, for far less than a full collection.
   let resolveDone: () => void = () => {};
   let rejectDone: (err: unknown) => void = () => {};
   const completed = new Promise<void>((resolve, reject) => {
@@ -181,7 +187,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     receiver = new FountainReceiver({
       ...opts,
       decoder,
-      afterDecode: gcFn ? () => gcFn() : opts.afterDecode,
+      afterDecode: gcFn ? () => gcFn({ type: 'minor' }) : opts.afterDecode,
       onComplete: () => resolveDone(),
       onError: (err) => rejectDone(err),
     });
@@ -198,12 +204,29 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     throw err;
   }
   let timer: NodeJS.Timeout | undefined;
+  // Leave the group while every unfinished block is decoding with spare symbols; join again as
+  // soon as one needs more (a failed decode) or a new object starts (after a hash mismatch).
+  let joined = false;
+  let pauses = 0;
+  let follower: NodeJS.Timeout | undefined;
+  const follow = (): void => {
+    const want = !receiver.saturated;
+    if (want === joined || sock.closed) return;
+    if (want) sock.join(opts.group);
+    else {
+      sock.leave(opts.group);
+      pauses += 1;
+    }
+    joined = want;
+  };
   const gc = gcFn ? () => gcFn({ type: 'minor' }) : undefined;
   const gcEvery = opts.gcEvery ?? 4096;
   let sinceGc = 0;
   const onAbort = () => rejectDone(opts.signal?.reason instanceof Error ? opts.signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted'));
   try {
     sock.join(opts.group);
+    joined = true;
+    follower = setInterval(follow, SATURATION_CHECK_MS);
     if (receiver.isComplete) resolveDone();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();
@@ -222,11 +245,12 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       }
     });
     await completed;
-    return { info: receiver.info as ObjectInfo, stats: receiver.stats, overhead: receiver.overhead };
+    return { info: receiver.info as ObjectInfo, stats: receiver.stats, overhead: receiver.overhead, pauses };
   } finally {
     sock.onMessage(undefined);
     opts.signal?.removeEventListener('abort', onAbort);
     if (timer) clearInterval(timer);
+    if (follower) clearInterval(follower);
     if (!receiver.isComplete) receiver.close();
     opts.onProgress?.(receiver.progress(), receiver.stats);
     await decoder.close();

@@ -240,6 +240,17 @@ export class FountainReceiver {
     return this.complete;
   }
 
+  /**
+   * No block can use another symbol now: each unfinished one is being decoded and holds spare
+   * symbols for a retry. The driver leaves the group meanwhile, so the device stops paying for
+   * traffic it cannot use (the receiver picks what it receives; nothing is sent back).
+   */
+  get saturated(): boolean {
+    if (!this.object || this.complete || this.failed) return false;
+    for (const b of this.blocks) if (!b.done && !(b.decoding && b.held.size >= b.nextAttempt + SPARE_WHILE_DECODING)) return false;
+    return true;
+  }
+
   /** Reception overhead: symbols used / sum of K - 1 (0 when no block is done yet). */
   get overhead(): number {
     let k = 0;
@@ -355,6 +366,7 @@ export class FountainReceiver {
     if (!resuming) Spool.writeObject(this.spoolDir, this.description);
     const tag = new DataView(objectId.buffer).getUint32(0);
     this.spool = new Spool(this.spoolDir, tag, oti.symbolSize);
+    this.spool.setBlockCount(parts.length);
     if (resuming) this.restore();
     if (this.blocks.length === 0 || this.blocks.every((b) => b.done)) this.finish();
     return true;
@@ -365,6 +377,7 @@ export class FountainReceiver {
     const spool = this.spool as Spool;
     const T = (this.object as ObjectInfo).oti.symbolSize;
     const sources: { sbn: number; esi: number; crc: number; length: number }[] = [];
+    const done = new Map<number, number>();
     const { corrupt } = spool.scan((r) => {
       const b = this.blocks[r.sbn];
       if (!b) {
@@ -372,12 +385,7 @@ export class FountainReceiver {
         return;
       }
       if (r.kind === RecordKind.BLOCK_DONE) {
-        if (!b.done) {
-          b.done = true;
-          this.blocksDone += 1;
-          this.stats.resumedBlocks += 1;
-          this.stats.used += b.k;
-        }
+        done.set(r.sbn, r.crc);
       } else if (r.kind === RecordKind.SYMBOL) {
         if (!b.held.has(r.esi)) {
           b.held.add(r.esi);
@@ -389,6 +397,19 @@ export class FountainReceiver {
       }
     });
     this.stats.corruptRecords += corrupt;
+    // BLOCK_DONE records: the block is done if data.part holds the bytes the record's CRC covers
+    // (nothing was fdatasync'ed: after a power loss they may not have reached the disk).
+    for (const [sbn, crc] of done) {
+      const b = this.blocks[sbn] as BlockState;
+      if (Spool.checkBlock(crc, sbn, spool.tagValue, spool.readDataInto(b.offset, this.scratchFor(b.length)))) {
+        b.done = true;
+        this.blocksDone += 1;
+        this.stats.resumedBlocks += 1;
+        this.stats.used += b.k;
+      } else {
+        this.stats.corruptRecords += 1;
+      }
+    }
     // SOURCE records: check their bytes in data.part now, block by block (one read per block).
     sources.sort((a, b) => a.sbn - b.sbn || a.esi - b.esi);
     let cur: { sbn: number; data: Uint8Array } | undefined;
@@ -477,11 +498,12 @@ export class FountainReceiver {
     // this run; the whole-object hash is the final check of everything.
     if (direct && b.held.inData === b.k) {
       // Every source symbol is already in place: nothing to decode.
-      if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, spool.readDataInto(b.offset, this.scratchFor(b.length)))) {
+      const block = spool.readDataInto(b.offset, this.scratchFor(b.length));
+      if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, block)) {
         this.rejectBlock(b);
         return;
       }
-      this.blockComplete(b, b.k);
+      this.blockComplete(b, b.k, block);
       return;
     }
     b.decoding = true;
@@ -571,7 +593,7 @@ export class FountainReceiver {
       } else {
         spool.writeData(b.offset, result.subarray(0, b.length));
       }
-      this.blockComplete(b, job.count);
+      this.blockComplete(b, job.count, result.subarray(0, b.length));
       this.opts.afterDecode?.();
       if (this.complete) this.opts.onComplete?.();
     } catch (err) {
@@ -603,9 +625,10 @@ export class FountainReceiver {
     b.nextAttempt = b.k;
   }
 
-  private blockComplete(b: BlockState, used: number): void {
+  /** `block` holds the block's bytes, as they now are in data.part. */
+  private blockComplete(b: BlockState, used: number, block: Uint8Array): void {
     const spool = this.spool as Spool;
-    spool.blockDone(b.sbn);
+    spool.blockDone(b.sbn, block);
     b.done = true;
     this.blocksDone += 1;
     this.stats.used += used;

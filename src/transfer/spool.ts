@@ -1,6 +1,6 @@
 import {
   closeSync,
-  fdatasyncSync,
+  fdatasync,
   fstatSync,
   fsyncSync,
   mkdirSync,
@@ -25,18 +25,39 @@ import { StorageError } from '../errors.js';
  *   journal   fixed 16-byte records: SOURCE (a source symbol now sits in data.part) and BLOCK_DONE
  *
  * Record header (both files), big-endian:
- *   0  u32 CRC-32 of bytes 4..15 of the header, then of the symbol bytes (in the record, or for
- *          SOURCE the bytes in data.part)
+ *   0  u32 CRC-32 of bytes 4..15 of the header, then of the bytes it vouches for: the symbol in
+ *          the record (SYMBOL), the symbol's bytes in data.part (SOURCE), or the whole block's
+ *          bytes in data.part (BLOCK_DONE)
  *   4  u8  kind: 1 SYMBOL, 2 SOURCE, 3 BLOCK_DONE
  *   5  u8  SBN
  *   6  u16 number of real bytes of the symbol (SOURCE: the last symbol of a block may be short)
  *   8  u32 ESI
  *  12  u32 first 4 bytes of the object id (records of another object are rejected)
  * Fixed-size records keep the files parseable after any corruption: a bad record is skipped
- * without losing the framing of the ones after it.
+ * without losing the framing of the ones after it. Nothing is fdatasync'ed during a transfer:
+ * every record's CRC covers the bytes it claims are there, so a record whose bytes did not reach
+ * the disk before a crash fails its check on resume and the block is rebuilt from the others.
  */
 export const RECORD_HEADER = 16;
-const RUN_BYTES = 16 * 1024;
+const RUN_BYTES = 64 * 1024;
+/** All blocks' write-combining runs together stay under this (a 1 GiB object has 255 blocks). */
+const RUNS_TOTAL = 8 * 1024 * 1024;
+/**
+ * Start writeback of data.part (an fdatasync in libuv's thread pool, never blocking reception)
+ * every this many bytes written, so that the fsync before the final rename finds little to do.
+ */
+const WRITEBACK_BYTES = 16 * 1024 * 1024;
+
+/** CRC-32 (the zlib polynomial) table, for the 12 header bytes: one native call per record. */
+const CRC_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
 export const RecordKind = { SYMBOL: 1, SOURCE: 2, BLOCK_DONE: 3 } as const;
 
 export interface SpoolRecord {
@@ -73,6 +94,9 @@ export class Spool {
   private readonly runs = new Map<number, { start: number; used: number; buf: Uint8Array }>();
   private jBufUsed = 0;
   private closed = false;
+  private runBytes = RUN_BYTES;
+  private unsynced = 0;
+  private syncing = false;
 
   /**
    * Open (creating if needed) the spool of one object. `objectTag` is the first 4 bytes of its id.
@@ -153,18 +177,34 @@ export class Spool {
   }
 
   private header(out: Uint8Array, at: number, kind: number, sbn: number, esi: number, length: number): void {
-    const dv = new DataView(out.buffer, out.byteOffset + at, RECORD_HEADER);
-    dv.setUint8(4, kind);
-    dv.setUint8(5, sbn);
-    dv.setUint16(6, length);
-    dv.setUint32(8, esi);
-    dv.setUint32(12, this.tag);
+    out[at + 4] = kind;
+    out[at + 5] = sbn;
+    out[at + 6] = length >>> 8;
+    out[at + 7] = length;
+    out[at + 8] = esi >>> 24;
+    out[at + 9] = esi >>> 16;
+    out[at + 10] = esi >>> 8;
+    out[at + 11] = esi;
+    const tag = this.tag;
+    out[at + 12] = tag >>> 24;
+    out[at + 13] = tag >>> 16;
+    out[at + 14] = tag >>> 8;
+    out[at + 15] = tag;
   }
 
-  private static crc(header: Uint8Array, data: Uint8Array | undefined): number {
-    let c = crc32(header.subarray(4, RECORD_HEADER));
-    if (data) c = crc32(data, c);
-    return c >>> 0;
+  /** CRC-32 of header bytes 4..15, continued over `data` (the same value as zlib over both). */
+  private static crc(header: Uint8Array, data: Uint8Array | undefined, at = 0): number {
+    let c = -1;
+    for (let i = at + 4; i < at + RECORD_HEADER; i++) c = (CRC_TABLE[(c ^ (header[i] as number)) & 0xff] as number) ^ (c >>> 8);
+    c = (c ^ -1) >>> 0;
+    return data && data.length > 0 ? crc32(data, c) >>> 0 : c;
+  }
+
+  private static putCrc(out: Uint8Array, at: number, c: number): void {
+    out[at] = c >>> 24;
+    out[at + 1] = c >>> 16;
+    out[at + 2] = c >>> 8;
+    out[at + 3] = c;
   }
 
   /** Append a SYMBOL record (buffered); returns its index in the symbols file. */
@@ -174,8 +214,7 @@ export class Spool {
     const at = this.symBufUsed;
     this.header(this.symBuf, at, RecordKind.SYMBOL, sbn, esi, symbol.length);
     this.symBuf.set(symbol, at + RECORD_HEADER);
-    const c = Spool.crc(this.symBuf.subarray(at, at + RECORD_HEADER), symbol);
-    new DataView(this.symBuf.buffer, this.symBuf.byteOffset + at, 4).setUint32(0, c);
+    Spool.putCrc(this.symBuf, at, Spool.crc(this.symBuf, symbol, at));
     this.symBufUsed += this.recordSize;
     return this.symCount++;
   }
@@ -192,7 +231,7 @@ export class Spool {
       run = undefined;
     }
     if (!run) {
-      run = { start: offset, used: 0, buf: new Uint8Array(Math.max(RUN_BYTES, bytes.length)) };
+      run = { start: offset, used: 0, buf: new Uint8Array(Math.max(this.runBytes, bytes.length)) };
       this.runs.set(sbn, run);
     }
     run.buf.set(bytes, run.used);
@@ -200,8 +239,13 @@ export class Spool {
     return this.journal(RecordKind.SOURCE, sbn, esi, bytes);
   }
 
+  /** Size the write-combining runs for `blocks` interleaved blocks (RUNS_TOTAL in all). */
+  setBlockCount(blocks: number): void {
+    this.runBytes = Math.max(4096, Math.min(RUN_BYTES, Math.floor(RUNS_TOTAL / Math.max(1, blocks))));
+  }
+
   private flushRun(run: { start: number; used: number; buf: Uint8Array }): void {
-    if (run.used > 0) this.pwrite(this.dataFd, run.buf.subarray(0, run.used), run.start, 'cannot write the output');
+    if (run.used > 0) this.writeData0(run.buf.subarray(0, run.used), run.start);
     run.start += run.used;
     run.used = 0;
   }
@@ -214,32 +258,41 @@ export class Spool {
   /** Write a decoded range into data.part (no journal record). */
   writeData(offset: number, bytes: Uint8Array): void {
     this.flushRuns();
+    this.writeData0(bytes, offset);
+  }
+
+  private writeData0(bytes: Uint8Array, offset: number): void {
     this.pwrite(this.dataFd, bytes, offset, 'cannot write the output');
+    this.unsynced += bytes.length;
+    if (this.unsynced >= WRITEBACK_BYTES && !this.syncing) {
+      this.unsynced = 0;
+      this.syncing = true;
+      // Only to get writeback going early; durability comes from the CRCs and the final fsync.
+      // An error here (e.g. EBADF once the spool is closed) is not a fact about the data.
+      fdatasync(this.dataFd, () => {
+        this.syncing = false;
+      });
+    }
   }
 
-  /** Make a decoded block durable, then record it as done (the record is made durable too). */
-  blockDone(sbn: number): void {
+  /**
+   * Record a block as done; `block` is its bytes as now written to data.part. The record's CRC
+   * covers them, so resume trusts it only if data.part really holds them: no fdatasync needed,
+   * as a power loss can only make the check fail and the block be rebuilt.
+   */
+  blockDone(sbn: number, block: Uint8Array): void {
     this.flushRuns();
-    try {
-      fdatasyncSync(this.dataFd);
-    } catch (err) {
-      throw storageError('cannot sync the output', err);
-    }
-    this.journal(RecordKind.BLOCK_DONE, sbn, 0, undefined);
+    this.journal(RecordKind.BLOCK_DONE, sbn, 0, block, 0);
+    // Written through (not synced): a killed process loses nothing that the kernel has.
     this.flushJournal();
-    try {
-      fdatasyncSync(this.journalFd);
-    } catch (err) {
-      throw storageError('cannot sync the spool journal', err);
-    }
   }
 
-  private journal(kind: number, sbn: number, esi: number, data: Uint8Array | undefined): number {
+  private journal(kind: number, sbn: number, esi: number, data: Uint8Array | undefined, length = data?.length ?? 0): number {
     if (this.jBufUsed + RECORD_HEADER > this.jBuf.length) this.flushJournal();
     const at = this.jBufUsed;
-    this.header(this.jBuf, at, kind, sbn, esi, data?.length ?? 0);
-    const c = Spool.crc(this.jBuf.subarray(at, at + RECORD_HEADER), data);
-    new DataView(this.jBuf.buffer, this.jBuf.byteOffset + at, 4).setUint32(0, c);
+    this.header(this.jBuf, at, kind, sbn, esi, length);
+    const c = Spool.crc(this.jBuf, data, at);
+    Spool.putCrc(this.jBuf, at, c);
     this.jBufUsed += RECORD_HEADER;
     return c;
   }
@@ -304,17 +357,26 @@ export class Spool {
     const r = this.parseHeader(rec, undefined);
     if (!r || r.kind !== RecordKind.SYMBOL || r.sbn !== sbn || r.esi !== esi) return undefined;
     const data = rec.subarray(RECORD_HEADER);
-    if (Spool.crc(rec, data) !== new DataView(rec.buffer).getUint32(0)) return undefined;
+    if (Spool.crc(rec, data) !== r.crc) return undefined;
     return data;
   }
 
   /** CRC check of a SOURCE record against bytes read back from data.part. */
   static checkSource(expectedCrc: number, sbn: number, esi: number, tag: number, data: Uint8Array): boolean {
+    return Spool.check(expectedCrc, RecordKind.SOURCE, sbn, esi, data.length, tag, data);
+  }
+
+  /** CRC check of a BLOCK_DONE record against the block's bytes read back from data.part. */
+  static checkBlock(expectedCrc: number, sbn: number, tag: number, block: Uint8Array): boolean {
+    return Spool.check(expectedCrc, RecordKind.BLOCK_DONE, sbn, 0, 0, tag, block);
+  }
+
+  private static check(expectedCrc: number, kind: number, sbn: number, esi: number, length: number, tag: number, data: Uint8Array): boolean {
     const h = new Uint8Array(RECORD_HEADER);
     const dv = new DataView(h.buffer);
-    dv.setUint8(4, RecordKind.SOURCE);
+    dv.setUint8(4, kind);
     dv.setUint8(5, sbn);
-    dv.setUint16(6, data.length);
+    dv.setUint16(6, length);
     dv.setUint32(8, esi);
     dv.setUint32(12, tag >>> 0);
     return Spool.crc(h, data) === expectedCrc >>> 0;
@@ -327,9 +389,9 @@ export class Spool {
   }
 
   /**
-   * Scan both files (streaming, bounded memory). SYMBOL records are CRC-checked here; SOURCE
-   * records are returned with their CRC for checking against data.part. Corrupt records are
-   * counted and skipped.
+   * Scan both files (streaming, bounded memory). SYMBOL records are CRC-checked here; SOURCE and
+   * BLOCK_DONE records are returned with their CRC for checking against data.part. Corrupt
+   * records are counted and skipped.
    */
   scan(onRecord: (r: SpoolRecord & { crc: number }) => void): { corrupt: number } {
     this.flush();
@@ -357,10 +419,6 @@ export class Spool {
         const rec = jbuf.subarray(j * RECORD_HEADER, (j + 1) * RECORD_HEADER);
         const r = (j + 1) * RECORD_HEADER <= got ? this.parseHeader(rec, i + j) : undefined;
         if (!r || (r.kind !== RecordKind.SOURCE && r.kind !== RecordKind.BLOCK_DONE)) {
-          corrupt += 1;
-          continue;
-        }
-        if (r.kind === RecordKind.BLOCK_DONE && Spool.crc(rec, undefined) !== r.crc) {
           corrupt += 1;
           continue;
         }

@@ -69,6 +69,35 @@ test('resume after a crash does not redo finished blocks', () => {
   }
 });
 
+test('a finished block whose bytes never reached the disk (power loss: no fdatasync) is rebuilt, not trusted', () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'o.bin');
+    const packets = stream(newSender(OBJ), 4000);
+    const lose = rng(5);
+    const kept = packets.filter(() => lose() >= 0.2);
+    const r1 = new FountainReceiver({ out });
+    let i = 0;
+    for (; i < kept.length && r1.progress().blocksDone < 1; i++) r1.push(kept[i] as Uint8Array);
+    const before = r1.progress();
+    assert.ok(before.blocksDone >= 1 && before.blocksDone < before.blocks, JSON.stringify(before));
+    r1.crash();
+    // The journal says block 0 is done, but its bytes are gone: zero the whole block in data.part.
+    const [first] = blockPartition(OBJ.oti);
+    const dfd = openSync(join(r1.spoolDir, 'data.part'), 'r+');
+    writeSync(dfd, new Uint8Array(first?.length ?? 0), 0, first?.length ?? 0, 0);
+    closeSync(dfd);
+    const r2 = new FountainReceiver({ out });
+    assert.equal(r2.stats.resumedBlocks, before.blocksDone - 1, 'block 0 is not trusted');
+    assert.ok(r2.stats.corruptRecords >= 1);
+    assert.ok(feedUntilDone(r2, kept.slice(i).concat(kept.slice(0, i))), 'block 0 is collected again');
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+    assert.equal(r2.stats.hashMismatches, 0, 'caught by the BLOCK_DONE checksum, not by the whole-object hash');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('corrupted spool records (symbols file and data.part) are detected and the blocks fetch more symbols', () => {
   const dir = tmp();
   try {
