@@ -3,6 +3,8 @@
 // UFTP (IPv6) and udpcast (IPv4) run the same way in the same run, on the same lab topology.
 // Reports seconds until every receiver holds an intact copy (SHA-256 checked), goodput, reception
 // overhead and receiver peak memory; then the receiver's peak memory for a 1 GiB object.
+// Two more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
+// and the floor: bare Node processes that only move and count the datagrams (bench/floor-peer.ts).
 // Environment: BENCH_MIB (default 100), BENCH_GIB (default 1; 0 skips the large run),
 // BENCH_PEERS (default 1; 0 runs only iotupd).
 import type { ChildProcess } from 'node:child_process';
@@ -24,6 +26,9 @@ const LOSSES = [0, 10, 30];
 const TIMEOUT_MS = 120_000;
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MAIN = join(here, '..', 'src', 'cli', 'main.js');
+const FLOOR_PEER = join(here, 'floor-peer.js');
+/** Symbol size of the extra row with 1500-byte packets (the lab's MTU; UFTP's default packets are ~1350 bytes). */
+const MTU_SYMBOL = 1404;
 
 function sha256File(path: string): string {
   const h = createHash('sha256');
@@ -124,7 +129,8 @@ function lastJson(stdout: string, type: string): Record<string, unknown> | undef
   return undefined;
 }
 
-async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS): Promise<Row> {
+async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, sendArgs: string[] = []): Promise<Row> {
+  const tool = sendArgs.length > 0 ? `iotupd fountain ${sendArgs.join(' ')}` : 'iotupd fountain';
   const outs = receivers.map((h) => join(dir, `fountain-${h}.bin`));
   for (const o of outs) rmSync(o, { force: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.iotupd')) rmSync(join(dir, f), { recursive: true, force: true });
@@ -137,13 +143,13 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   await sleep(500);
   const t0 = performance.now();
   const s = lab.host('sender');
-  const sender = lab.spawnNode(s, MAIN, ['send', file, ...ch, '--interface', s.ifname, '--rate', String(FOUNTAIN_RATE), '--json']);
+  const sender = lab.spawnNode(s, MAIN, ['send', file, ...ch, '--interface', s.ifname, '--rate', String(FOUNTAIN_RATE), '--json', ...sendArgs]);
   const sExit = watch(sender);
   const exits = await withTimeout(Promise.all(rx), timeoutMs);
   sender.kill('SIGTERM');
   await sExit;
   if (exits === 'timeout') {
-    return { tool: 'iotupd fountain', loss, seconds: undefined, intact: '0/' + receivers.length, goodputMbit: undefined, overhead: '-', peakMiB: '-', note: `no completion in ${timeoutMs / 1000} s` };
+    return { tool, loss, seconds: undefined, intact: '0/' + receivers.length, goodputMbit: undefined, overhead: '-', peakMiB: '-', note: `no completion in ${timeoutMs / 1000} s` };
   }
   const seconds = (Math.max(...exits.map((e) => e.at)) - t0) / 1000;
   const ok = exits.map((e, i) => e.code === 0 && sha256File(outs[i] as string) === hash);
@@ -152,11 +158,40 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   const rss = done.map((d) => Number(d?.maxRssKiB ?? NaN) / 1024);
   const received = done.map((d) => Number(d?.received ?? NaN));
   for (const o of outs) rmSync(o, { force: true });
-  return row('iotupd fountain', loss, size, seconds, ok, {
+  return row(tool, loss, size, seconds, ok, {
     overhead: `${(Math.max(...overheads) * 100).toFixed(2)} %`,
     peakMiB: Math.max(...rss).toFixed(0),
     note: `symbols received ${received.join('/')}`,
   });
+}
+
+/**
+ * The floor: a bare Node sender (connected McastSocket, trySend as fast as the kernel takes
+ * datagrams, no coding, no disk) and three bare receivers that only count, on the same lab with
+ * the same loss. Timed, like the fountain row, from the sender's start until every receiver has
+ * counted as many datagrams as the object has source symbols at the default T. No Node program
+ * moving these datagrams through this lab on this machine can finish sooner.
+ */
+async function runFloor(lab: Lab, size: number, loss: number, receivers: string[]): Promise<Row> {
+  const group = 'ff15::f100';
+  const need = Math.ceil(size / 1184);
+  const rx = receivers.map((h) => {
+    const host = lab.host(h);
+    const c = lab.spawnNode(host, FLOOR_PEER, ['recv', host.ifname, group, String(need)]);
+    return { c, exit: watch(c) };
+  });
+  await sleep(500);
+  const s = lab.host('sender');
+  const t0 = performance.now();
+  const sender = lab.spawnNode(s, FLOOR_PEER, ['send', s.ifname, group, String(Math.ceil((need / (1 - loss / 100)) * 1.5)), '1232']);
+  const sExit = watch(sender);
+  const all = await withTimeout(Promise.all(rx.map((r) => r.exit)), TIMEOUT_MS / 2);
+  const seconds = all === 'timeout' ? undefined : (Math.max(...all.map((e) => e.at)) - t0) / 1000;
+  sender.kill('SIGTERM');
+  for (const r of rx) r.c.kill('SIGTERM');
+  await sExit;
+  const ok = all === 'timeout' ? receivers.map(() => false) : all.map((e) => e.code === 0);
+  return row('floor: bare node:dgram, no coding', loss, size, seconds, ok, { overhead: '-', peakMiB: '-', note: `${need} datagrams of 1232 bytes to each receiver` });
 }
 
 async function runUftp(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[]): Promise<Row> {
@@ -266,6 +301,12 @@ async function main(): Promise<void> {
       const r = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3']);
       console.log(JSON.stringify(r));
       rows.push(r);
+      const m = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, ['--symbol-size', String(MTU_SYMBOL)]);
+      console.log(JSON.stringify(m));
+      rows.push(m);
+      const f = await runFloor(lab, SIZE, loss, ['r1', 'r2', 'r3']);
+      console.log(JSON.stringify(f));
+      rows.push(f);
       if (PEERS) {
         const u = await runUftp(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3']);
         console.log(JSON.stringify(u));
@@ -277,9 +318,10 @@ async function main(): Promise<void> {
     }
     console.log('\n' + table(rows) + '\n');
     for (const loss of [10, 30]) {
-      const ours = rows.find((r) => r.tool.startsWith('iotupd') && r.loss === loss);
       const uftp = rows.find((r) => r.tool.startsWith('UFTP') && r.loss === loss);
-      if (ours?.seconds && uftp?.seconds) console.log(`fountain / UFTP time at ${loss} % loss: ${(ours.seconds / uftp.seconds).toFixed(2)} x (target ${loss === 10 ? 0.75 : 0.6} x)`);
+      for (const ours of rows.filter((r) => (r.tool.startsWith('iotupd') || r.tool.startsWith('floor')) && r.loss === loss)) {
+        if (ours.seconds && uftp?.seconds) console.log(`${ours.tool} / UFTP time at ${loss} % loss: ${(ours.seconds / uftp.seconds).toFixed(2)} x (target for iotupd ${loss === 10 ? 0.75 : 0.6} x)`);
+      }
     }
     rmSync(file, { force: true });
     if (BIG > 0) {
