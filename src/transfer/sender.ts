@@ -98,9 +98,6 @@ export class FountainSender {
   /** Symbols still to send from the current block before moving on (repair batching). */
   private dwell = 0;
   private readonly repairBatch: number;
-  private readonly prebuild: boolean;
-  /** Per block: the source ESI from which its encoder is built ahead of the repair symbols. */
-  private readonly prebuildAt: Float64Array;
   private readonly windows = new Map<number, { start: number; bytes: Uint8Array }>();
   private readonly symbolTemplate: Uint8Array;
   private readonly symbolOffset: number;
@@ -152,15 +149,6 @@ export class FountainSender {
     // batches per block so that each encoder built serves many symbols (interleaving becomes
     // coarser, each block still advances at the same pace over a round).
     this.repairBatch = this.blocks.length > this.maxEncoders ? 64 : 1;
-    // Build the encoders (one solve per block) while the last source symbols go out, staggered
-    // over the last tenth of the source phase, rather than all at once when the first repair
-    // symbols are due: that pause showed as a 0.5 s gap in reception in bench:transfer.
-    const spb = opts.symbolsPerBlock;
-    this.prebuild = this.repairBatch === 1 && (spb === undefined || (spb + (opts.startRound ?? 0)) * this.n > Math.min(...this.blocks.map((b) => b.k)));
-    this.prebuildAt = Float64Array.from(this.blocks, (b, i) => {
-      const lead = Math.ceil(b.k / 10);
-      return Math.max(0, b.k - lead + Math.floor((i * lead) / this.blocks.length));
-    });
   }
 
   /** Bytes of one symbol datagram (UDP payload). */
@@ -245,7 +233,6 @@ export class FountainSender {
       const start = esi * T;
       const take = Math.max(0, Math.min(T, block.length - start));
       this.readSource(block, start, take, packet, at);
-      if (this.prebuild && esi >= (this.prebuildAt[this.cursor] as number) && !this.encoders.has(block.sbn)) this.encoder(block);
     } else {
       this.encoder(block).symbolInto(esi, packet, at);
     }

@@ -97,22 +97,3 @@ test('with a tiny encoder cache, repair symbols come in per-block batches and en
   assert.ok(s.stats.encodersBuilt <= Math.ceil(repair.length / 64) + BLOCKS.length);
   assert.equal(new Set(syms.map((x) => `${x.sbn}/${x.esi}`)).size, syms.length);
 });
-
-test('encoders are built during the last tenth of the source phase, one block at a time, and not at all when only source symbols are due', () => {
-  const K = Math.min(...BLOCKS.map((b) => b.k));
-  const s = newSender(OBJ, { symbolsPerBlock: K + 10 });
-  const builtAt: number[] = [];
-  let sent = 0;
-  for (let now = 0; sent < K * BLOCKS.length; now += 0.01) {
-    const r = s.next(now);
-    if (!('datagram' in r) || r.kind !== 'symbol') continue;
-    sent++;
-    if (s.stats.encodersBuilt > builtAt.length) builtAt.push(sent);
-  }
-  assert.equal(builtAt.length, BLOCKS.length, 'every encoder is ready before the first repair symbol');
-  assert.ok((builtAt[0] as number) > 0.85 * K * BLOCKS.length, `first build after ${builtAt[0]} of ${K * BLOCKS.length} source symbols`);
-  assert.ok(new Set(builtAt).size === builtAt.length, 'never two builds for one datagram');
-  const sourceOnly = newSender(OBJ, { symbolsPerBlock: K });
-  run(sourceOnly, 1e9);
-  assert.equal(sourceOnly.stats.encodersBuilt, 0);
-});
