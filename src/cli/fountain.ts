@@ -1,5 +1,6 @@
 // The fountain format's `iotupd send` / `iotupd recv` (the default format). The carousel engineer's
 // src/cli/commands/{send,recv}.ts dispatch here unless `--format iotupd` is given.
+import { readFileSync } from 'node:fs';
 import { channelGroup, SCHEMES, SCOPES, type Scheme, type Scope } from '../channel/index.js';
 import { numberOption, parse } from './command.js';
 import { IotupdError, UsageError } from '../errors.js';
@@ -63,6 +64,22 @@ function resolveGroup(v: { channel?: string; group?: string; scheme?: string; sc
 function requireInterface(v: { interface?: string }): string {
   if (v.interface === undefined) throw new UsageError('--interface IF is required (never a default interface)');
   return v.interface;
+}
+
+/**
+ * Peak resident set of this program, in KiB: VmHWM of /proc/self/status, which starts afresh at
+ * exec. getrusage's ru_maxrss (process.resourceUsage().maxRSS) does not: after a fork and exec it
+ * still holds the parent's RSS at the fork, so a receiver started by a large parent (a benchmark
+ * holding a 256 MiB buffer) reported the parent's 266 MB while its own peak was 152 MB.
+ */
+export function peakRssKiB(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {
+    // not Linux: fall back to getrusage
+  }
+  return process.resourceUsage().maxRSS;
 }
 
 function cpuSeconds(): number {
@@ -255,7 +272,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         pauses: result.pauses,
         ...summary(s),
         ...security(),
-        maxRssKiB: process.resourceUsage().maxRSS,
+        maxRssKiB: peakRssKiB(),
         cpuSeconds: cpuSeconds(),
       },
       `${outPath}: ${formatBytes(result.info.size)} complete, SHA-256 verified in ${secs.toFixed(1)} s; symbols received ${s.received}, used ${s.used}, duplicate ${s.duplicate}, late ${s.late}, foreign ${s.foreign}, malformed ${s.malformed}, conflicts ${s.conflicts}; overhead ${(result.overhead * 100).toFixed(2)} %`,
