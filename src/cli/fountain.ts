@@ -221,6 +221,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     corruptRecords: stats.corruptRecords,
     resumedBlocks: stats.resumedBlocks,
     decodeFailures: stats.decodeFailures,
+    hashMismatches: stats.hashMismatches,
   });
   try {
     const result = await receiveFile({

@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { runDecodeJob, type DecodeJob } from './decoding.js';
+import { runDecodeJob, type DecodeJob, type WorkerReply } from './decoding.js';
 
 // A decode leaves a few K*T-sized dead buffers in this isolate (the job's symbols, young objects
 // holding external memory): a scavenge after each block keeps the thread's memory at one block's
@@ -18,17 +18,22 @@ try {
 }
 
 parentPort?.on('message', (job: DecodeJob) => {
+  const buffer = job.symbols.buffer as ArrayBuffer;
+  let reply: WorkerReply;
   try {
     const block = runDecodeJob(job);
     if (block) {
-      // Copy into a buffer of its own so that it can be transferred, not cloned.
-      const out = block.byteOffset === 0 && block.byteLength === block.buffer.byteLength ? block : block.slice();
-      parentPort?.postMessage({ ok: true, block: out }, [out.buffer as ArrayBuffer]);
+      // The job's symbols are no longer needed (the decoder copied them): the block goes back in
+      // the same buffer, which the main thread then reuses for another job.
+      const out = new Uint8Array(buffer, 0, block.length);
+      out.set(block);
+      reply = { ok: true, block: out, buffer };
     } else {
-      parentPort?.postMessage({ ok: false });
+      reply = { ok: false, buffer };
     }
   } catch (err) {
-    parentPort?.postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });
+    reply = { ok: false, buffer, error: err instanceof Error ? err.message : String(err) };
   }
+  parentPort?.postMessage(reply, [buffer]);
   gc?.({ type: 'minor' });
 });

@@ -10,7 +10,11 @@ export interface DecodeJob {
   alignment: number;
   /** ESIs of the symbols, in the order of `symbols` (count entries). */
   esis: Int32Array;
-  /** count * symbolSize bytes, its own ArrayBuffer (transferable). */
+  /**
+   * count * symbolSize bytes, alone in its ArrayBuffer (transferable; the buffer may be longer,
+   * from DecodeExecutor.buffer). At least blockLength bytes: the worker returns the decoded block
+   * in this same buffer.
+   */
   symbols: Uint8Array;
   count: number;
 }
@@ -28,6 +32,11 @@ export type DecodeResult = Uint8Array | undefined;
 export interface DecodeExecutor {
   decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void;
   close(): Promise<void>;
+  /**
+   * A buffer of at least `bytes` for a job's symbols (recycled by WorkerDecoder: no K*T-sized
+   * garbage per block). Valid until the job's `done` returns.
+   */
+  buffer?(bytes: number): Uint8Array;
 }
 
 export function runDecodeJob(job: DecodeJob): DecodeResult {
@@ -52,6 +61,14 @@ interface Pending {
   done: (result: DecodeResult, job: DecodeJob) => void;
 }
 
+/** What decode-worker.ts posts back: the decoded block is a view into `buffer`, the job's own. */
+export interface WorkerReply {
+  ok: boolean;
+  block?: Uint8Array;
+  buffer?: ArrayBuffer;
+  error?: string;
+}
+
 interface Posted {
   job: DecodeJob;
   done: Pending['done'];
@@ -70,6 +87,8 @@ export class WorkerDecoder implements DecodeExecutor {
   private readonly posted = new Map<Worker, Posted[]>();
   private readonly depth: number;
   private closed = false;
+  /** Job buffers back from the worker, for the next gathers (at most depth + 1 in use at once). */
+  private readonly spare: ArrayBuffer[] = [];
   /** Errors in a worker (e.g. it could not load): reported to the receiver through `onError`. */
   onError: ((err: Error) => void) | undefined;
 
@@ -78,7 +97,7 @@ export class WorkerDecoder implements DecodeExecutor {
     for (let i = 0; i < Math.max(1, threads); i++) {
       const w = new Worker(new URL('./decode-worker.js', import.meta.url));
       w.unref();
-      w.on('message', (msg: { ok: boolean; block?: Uint8Array; error?: string }) => this.onMessage(w, msg));
+      w.on('message', (msg: WorkerReply) => this.onMessage(w, msg));
       w.on('error', (err) => this.onError?.(err));
       this.all.push(w);
       this.posted.set(w, []);
@@ -107,11 +126,19 @@ export class WorkerDecoder implements DecodeExecutor {
     }
   }
 
-  private onMessage(w: Worker, msg: { ok: boolean; block?: Uint8Array; error?: string }): void {
+  buffer(bytes: number): Uint8Array {
+    const i = this.spare.findIndex((b) => b.byteLength >= bytes && b.byteLength <= bytes * 2);
+    const buf = i >= 0 ? (this.spare.splice(i, 1)[0] as ArrayBuffer) : new ArrayBuffer(bytes);
+    return new Uint8Array(buf, 0, bytes);
+  }
+
+  private onMessage(w: Worker, msg: WorkerReply): void {
     const b = this.posted.get(w)?.shift();
     if (this.closed || !b) return;
     if (msg.error !== undefined) this.onError?.(new Error(`decoder thread: ${msg.error}`));
     else b.done(msg.ok ? msg.block : undefined, b.job);
+    // The job's buffer came back (holding the block, which `done` has written out): reuse it.
+    if (msg.buffer && msg.buffer.byteLength > 0 && this.spare.length <= this.depth) this.spare.push(msg.buffer);
     this.pump();
   }
 

@@ -527,7 +527,9 @@ export class FountainReceiver {
     const limit = Math.max(b.nextAttempt, b.k);
     const n = Math.min(limit, b.held.inData + b.spoolEsi.length);
     const esis = new Int32Array(n);
-    const symbols = new Uint8Array(n * T);
+    // At least blockLength bytes: the decoded block comes back in this buffer (DecodeJob).
+    const bytes = Math.max(n * T, b.length);
+    const symbols = this.decoder.buffer ? this.decoder.buffer(bytes) : new Uint8Array(bytes);
     let count = 0;
     if (b.held.inData > 0) {
       const region = spool.readDataInto(b.offset, this.scratchFor(b.length));
@@ -536,6 +538,8 @@ export class FountainReceiver {
         if (count === n) break;
         const real = Math.min(T, b.length - esi * T);
         symbols.set(region.subarray(esi * T, esi * T + real), count * T);
+        // The last source symbol is zero-padded (RFC 6330 4.4.1.2); a recycled buffer is not zero.
+        if (real < T) symbols.fill(0, count * T + real, (count + 1) * T);
         esis[count++] = esi;
       }
     }
@@ -562,7 +566,7 @@ export class FountainReceiver {
     }
     b.spoolEsi = keepEsi;
     b.spoolIndex = keepIndex;
-    return { ...empty, esis: esis.subarray(0, count), symbols: count === n ? symbols : symbols.slice(0, count * T), count };
+    return { ...empty, esis: esis.subarray(0, count), symbols: symbols.subarray(0, count * T), count };
   }
 
   private onDecoded(b: BlockState, generation: number, job: DecodeJob, result: DecodeResult): void {

@@ -95,6 +95,7 @@ export class Spool {
   private jBufUsed = 0;
   private closed = false;
   private runBytes = RUN_BYTES;
+  private recBuf: Uint8Array | undefined;
   private unsynced = 0;
   private syncing = false;
 
@@ -226,13 +227,14 @@ export class Spool {
    */
   writeSource(sbn: number, esi: number, offset: number, bytes: Uint8Array): number {
     let run = this.runs.get(sbn);
-    if (run && (run.start + run.used !== offset || run.used + bytes.length > run.buf.length)) {
-      this.flushRun(run);
-      run = undefined;
-    }
-    if (!run) {
+    if (!run || bytes.length > run.buf.length) {
+      if (run) this.flushRun(run);
+      // One buffer per unfinished block, reused until the block is done (no garbage per run).
       run = { start: offset, used: 0, buf: new Uint8Array(Math.max(this.runBytes, bytes.length)) };
       this.runs.set(sbn, run);
+    } else if (run.start + run.used !== offset || run.used + bytes.length > run.buf.length) {
+      this.flushRun(run);
+      run.start = offset;
     }
     run.buf.set(bytes, run.used);
     run.used += bytes.length;
@@ -252,7 +254,6 @@ export class Spool {
 
   private flushRuns(): void {
     for (const run of this.runs.values()) this.flushRun(run);
-    this.runs.clear();
   }
 
   /** Write a decoded range into data.part (no journal record). */
@@ -282,6 +283,7 @@ export class Spool {
    */
   blockDone(sbn: number, block: Uint8Array): void {
     this.flushRuns();
+    this.runs.delete(sbn);
     this.journal(RecordKind.BLOCK_DONE, sbn, 0, block, 0);
     // Written through (not synced): a killed process loses nothing that the kernel has.
     this.flushJournal();
@@ -349,10 +351,13 @@ export class Spool {
     return out;
   }
 
-  /** Read symbol record `index`, verifying its CRC and identity; undefined when corrupt. */
+  /**
+   * Read symbol record `index`, verifying its CRC and identity; undefined when corrupt. The
+   * returned bytes live in a buffer the next call overwrites: copy them.
+   */
   readSymbol(index: number, sbn: number, esi: number): Uint8Array | undefined {
     this.flushSymbols();
-    const rec = new Uint8Array(this.recordSize);
+    const rec = (this.recBuf ??= new Uint8Array(this.recordSize));
     if (this.pread(this.symFd, rec, index * this.recordSize) !== rec.length) return undefined;
     const r = this.parseHeader(rec, undefined);
     if (!r || r.kind !== RecordKind.SYMBOL || r.sbn !== sbn || r.esi !== esi) return undefined;
