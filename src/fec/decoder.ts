@@ -47,6 +47,10 @@ export class BlockDecoder {
   private sourceCount = 0;
   private attemptedAt = -1;
   private decoded: Uint8Array | undefined;
+  /** The store is the caller's (decodeFrom): never recycled. */
+  private external = false;
+  /** Where toBlock writes the block (decodeFrom's `out`); a fresh buffer when unset. */
+  private output: Uint8Array | undefined;
   /** Number of decode attempts that found the received symbols insufficient. */
   failures = 0;
 
@@ -95,6 +99,35 @@ export class BlockDecoder {
     return this.tryDecode();
   }
 
+  /**
+   * Decodes from `count` symbols lying back to back in `symbols`, used in place (not copied,
+   * not modified before they are read), with their ESIs. The block goes into `out` when given
+   * (at least blockLength bytes; it may overlap `symbols`, which are all read first). Returns
+   * the block, or undefined when these symbols do not determine it. A receiver that already
+   * holds a block's symbols in one buffer saves the K*T copy and the K*T result buffer of add().
+   */
+  decodeFrom(esis: ArrayLike<number>, symbols: Uint8Array, count: number, out?: Uint8Array): Uint8Array | undefined {
+    const t = this.symbolSize;
+    if (this.esis.length > 0 || this.decoded !== undefined) throw fecError('argument', 'decodeFrom needs a fresh decoder');
+    if (!(symbols instanceof Uint8Array) || !Number.isInteger(count) || count < 0 || count > esis.length || count * t > symbols.length)
+      throw fecError('argument', `${count} symbols of T=${t} do not fit the buffer`);
+    if (out !== undefined && out.length < this.blockLength) throw fecError('argument', 'output buffer too small');
+    const list: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const esi = esis[i]!;
+      if (!Number.isInteger(esi) || esi < 0 || esi > MAX_ESI) throw fecError('esi', `ESI ${esi} outside 0..2^24-1`);
+      if (this.seen.has(esi)) throw fecError('argument', `ESI ${esi} appears twice`);
+      this.seen.add(esi);
+      list.push(esi);
+      if (esi < this.k) this.sourceCount++;
+    }
+    this.esis = list;
+    this.store = symbols;
+    this.external = true;
+    this.output = out;
+    return this.tryDecode() ? this.decoded : undefined;
+  }
+
   /** Attempts a decode if at least K symbols are in and nothing new failed already. */
   tryDecode(): boolean {
     if (this.decoded !== undefined) return true;
@@ -107,7 +140,7 @@ export class BlockDecoder {
     }
     this.decoded = out;
     this.esis = [];
-    spareStore(this.store);
+    if (!this.external) spareStore(this.store);
     this.store = new Uint8Array(0);
     this.seen = new Set();
     return true;
@@ -128,10 +161,15 @@ export class BlockDecoder {
   }
 
   private toBlock(syms: Uint8Array): Uint8Array {
-    if (this.subs.length === 1) return syms.slice(0, this.blockLength);
-    const out = new Uint8Array(this.blockLength);
-    symbolsToBlock(syms, this.symbolSize, 0, this.k, this.subs, out);
-    return out;
+    const out = this.output ? this.output.subarray(0, this.blockLength) : undefined;
+    if (this.subs.length === 1) {
+      if (!out) return syms.slice(0, this.blockLength);
+      out.set(syms.subarray(0, this.blockLength));
+      return out;
+    }
+    const block = out ?? new Uint8Array(this.blockLength);
+    symbolsToBlock(syms, this.symbolSize, 0, this.k, this.subs, block);
+    return block;
   }
 
   private solve(): Uint8Array | undefined {

@@ -23,10 +23,13 @@ parentPort?.on('message', (job: DecodeJob) => {
   try {
     const block = runDecodeJob(job);
     if (block) {
-      // The job's symbols are no longer needed (the decoder copied them): the block goes back in
-      // the same buffer, which the main thread then reuses for another job.
-      const out = new Uint8Array(buffer, 0, block.length);
-      out.set(block);
+      // The block was decoded over the job's symbols, into the job's buffer, which goes back to
+      // the main thread to be reused for another job.
+      let out = block;
+      if (block.buffer !== buffer) {
+        out = new Uint8Array(buffer, 0, block.length);
+        out.set(block);
+      }
       reply = { ok: true, block: out, buffer };
     } else {
       reply = { ok: false, buffer };

@@ -39,13 +39,16 @@ export interface DecodeExecutor {
   buffer?(bytes: number): Uint8Array;
 }
 
+/**
+ * Decodes a job's symbols in place; the block is written over them, into the job's own buffer
+ * when it has room (DecodeJob.symbols), so a decode allocates no K*T-sized buffers of its own.
+ */
 export function runDecodeJob(job: DecodeJob): DecodeResult {
   const dec = new BlockDecoder(job.k, job.symbolSize, job.blockLength, job.subBlocks, job.alignment);
-  const T = job.symbolSize;
-  for (let i = 0; i < job.count; i++) {
-    if (dec.add(job.esis[i] as number, job.symbols.subarray(i * T, (i + 1) * T))) return dec.result();
-  }
-  return undefined;
+  const { symbols } = job;
+  const room = symbols.buffer.byteLength - symbols.byteOffset >= job.blockLength;
+  const out = room ? new Uint8Array(symbols.buffer, symbols.byteOffset, job.blockLength) : undefined;
+  return dec.decodeFrom(job.esis, symbols, job.count, out);
 }
 
 export const syncDecoder: DecodeExecutor = {
@@ -87,8 +90,9 @@ export class WorkerDecoder implements DecodeExecutor {
   private readonly posted = new Map<Worker, Posted[]>();
   private readonly depth: number;
   private closed = false;
-  /** Job buffers back from the worker, for the next gathers (at most depth + 1 in use at once). */
+  /** A job buffer back from the worker, for the next gather. */
   private readonly spare: ArrayBuffer[] = [];
+  private holding = false;
   /** Errors in a worker (e.g. it could not load): reported to the receiver through `onError`. */
   onError: ((err: Error) => void) | undefined;
 
@@ -111,7 +115,7 @@ export class WorkerDecoder implements DecodeExecutor {
   }
 
   private pump(): void {
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && !this.holding) {
       // The least loaded worker, if it has room.
       let best: Posted[] | undefined;
       let worker: Worker | undefined;
@@ -135,10 +139,16 @@ export class WorkerDecoder implements DecodeExecutor {
   private onMessage(w: Worker, msg: WorkerReply): void {
     const b = this.posted.get(w)?.shift();
     if (this.closed || !b) return;
-    if (msg.error !== undefined) this.onError?.(new Error(`decoder thread: ${msg.error}`));
-    else b.done(msg.ok ? msg.block : undefined, b.job);
-    // The job's buffer came back (holding the block, which `done` has written out): reuse it.
-    if (msg.buffer && msg.buffer.byteLength > 0 && this.spare.length <= this.depth) this.spare.push(msg.buffer);
+    // Jobs queued by `done` (a retry, the next block) are gathered after it returns, into the
+    // buffer that just came back (it holds the block until then): depth + 1 buffers in all.
+    this.holding = true;
+    try {
+      if (msg.error !== undefined) this.onError?.(new Error(`decoder thread: ${msg.error}`));
+      else b.done(msg.ok ? msg.block : undefined, b.job);
+    } finally {
+      this.holding = false;
+    }
+    if (msg.buffer && msg.buffer.byteLength > 0 && this.spare.length < 1) this.spare.push(msg.buffer);
     this.pump();
   }
 

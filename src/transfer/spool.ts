@@ -41,7 +41,7 @@ import { StorageError } from '../errors.js';
 export const RECORD_HEADER = 16;
 const RUN_BYTES = 64 * 1024;
 /** All blocks' write-combining runs together stay under this (a 1 GiB object has 255 blocks). */
-const RUNS_TOTAL = 8 * 1024 * 1024;
+const RUNS_TOTAL = 2 * 1024 * 1024;
 /**
  * Start writeback of data.part (an fdatasync in libuv's thread pool, never blocking reception)
  * every this many bytes written, so that the fsync before the final rename finds little to do.

@@ -185,3 +185,28 @@ test('a decoder reusing the previous block\'s receive buffer (dirty) still decod
     enc.close();
   }
 });
+
+test('decodeFrom: symbols used in place, block written over them, same bytes as add(); duplicates refused', () => {
+  const rnd = prng(91);
+  for (const [k, t, sub] of [[100, 64, 1], [517, 32, 1], [60, 48, 3]] as const) {
+    const len = k * t - 7;
+    const data = randomBytes(len, rnd);
+    const enc = new BlockEncoder(data, k, t, sub, 4);
+    // Lose a fifth of the source symbols, make up with repair symbols (ESIs >= K).
+    const esis: number[] = [];
+    for (let e = 0; esis.length < k; e++) if (e >= k || rnd() >= 0.2) esis.push(e);
+    const symbols = new Uint8Array(esis.length * t + 64).fill(0xee);
+    esis.forEach((e, i) => enc.symbolInto(e, symbols, i * t));
+    const viaAdd = new BlockDecoder(k, t, len, sub, 4);
+    for (const [i, e] of esis.entries()) viaAdd.add(e, symbols.slice(i * t, (i + 1) * t));
+    const out = symbols.subarray(0, len);
+    const got = new BlockDecoder(k, t, len, sub, 4).decodeFrom(Int32Array.from(esis), symbols, esis.length, out);
+    assert.ok(got, `K=${k} decodes`);
+    assert.equal(got.buffer, symbols.buffer, 'written into the given buffer');
+    assert.deepEqual(got, data);
+    assert.deepEqual(viaAdd.result(), data);
+  }
+  const dec = new BlockDecoder(10, 16, 160);
+  assert.throws(() => dec.decodeFrom([1, 2, 1], new Uint8Array(48), 3), FecError);
+  assert.equal(new BlockDecoder(10, 16, 160).decodeFrom([0, 1, 2], new Uint8Array(48), 3), undefined, 'fewer than K symbols: not determined');
+});
