@@ -46,6 +46,8 @@ Fountain format (default): takes the first object seen on the channel unless tol
   --name NAME            receive only the object announced with this name
   --spool DIR            spool directory (default .OUT.iotupd next to OUT; kept for resume)
   --timeout SEC          give up after SEC seconds (exit 3; the spool is kept)
+  --low-memory           decode on the receiving thread (no decoder thread): less memory,
+                         reception pauses for each block's decode
   --group ADDR --port P --scheme librecast|sha3 --scope link|site|org|global --json
   --format fountain|iotupd
 
@@ -182,6 +184,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     name: { type: 'string' },
     spool: { type: 'string' },
     timeout: { type: 'string' },
+    'low-memory': { type: 'boolean' },
     ...SECURE_RECV_OPTIONS,
   });
   if (positionals.length !== 1) throw new UsageError('exactly one OUT path');
@@ -227,6 +230,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     const result = await receiveFile({
       out: outPath,
       spoolDir: v.spool,
+      lowMemory: v['low-memory'] === true,
       objectId,
       name: v.name,
       group,

@@ -182,7 +182,8 @@ export class BlockDecoder {
       const esi = this.esis[i]!;
       isis[pad + i] = esi < k ? esi : esi + pad;
     }
-    const solved = solve(bp, isis, (i) => i < pad);
+    // The plan runs once: no compact copy of it.
+    const solved = solve(bp, isis, (i) => i < pad, false);
     if (solved === undefined) return undefined;
     const { plan, layout } = solved;
     // After the plan has run only the intermediate symbols are live, so the source symbols are
@@ -204,7 +205,7 @@ export class BlockDecoder {
       extra.push(OP_COPY, i, layout.cBase + cols[0]!, 0);
       for (let j = 1; j < m; j++) extra.push(OP_XOR, i, layout.cBase + cols[j]!, 0);
     }
-    arena.run(extra.finish());
+    arena.run(extra.finish(false));
     for (let i = 0; i < n; i++) {
       const esi = this.esis[i]!;
       if (esi < k) bytes.set(this.store.subarray(i * t, (i + 1) * t), esi * t);

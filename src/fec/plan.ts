@@ -26,8 +26,14 @@ export class PlanBuilder {
     this.ops[i + 3] = coeff;
     this.length++;
   }
-  finish(): Plan {
-    return { ops: this.ops.slice(0, this.length * 4), length: this.length };
+  /**
+   * The recorded plan. Compact (default): a copy of exactly its length, for plans that are kept
+   * (the encoder caches them). Not compact: a view of the builder's buffer, for a plan run once
+   * and dropped (a decoder's), saving the copy.
+   */
+  finish(compact = true): Plan {
+    const ops = this.ops.subarray(0, this.length * 4);
+    return { ops: compact ? ops.slice() : ops, length: this.length };
   }
 }
 

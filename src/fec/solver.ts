@@ -53,8 +53,9 @@ export interface SolveResult {
  * Records the plan that computes the intermediate symbols from the LT rows with the given ISIs.
  * zeroLt marks LT rows whose symbol is known to be zero (padding ISIs K..K'-1 in the decoder);
  * their slots are zeroed by the plan. Returns undefined if the rows do not determine C.
+ * `compact` false returns the plan as a view of the builder's buffer (for a plan run once).
  */
-export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: number) => boolean): SolveResult | undefined {
+export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: number) => boolean, compact = true): SolveResult | undefined {
   const { s, h, l, w, kPrime } = bp;
   const A = buildRows(bp, isis);
   const n = A.n;
@@ -437,7 +438,7 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
     }
     if (first) pb.push(OP_ZERO, dst, 0, 0);
   }
-  return { plan: pb.finish(), layout, inactive: u };
+  return { plan: pb.finish(compact), layout, inactive: u };
 }
 
 // Row choice of 5.4.2.2 when no row has r = 1 (r = nonzeros in V). For r = 2: a row of a largest

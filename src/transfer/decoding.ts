@@ -59,6 +59,47 @@ export const syncDecoder: DecodeExecutor = {
   close: () => Promise.resolve(),
 };
 
+/**
+ * Decodes on the receiving thread, inside push (like syncDecoder), into one reused job buffer:
+ * no second isolate and no queued jobs, for devices with little memory (`recv --low-memory`).
+ * Reception pauses during each block's decode (tens of ms at K = 2048); the socket buffer
+ * absorbs that, and what it cannot absorb is loss, which the fountain code makes up for.
+ */
+export class InlineDecoder implements DecodeExecutor {
+  private buf: ArrayBuffer | undefined;
+  private inUse = false;
+
+  decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
+    const job = gather();
+    this.inUse = true;
+    let result: DecodeResult;
+    try {
+      result = runDecodeJob(job);
+    } catch (err) {
+      this.inUse = false;
+      throw err;
+    }
+    // `done` may queue a retry of this block (a failed decode): its gather gets the buffer again,
+    // as the failed job's symbols are no longer needed; a successful block is written out first.
+    this.inUse = result !== undefined;
+    try {
+      done(result, job);
+    } finally {
+      this.inUse = false;
+    }
+  }
+
+  buffer(bytes: number): Uint8Array {
+    if (this.inUse) return new Uint8Array(bytes);
+    if (!this.buf || this.buf.byteLength < bytes) this.buf = new ArrayBuffer(bytes);
+    return new Uint8Array(this.buf, 0, bytes);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 interface Pending {
   gather: () => DecodeJob;
   done: (result: DecodeResult, job: DecodeJob) => void;

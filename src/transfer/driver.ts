@@ -9,7 +9,7 @@ import { hashFile } from './object.js';
 import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver.js';
 import { FountainSender, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
-import { WorkerDecoder } from './decoding.js';
+import { InlineDecoder, WorkerDecoder } from './decoding.js';
 
 export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
@@ -133,8 +133,10 @@ export interface ReceiveFileOptions extends ReceiverOptions {
   progressIntervalMs?: number;
   /** Security hook: returns the datagram the receiver may see (decrypted), or null to drop it. */
   filter?: (datagram: Uint8Array) => Uint8Array | null;
-  /** Scavenge the young generation every this many datagrams (0: never). Default 4096. */
+  /** Scavenge the young generation every this many datagrams (0: never). Default 4096, 512 with lowMemory. */
   gcEvery?: number;
+  /** Decode on the receiving thread (InlineDecoder) instead of a worker: less memory, pauses. */
+  lowMemory?: boolean;
 }
 
 export interface ReceiveResult {
@@ -179,8 +181,9 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     rejectDone = reject;
   });
   completed.catch(() => {});
-  // Decodes run in a worker thread so that reception (draining the socket) never stalls.
-  const decoder = opts.decoder ?? new WorkerDecoder(1);
+  // Decodes run in a worker thread so that reception (draining the socket) never stalls, or
+  // on this thread with lowMemory (one isolate, one job buffer).
+  const decoder = opts.decoder ?? (opts.lowMemory ? new InlineDecoder() : new WorkerDecoder(1));
   if (decoder instanceof WorkerDecoder) decoder.onError = (err) => rejectDone(err);
   let receiver: FountainReceiver;
   try {
@@ -220,7 +223,8 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     joined = want;
   };
   const gc = gcFn ? () => gcFn({ type: 'minor' }) : undefined;
-  const gcEvery = opts.gcEvery ?? 4096;
+  // Fewer dead datagrams between scavenges in low-memory mode (~1.3 KB each).
+  const gcEvery = opts.gcEvery ?? (opts.lowMemory ? 512 : 4096);
   let sinceGc = 0;
   const onAbort = () => rejectDone(opts.signal?.reason instanceof Error ? opts.signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted'));
   try {

@@ -401,7 +401,7 @@ export class FountainReceiver {
     // (nothing was fdatasync'ed: after a power loss they may not have reached the disk).
     for (const [sbn, crc] of done) {
       const b = this.blocks[sbn] as BlockState;
-      if (Spool.checkBlock(crc, sbn, spool.tagValue, spool.readDataInto(b.offset, this.scratchFor(b.length)))) {
+      if (spool.checkBlockInData(crc, sbn, b.offset, b.length)) {
         b.done = true;
         this.blocksDone += 1;
         this.stats.resumedBlocks += 1;
@@ -498,12 +498,16 @@ export class FountainReceiver {
     // this run; the whole-object hash is the final check of everything.
     if (direct && b.held.inData === b.k) {
       // Every source symbol is already in place: nothing to decode.
-      const block = spool.readDataInto(b.offset, this.scratchFor(b.length));
-      if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, block)) {
-        this.rejectBlock(b);
-        return;
+      if (this.opts.checkBlock) {
+        const block = spool.readDataInto(b.offset, this.scratchFor(b.length));
+        if (!this.opts.checkBlock(b.sbn, block)) {
+          this.rejectBlock(b);
+          return;
+        }
+        this.blockComplete(b, b.k, block);
+      } else {
+        this.blockComplete(b, b.k, undefined);
       }
-      this.blockComplete(b, b.k, block);
       return;
     }
     b.decoding = true;
@@ -531,17 +535,21 @@ export class FountainReceiver {
     const bytes = Math.max(n * T, b.length);
     const symbols = this.decoder.buffer ? this.decoder.buffer(bytes) : new Uint8Array(bytes);
     let count = 0;
-    if (b.held.inData > 0) {
-      const region = spool.readDataInto(b.offset, this.scratchFor(b.length));
-      for (let esi = 0; esi < b.k; esi++) {
-        if (!b.held.isInData(esi)) continue;
-        if (count === n) break;
-        const real = Math.min(T, b.length - esi * T);
-        symbols.set(region.subarray(esi * T, esi * T + real), count * T);
-        // The last source symbol is zero-padded (RFC 6330 4.4.1.2); a recycled buffer is not zero.
-        if (real < T) symbols.fill(0, count * T + real, (count + 1) * T);
-        esis[count++] = esi;
+    // Source symbols: each run of consecutive ESIs in data.part is one read, straight into the
+    // job buffer (no block-sized staging buffer).
+    for (let esi = 0; esi < b.k && count < n && b.held.inData > 0; ) {
+      if (!b.held.isInData(esi)) {
+        esi++;
+        continue;
       }
+      const first = esi;
+      const at = count;
+      while (esi < b.k && count < n && b.held.isInData(esi)) esis[count++] = esi++;
+      const start = first * T;
+      const end = Math.min(b.length, esi * T);
+      spool.readDataInto(b.offset + start, symbols.subarray(at * T, at * T + (end - start)));
+      // The last source symbol is zero-padded (RFC 6330 4.4.1.2); a recycled buffer is not zero.
+      if (end - start < (count - at) * T) symbols.fill(0, at * T + (end - start), count * T);
     }
     const keepEsi: number[] = [];
     const keepIndex: number[] = [];
@@ -629,10 +637,10 @@ export class FountainReceiver {
     b.nextAttempt = b.k;
   }
 
-  /** `block` holds the block's bytes, as they now are in data.part. */
-  private blockComplete(b: BlockState, used: number, block: Uint8Array): void {
+  /** `block` holds the block's bytes as they now are in data.part (undefined: read them there). */
+  private blockComplete(b: BlockState, used: number, block: Uint8Array | undefined): void {
     const spool = this.spool as Spool;
-    spool.blockDone(b.sbn, block);
+    spool.blockDone(b.sbn, block ?? { offset: b.offset, length: b.length });
     b.done = true;
     this.blocksDone += 1;
     this.stats.used += used;

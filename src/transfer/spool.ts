@@ -96,6 +96,7 @@ export class Spool {
   private closed = false;
   private runBytes = RUN_BYTES;
   private recBuf: Uint8Array | undefined;
+  private crcBuf: Uint8Array | undefined;
   private unsynced = 0;
   private syncing = false;
 
@@ -281,12 +282,44 @@ export class Spool {
    * covers them, so resume trusts it only if data.part really holds them: no fdatasync needed,
    * as a power loss can only make the check fail and the block be rebuilt.
    */
-  blockDone(sbn: number, block: Uint8Array): void {
+  blockDone(sbn: number, block: Uint8Array | { offset: number; length: number }): void {
     this.flushRuns();
     this.runs.delete(sbn);
-    this.journal(RecordKind.BLOCK_DONE, sbn, 0, block, 0);
+    if (block instanceof Uint8Array) this.journal(RecordKind.BLOCK_DONE, sbn, 0, block, 0);
+    else this.journalCrc(RecordKind.BLOCK_DONE, sbn, this.dataCrc(Spool.crc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), undefined), block.offset, block.length));
     // Written through (not synced): a killed process loses nothing that the kernel has.
     this.flushJournal();
+  }
+
+  /** A BLOCK_DONE record's CRC checked against the block's bytes in data.part, read in chunks. */
+  checkBlockInData(expectedCrc: number, sbn: number, offset: number, length: number): boolean {
+    return this.dataCrc(Spool.crc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), undefined), offset, length) === expectedCrc >>> 0;
+  }
+
+  /** CRC-32 continued from `crc` over data.part[offset, offset + length) (zeros past its end). */
+  private dataCrc(crc: number, offset: number, length: number): number {
+    this.flushRuns();
+    const chunk = (this.crcBuf ??= new Uint8Array(256 * 1024));
+    let c = crc;
+    for (let pos = 0; pos < length; pos += chunk.length) {
+      const part = chunk.subarray(0, Math.min(chunk.length, length - pos));
+      c = crc32(this.readDataInto(offset + pos, part), c) >>> 0;
+    }
+    return c;
+  }
+
+  private headerOf(kind: number, sbn: number, esi: number, length: number): Uint8Array {
+    const h = new Uint8Array(RECORD_HEADER);
+    this.header(h, 0, kind, sbn, esi, length);
+    return h;
+  }
+
+  private journalCrc(kind: number, sbn: number, crc: number): void {
+    if (this.jBufUsed + RECORD_HEADER > this.jBuf.length) this.flushJournal();
+    const at = this.jBufUsed;
+    this.header(this.jBuf, at, kind, sbn, 0, 0);
+    Spool.putCrc(this.jBuf, at, crc);
+    this.jBufUsed += RECORD_HEADER;
   }
 
   private journal(kind: number, sbn: number, esi: number, data: Uint8Array | undefined, length = data?.length ?? 0): number {
@@ -369,11 +402,6 @@ export class Spool {
   /** CRC check of a SOURCE record against bytes read back from data.part. */
   static checkSource(expectedCrc: number, sbn: number, esi: number, tag: number, data: Uint8Array): boolean {
     return Spool.check(expectedCrc, RecordKind.SOURCE, sbn, esi, data.length, tag, data);
-  }
-
-  /** CRC check of a BLOCK_DONE record against the block's bytes read back from data.part. */
-  static checkBlock(expectedCrc: number, sbn: number, tag: number, block: Uint8Array): boolean {
-    return Spool.check(expectedCrc, RecordKind.BLOCK_DONE, sbn, 0, 0, tag, block);
   }
 
   private static check(expectedCrc: number, kind: number, sbn: number, esi: number, length: number, tag: number, data: Uint8Array): boolean {

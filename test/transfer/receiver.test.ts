@@ -9,7 +9,7 @@ import { makeObject, newSender, rng } from './sim.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
 import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
-import { WorkerDecoder, syncDecoder, type DecodeExecutor } from '../../src/transfer/decoding.js';
+import { WorkerDecoder, syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { decodePacket, encodeDescription } from '../../src/wire/fountain.js';
 import { blockPartition, encodeOti } from '../../src/fec/index.js';
@@ -366,6 +366,29 @@ test('job buffers from the executor may hold old bytes: the short last source sy
     assert.equal(r.stats.hashMismatches, 0);
     assert.ok(r.stats.decodeAttempts > r.stats.decodeFailures, 'blocks were decoded, not just copied');
     assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('saturated: true while every unfinished block is decoding with spare symbols, false again when a decode fails', () => {
+  const dir = tmp();
+  try {
+    // An executor that holds every job until the test answers it.
+    const held: { job: DecodeJob; done: (r: DecodeResult, j: DecodeJob) => void }[] = [];
+    const holding: DecodeExecutor = { decode: (gather, done) => held.push({ job: gather(), done }), close: () => Promise.resolve() };
+    const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder: holding });
+    const lose = rng(3);
+    const packets = stream(newSender(OBJ), 6000).filter(() => lose() >= 0.2);
+    let i = 0;
+    assert.equal(r.saturated, false, 'no object yet');
+    while (!r.saturated && i < packets.length) r.push(packets[i++] as Uint8Array);
+    assert.ok(r.saturated, 'saturated once every block waits for its decode');
+    assert.equal(held.length, BLOCKS_OF_OBJ, 'every block is decoding');
+    // One decode fails: that block needs another symbol, so the receiver wants traffic again.
+    const first = held.shift() as (typeof held)[number];
+    first.done(undefined, first.job);
+    assert.equal(r.saturated, false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
