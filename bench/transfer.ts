@@ -3,8 +3,9 @@
 // UFTP (IPv6) and udpcast (IPv4) run the same way in the same run, on the same lab topology.
 // Reports seconds until every receiver holds an intact copy (SHA-256 checked), goodput, reception
 // overhead and receiver peak memory; then the receiver's peak memory for a 1 GiB object.
-// Two more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
-// and the floor: bare Node processes that only move and count the datagrams (bench/floor-peer.ts).
+// Three more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
+// iotupd receivers in low-memory mode (recv --low-memory, node --max-semi-space-size=1), and the
+// floor: bare Node processes that only move and count the datagrams (bench/floor-peer.ts).
 // Environment: BENCH_MIB (default 100), BENCH_GIB (default 1; 0 skips the large run),
 // BENCH_PEERS (default 1; 0 runs only iotupd).
 import type { ChildProcess } from 'node:child_process';
@@ -129,15 +130,25 @@ function lastJson(stdout: string, type: string): Record<string, unknown> | undef
   return undefined;
 }
 
-async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, sendArgs: string[] = []): Promise<Row> {
-  const tool = sendArgs.length > 0 ? `iotupd fountain ${sendArgs.join(' ')}` : 'iotupd fountain';
+interface FountainArgs {
+  send?: string[];
+  recv?: string[];
+  /** Node options of the receivers (e.g. a smaller young generation for --low-memory). */
+  recvNode?: string[];
+}
+
+async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, extra: FountainArgs = {}): Promise<Row> {
+  const sendArgs = extra.send ?? [];
+  const recvArgs = extra.recv ?? [];
+  const recvNode = extra.recvNode ?? [];
+  const tool = ['iotupd fountain', ...sendArgs, ...recvArgs, ...recvNode].join(' ');
   const outs = receivers.map((h) => join(dir, `fountain-${h}.bin`));
   for (const o of outs) rmSync(o, { force: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.iotupd')) rmSync(join(dir, f), { recursive: true, force: true });
   const ch = ['--channel', 'bench.transfer'];
   const rx = receivers.map((h, i) => {
     const host = lab.host(h);
-    const child = lab.spawnNode(host, MAIN, ['recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json']);
+    const child = lab.spawn(host, process.execPath, [...recvNode, MAIN, 'recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json', ...recvArgs]);
     return watch(child);
   });
   await sleep(500);
@@ -301,9 +312,12 @@ async function main(): Promise<void> {
       const r = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3']);
       console.log(JSON.stringify(r));
       rows.push(r);
-      const m = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, ['--symbol-size', String(MTU_SYMBOL)]);
+      const m = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, { send: ['--symbol-size', String(MTU_SYMBOL)] });
       console.log(JSON.stringify(m));
       rows.push(m);
+      const lm = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=1'] });
+      console.log(JSON.stringify(lm));
+      rows.push(lm);
       const f = await runFloor(lab, SIZE, loss, ['r1', 'r2', 'r3']);
       console.log(JSON.stringify(f));
       rows.push(f);
@@ -328,9 +342,13 @@ async function main(): Promise<void> {
       const big = join(dir, 'big.bin');
       const bigHash = makeFile(big, BIG);
       await lab.impair('r3', { rateMbit: CAP_MBIT, lossPercent: 10 });
-      const r = await runFountain(lab, dir, big, bigHash, BIG, 10, ['r3'], 15 * TIMEOUT_MS);
-      console.log(JSON.stringify(r));
-      console.log(`\n${BIG / MiB} MiB object, one receiver at 10 % loss: ${r.seconds?.toFixed(1)} s, intact ${r.intact}, receiver peak RSS ${r.peakMiB} MiB, overhead ${r.overhead}`);
+      // The default receiver (decoder thread), then the low-memory one (decodes on its receiving
+      // thread; a 1 MiB young generation, as a device's service file would set it).
+      for (const extra of [{}, { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=1'] }]) {
+        const r = await runFountain(lab, dir, big, bigHash, BIG, 10, ['r3'], 15 * TIMEOUT_MS, extra);
+        console.log(JSON.stringify(r));
+        console.log(`\n${BIG / MiB} MiB object, one receiver at 10 % loss, ${r.tool}: ${r.seconds?.toFixed(1)} s, intact ${r.intact}, receiver peak RSS (VmHWM) ${r.peakMiB} MiB, overhead ${r.overhead}`);
+      }
       rmSync(big, { force: true });
     }
   } finally {
