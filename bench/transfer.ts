@@ -177,6 +177,21 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
 }
 
 /**
+ * Waits (half the timeout at most) until every receiver has exited, then stops the sender and any
+ * receiver left with `signal`. Seconds run from `t0` to the last receiver's exit.
+ */
+async function awaitReceivers(rx: { c: ChildProcess; exit: Promise<Exit> }[], sender: ChildProcess, t0: number, signal: NodeJS.Signals): Promise<{ all: Exit[] | 'timeout'; seconds: number | undefined }> {
+  const sExit = watch(sender);
+  const all = await withTimeout(Promise.all(rx.map((r) => r.exit)), TIMEOUT_MS / 2);
+  const seconds = all === 'timeout' ? undefined : (Math.max(...all.map((e) => e.at)) - t0) / 1000;
+  sender.kill(signal);
+  for (const r of rx) r.c.kill(signal);
+  await sExit;
+  await Promise.all(rx.map((r) => r.exit));
+  return { all, seconds };
+}
+
+/**
  * The floor: a bare Node sender (connected McastSocket, trySend as fast as the kernel takes
  * datagrams, no coding, no disk) and three bare receivers that only count, on the same lab with
  * the same loss. Timed, like the fountain row, from the sender's start until every receiver has
@@ -195,12 +210,7 @@ async function runFloor(lab: Lab, size: number, loss: number, receivers: string[
   const s = lab.host('sender');
   const t0 = performance.now();
   const sender = lab.spawnNode(s, FLOOR_PEER, ['send', s.ifname, group, String(Math.ceil((need / (1 - loss / 100)) * 1.5)), '1232']);
-  const sExit = watch(sender);
-  const all = await withTimeout(Promise.all(rx.map((r) => r.exit)), TIMEOUT_MS / 2);
-  const seconds = all === 'timeout' ? undefined : (Math.max(...all.map((e) => e.at)) - t0) / 1000;
-  sender.kill('SIGTERM');
-  for (const r of rx) r.c.kill('SIGTERM');
-  await sExit;
+  const { all, seconds } = await awaitReceivers(rx, sender, t0, 'SIGTERM');
   const ok = all === 'timeout' ? receivers.map(() => false) : all.map((e) => e.code === 0);
   return row('floor: bare node:dgram, no coding', loss, size, seconds, ok, { overhead: '-', peakMiB: '-', note: `${need} datagrams of 1232 bytes to each receiver` });
 }
@@ -255,13 +265,7 @@ async function runUdpcast(lab: Lab, dir: string, file: string, hash: string, siz
     ['--interface', s.ifname, '--file', file, '--nokbd', '--min-receivers', String(receivers.length), '--max-bitrate', `${FOUNTAIN_RATE}m`, '--portbase', '9000'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const sExit = watch(sender);
-  const all = await withTimeout(Promise.all(rx.map((r) => r.exit)), TIMEOUT_MS / 2);
-  const seconds = all === 'timeout' ? undefined : (Math.max(...all.map((e) => e.at)) - t0) / 1000;
-  sender.kill('SIGKILL');
-  for (const r of rx) r.c.kill('SIGKILL');
-  await sExit;
-  await Promise.all(rx.map((r) => r.exit));
+  const { all, seconds } = await awaitReceivers(rx, sender, t0, 'SIGKILL');
   const ok = outs.map((o) => existsSync(o) && sha256File(o) === hash);
   for (const o of outs) rmSync(o, { force: true });
   return row('udpcast (IPv4)', loss, size, seconds, ok, {
