@@ -4,7 +4,8 @@
 // Reports seconds until every receiver holds an intact copy (SHA-256 checked), goodput, reception
 // overhead and receiver peak memory; then the receiver's peak memory for a 1 GiB object.
 // Three more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
-// iotupd receivers in low-memory mode (recv --low-memory, node --max-semi-space-size=1), and the
+// iotupd receivers in low-memory mode (recv --low-memory, node --max-semi-space-size=1,
+// MALLOC_ARENA_MAX=1), and the
 // floor: bare Node processes that only move and count the datagrams (bench/floor-peer.ts).
 // Environment: BENCH_MIB (default 100), BENCH_GIB (default 1; 0 skips the large run),
 // BENCH_PEERS (default 1; 0 runs only iotupd).
@@ -135,20 +136,26 @@ interface FountainArgs {
   recv?: string[];
   /** Node options of the receivers (e.g. a smaller young generation for --low-memory). */
   recvNode?: string[];
+  /** Extra environment of the receivers (e.g. MALLOC_ARENA_MAX=1). */
+  recvEnv?: Record<string, string>;
 }
+
+/** The device settings of README "Usage": --low-memory, a 1 MiB young generation, one malloc arena. */
+const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=1'], recvEnv: { MALLOC_ARENA_MAX: '1' } };
 
 async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, extra: FountainArgs = {}): Promise<Row> {
   const sendArgs = extra.send ?? [];
   const recvArgs = extra.recv ?? [];
   const recvNode = extra.recvNode ?? [];
-  const tool = ['iotupd fountain', ...sendArgs, ...recvArgs, ...recvNode].join(' ');
+  const tool = ['iotupd fountain', ...sendArgs, ...recvArgs, ...recvNode, ...Object.entries(extra.recvEnv ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ');
   const outs = receivers.map((h) => join(dir, `fountain-${h}.bin`));
   for (const o of outs) rmSync(o, { force: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.iotupd')) rmSync(join(dir, f), { recursive: true, force: true });
   const ch = ['--channel', 'bench.transfer'];
   const rx = receivers.map((h, i) => {
     const host = lab.host(h);
-    const child = lab.spawn(host, process.execPath, [...recvNode, MAIN, 'recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json', ...recvArgs]);
+    const env = extra.recvEnv ? { ...process.env, ...extra.recvEnv } : undefined;
+    const child = lab.spawn(host, process.execPath, [...recvNode, MAIN, 'recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json', ...recvArgs], env ? { env } : {});
     return watch(child);
   });
   await sleep(500);
@@ -319,7 +326,7 @@ async function main(): Promise<void> {
       const m = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, { send: ['--symbol-size', String(MTU_SYMBOL)] });
       console.log(JSON.stringify(m));
       rows.push(m);
-      const lm = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=1'] });
+      const lm = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, LOW_MEMORY);
       console.log(JSON.stringify(lm));
       rows.push(lm);
       const f = await runFloor(lab, SIZE, loss, ['r1', 'r2', 'r3']);
@@ -347,8 +354,8 @@ async function main(): Promise<void> {
       const bigHash = makeFile(big, BIG);
       await lab.impair('r3', { rateMbit: CAP_MBIT, lossPercent: 10 });
       // The default receiver (decoder thread), then the low-memory one (decodes on its receiving
-      // thread; a 1 MiB young generation, as a device's service file would set it).
-      for (const extra of [{}, { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=1'] }]) {
+      // thread; a 1 MiB young generation and one malloc arena, as a device's service file would set).
+      for (const extra of [{}, LOW_MEMORY]) {
         const r = await runFountain(lab, dir, big, bigHash, BIG, 10, ['r3'], 15 * TIMEOUT_MS, extra);
         console.log(JSON.stringify(r));
         console.log(`\n${BIG / MiB} MiB object, one receiver at 10 % loss, ${r.tool}: ${r.seconds?.toFixed(1)} s, intact ${r.intact}, receiver peak RSS (VmHWM) ${r.peakMiB} MiB, overhead ${r.overhead}`);
