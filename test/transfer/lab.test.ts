@@ -130,6 +130,25 @@ labTest('a receiver killed with SIGKILL and started again resumes from its spool
   }
 });
 
+labTest('a lossy receiver leaves the group while its decodes run and still gets an intact copy', { hosts: ['sender', 'dev'], timeout: 60_000 }, async (lab) => {
+  // 16 MiB is 7 blocks of K = 2048: at 30 % loss they all reach K within a few rounds, and their
+  // decodes (tens of ms each, one after another) outlast the driver's 20 ms saturation check.
+  const { dir, file, hash } = fixture(16 * 2 ** 20);
+  try {
+    await lab.impair('dev', { lossPercent: 30 });
+    const ch = ['--channel', 'lab.fountain.pause'];
+    const out = join(dir, 'dev.bin');
+    const rx = start(lab, 'dev', ['recv', out, ...ch]);
+    await new Promise((r) => setTimeout(r, 300));
+    const sender = start(lab, 'sender', ['send', file, ...ch, '--rate', '100']);
+    const d = await done(rx, out, hash);
+    await stop(sender);
+    assert.ok(Number(d.pauses) >= 1, `the receiver never left the group (pauses ${String(d.pauses)})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 const TWELVE = Array.from({ length: 12 }, (_, i) => `d${i}`);
 labTest('twelve receivers all get an intact copy', { hosts: ['sender', ...TWELVE], timeout: 120_000 }, async (lab) => {
   const { dir, file, hash } = fixture(2 ** 20);
