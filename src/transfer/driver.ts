@@ -147,7 +147,7 @@ export interface ReceiveResult {
   pauses: number;
 }
 
-/** How often the driver checks whether the receiver can use symbols (ReceiverCore.saturated). */
+/** How often the driver checks whether the receiver can use symbols (FountainReceiver.saturated). */
 const SATURATION_CHECK_MS = 20;
 
 /**
