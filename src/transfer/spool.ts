@@ -285,15 +285,20 @@ export class Spool {
   blockDone(sbn: number, block: Uint8Array | { offset: number; length: number }): void {
     this.flushRuns();
     this.runs.delete(sbn);
-    if (block instanceof Uint8Array) this.journal(RecordKind.BLOCK_DONE, sbn, 0, block, 0);
-    else this.journalCrc(RecordKind.BLOCK_DONE, sbn, this.dataCrc(Spool.crc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), undefined), block.offset, block.length));
+    this.journalCrc(RecordKind.BLOCK_DONE, sbn, this.blockCrc(sbn, block));
     // Written through (not synced): a killed process loses nothing that the kernel has.
     this.flushJournal();
   }
 
   /** A BLOCK_DONE record's CRC checked against the block's bytes in data.part, read in chunks. */
   checkBlockInData(expectedCrc: number, sbn: number, offset: number, length: number): boolean {
-    return this.dataCrc(Spool.crc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), undefined), offset, length) === expectedCrc >>> 0;
+    return this.blockCrc(sbn, { offset, length }) === expectedCrc >>> 0;
+  }
+
+  /** The CRC of block `sbn`'s BLOCK_DONE record: its header, then the block's bytes (given, or in data.part). */
+  private blockCrc(sbn: number, block: Uint8Array | { offset: number; length: number }): number {
+    const head = Spool.crc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), undefined);
+    return block instanceof Uint8Array ? crc32(block, head) >>> 0 : this.dataCrc(head, block.offset, block.length);
   }
 
   /** CRC-32 continued from `crc` over data.part[offset, offset + length) (zeros past its end). */
@@ -314,6 +319,7 @@ export class Spool {
     return h;
   }
 
+  /** Append a record (length and ESI 0) with a CRC computed by the caller (BLOCK_DONE). */
   private journalCrc(kind: number, sbn: number, crc: number): void {
     if (this.jBufUsed + RECORD_HEADER > this.jBuf.length) this.flushJournal();
     const at = this.jBufUsed;
@@ -322,10 +328,11 @@ export class Spool {
     this.jBufUsed += RECORD_HEADER;
   }
 
-  private journal(kind: number, sbn: number, esi: number, data: Uint8Array | undefined, length = data?.length ?? 0): number {
+  /** Append a record whose CRC covers its header and `data` (SOURCE: the symbol's bytes). */
+  private journal(kind: number, sbn: number, esi: number, data: Uint8Array): number {
     if (this.jBufUsed + RECORD_HEADER > this.jBuf.length) this.flushJournal();
     const at = this.jBufUsed;
-    this.header(this.jBuf, at, kind, sbn, esi, length);
+    this.header(this.jBuf, at, kind, sbn, esi, data.length);
     const c = Spool.crc(this.jBuf, data, at);
     Spool.putCrc(this.jBuf, at, c);
     this.jBufUsed += RECORD_HEADER;
