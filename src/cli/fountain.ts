@@ -275,6 +275,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         used: s.used,
         overhead: Math.round(result.overhead * 1e5) / 1e5,
         pauses: result.pauses,
+        decoder: result.decoder,
         ...summary(s),
         ...security(),
         maxRssKiB: peakRssKiB(),

@@ -145,6 +145,8 @@ export interface ReceiveResult {
   overhead: number;
   /** Times the receiver left the group while it held all the symbols its decodes needed. */
   pauses: number;
+  /** Where blocks were decoded: a worker thread, or inline on the receiving thread (lowMemory). */
+  decoder: 'worker' | 'inline';
 }
 
 /** How often the driver checks whether the receiver can use symbols (FountainReceiver.saturated). */
@@ -249,7 +251,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       }
     });
     await completed;
-    return { info: receiver.info as ObjectInfo, stats: receiver.stats, overhead: receiver.overhead, pauses };
+    return { info: receiver.info as ObjectInfo, stats: receiver.stats, overhead: receiver.overhead, pauses, decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker' };
   } finally {
     sock.onMessage(undefined);
     opts.signal?.removeEventListener('abort', onAbort);

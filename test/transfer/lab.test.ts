@@ -82,6 +82,7 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
       assert.equal(d.malformed, 0);
     }
     assert.ok(Number(results[2]?.received) > Number(results[0]?.received) * 0.9);
+    assert.deepEqual(results.map((d) => d.decoder), ['worker', 'worker', 'inline', 'worker'], 'only r30 decodes on its receiving thread');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import { makeObject, newSender, rng } from './sim.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
 import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
-import { WorkerDecoder, syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
+import { InlineDecoder, WorkerDecoder, syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { decodePacket, encodeDescription } from '../../src/wire/fountain.js';
 import { blockPartition, encodeOti } from '../../src/fec/index.js';
@@ -389,6 +389,46 @@ test('saturated: true while every unfinished block is decoding with spare symbol
     const first = held.shift() as (typeof held)[number];
     first.done(undefined, first.job);
     assert.equal(r.saturated, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('InlineDecoder: every decode finishes before decode() returns, in one reused job buffer', () => {
+  const dir = tmp();
+  try {
+    const inline = new InlineDecoder();
+    const buffers = new Set<ArrayBufferLike>();
+    let jobs = 0;
+    let late = 0;
+    const decoder: DecodeExecutor = {
+      decode(gather, done) {
+        let returned = false;
+        inline.decode(
+          () => {
+            const job = gather();
+            if (job.count > 0) buffers.add(job.symbols.buffer);
+            jobs++;
+            return job;
+          },
+          (result, job) => {
+            if (returned) late++;
+            done(result, job);
+          },
+        );
+        returned = true;
+      },
+      buffer: (bytes) => inline.buffer(bytes),
+      close: () => inline.close(),
+    };
+    const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder });
+    const lose = rng(21);
+    const packets = stream(newSender(OBJ), 6000).filter(() => lose() >= 0.25);
+    assert.ok(feedUntilDone(r, packets));
+    assert.ok(jobs >= 2, `several blocks were decoded (${jobs})`);
+    assert.equal(late, 0, 'no decode finished after decode() returned');
+    assert.equal(buffers.size, 1, 'every job used the same buffer');
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
