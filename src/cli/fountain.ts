@@ -261,8 +261,8 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     });
     const secs = (performance.now() - t0) / 1000;
     const s = result.stats;
-    // Re-check the installed file against the signed manifest, then record its sequence.
-    sec?.commit(outPath);
+    // The verified digest and the installed size against the signed manifest, then record the sequence.
+    sec?.commit(outPath, result.info);
     out.finish(
       {
         result: 'ok',

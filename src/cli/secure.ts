@@ -1,10 +1,12 @@
 // Security options of `iotupd send` / `iotupd recv` (fountain format), kept here so the transfer
 // CLI only spreads the option tables in and calls two functions. Scheme: docs/security.md.
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { FountainSender } from '../transfer/index.js';
+import { HashAlgorithm } from '../wire/fountain.js';
+import type { Oti } from '../fec/index.js';
 import { SecurityError, StorageError, UsageError } from '../errors.js';
 import {
+  blockCommitments,
   deviceGuard,
   equalBytes,
   fromHex,
@@ -86,6 +88,8 @@ export interface SecureSendPlan {
   sealer?: Sealer;
   /** Run the FountainSender unpaced; the wrapper paces the whole stream. */
   innerRateBps: number;
+  /** createFileSender's `observe`: the block commitments computed in the sender's hashing pass. */
+  observe?: (oti: Oti) => (chunk: Uint8Array) => void;
   wrap(sender: FountainSender): SecureSender;
 }
 
@@ -107,8 +111,10 @@ export function planSecureSend(v: Values, file: string, rateBps: number): Secure
   // group-key MAC would add nothing, so only MANIFEST and SIGNATURE packets carry it.
   const innerSealer = v.digests && !v.encrypt ? undefined : sealer;
   const key = keyFile === undefined ? undefined : loadSigningKey(keyFile);
+  const commitments = manifestFile === undefined ? blockCommitments() : undefined;
   return {
     ...(innerSealer ? { sealer: innerSealer } : {}),
+    ...(commitments ? { observe: commitments.observe } : {}),
     innerRateBps: 1e15,
     wrap(sender) {
       let manifest: Uint8Array;
@@ -130,7 +136,7 @@ export function planSecureSend(v: Values, file: string, rateBps: number): Secure
         if (!/^\d{1,20}$/.test(seq) || BigInt(seq) < 1n || BigInt(seq) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
         const now = Math.floor(Date.now() / 1000);
         const rollout = str(v, 'rollout');
-        manifest = signFileManifest(file, sender, key as NonNullable<typeof key>, {
+        manifest = signFileManifest(sender, (commitments as NonNullable<typeof commitments>).blockHashes(), key as NonNullable<typeof key>, {
           product,
           sequence: BigInt(seq),
           version: str(v, 'version') ?? seq,
@@ -155,9 +161,12 @@ export function planSecureSend(v: Values, file: string, rateBps: number): Secure
 }
 
 /** The sendFile options for a plan: unchanged rate without one; sealer, wrapper and unpaced inner with one. */
-export function secureSendHooks(plan: SecureSendPlan | undefined, rateBps: number): { rateBps: number; sealer?: Sealer; wrap?: (s: FountainSender) => SecureSender } {
+export function secureSendHooks(
+  plan: SecureSendPlan | undefined,
+  rateBps: number,
+): { rateBps: number; sealer?: Sealer; observe?: (oti: Oti) => (chunk: Uint8Array) => void; wrap?: (s: FountainSender) => SecureSender } {
   if (!plan) return { rateBps };
-  return { rateBps: plan.innerRateBps, ...(plan.sealer ? { sealer: plan.sealer } : {}), wrap: (s) => plan.wrap(s) };
+  return { rateBps: plan.innerRateBps, ...(plan.sealer ? { sealer: plan.sealer } : {}), ...(plan.observe ? { observe: plan.observe } : {}), wrap: (s) => plan.wrap(s) };
 }
 
 export interface SecureRecvPlan {
@@ -167,8 +176,11 @@ export interface SecureRecvPlan {
   filter(datagram: Uint8Array): Uint8Array | null;
   /** FountainReceiver `checkBlock` (per-block commitment check before writing). */
   checkBlock(sbn: number, data: Uint8Array): boolean;
-  /** After the object is in place: re-hash it against the manifest, then record the install. */
-  commit(outPath: string): Manifest;
+  /**
+   * After the object is in place: check the digest the receiver verified over the bytes it wrote
+   * (and the file's size) against the manifest, then record the install.
+   */
+  commit(outPath: string, verified: { hashAlgorithm: number; hash: Uint8Array }): Manifest;
   summary(): Record<string, unknown>;
 }
 
@@ -207,25 +219,19 @@ export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
       return r.kind === 'deliver' ? r.datagram : null;
     },
     checkBlock: (sbn, data) => guard.checkBlock(sbn, data),
-    commit(outPath) {
+    commit(outPath, verified) {
       const m = guard.manifest;
       if (!m) throw new SecurityError('no verified manifest', 'ERR_NO_MANIFEST');
-      // Re-verify what is on disk (no check-then-swap gap), then record the sequence.
-      const h = createHash('sha256');
-      const fd = openSync(outPath, 'r');
-      let size = 0;
+      // The receiver hashed every byte it wrote and renamed the file only when that digest
+      // matched the description's; here the description's digest and the file's size must be the
+      // signed ones. (The guard already drops descriptions that disagree with the manifest.)
+      let size: number;
       try {
-        const buf = new Uint8Array(1 << 20);
-        for (;;) {
-          const n = readSync(fd, buf, 0, buf.length, size);
-          if (n === 0) break;
-          h.update(buf.subarray(0, n));
-          size += n;
-        }
-      } finally {
-        closeSync(fd);
+        size = statSync(outPath).size;
+      } catch (err) {
+        throw new StorageError(`cannot read ${outPath}: ${(err as Error).message}`);
       }
-      if (size !== m.size || !equalBytes(new Uint8Array(h.digest()), m.objectHash)) {
+      if (verified.hashAlgorithm !== HashAlgorithm.SHA256 || size !== m.size || !equalBytes(verified.hash, m.objectHash)) {
         throw new SecurityError(`${outPath} does not match the signed manifest after writing`, 'ERR_MISMATCH');
       }
       state.commit(m);

@@ -1,13 +1,9 @@
 // Glue between the fountain transfer's file sender / receiver and the security layer, used by the
 // CLI (`iotupd send --key ...`, `iotupd recv --trust ...`). No sockets here.
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { encodeOti, type Oti } from '../fec/index.js';
-import { deriveObjectId } from '../transfer/object.js';
 import { HashAlgorithm } from '../wire/fountain.js';
-import { SecurityError, StorageError, UsageError } from '../errors.js';
+import { SecurityError, UsageError } from '../errors.js';
 import { BlockHasher, parseOti } from './blocks.js';
-import { equalBytes } from './bytes.js';
 import { groupKeyIdOf, loadGroupKey, loadPublicKey, type SigningKey } from './keys.js';
 import { signManifest, type CipherName, type ManifestFields } from './manifest.js';
 import { DeviceState } from './rollback.js';
@@ -28,39 +24,37 @@ export interface ReleaseOptions {
 }
 
 /**
- * Hash a file once, streaming: the whole-object SHA-256 and one commitment per source block, then
- * sign the manifest for the object the sender announces (same object id, OTI and size).
+ * The per-block commitments of a file, computed in the sender's one hashing pass: pass `observe`
+ * as createFileSender's `observe` option, then `blockHashes()` once the sender exists.
  */
-export function signFileManifest(path: string, sender: { objectId: Uint8Array; oti: Oti }, key: SigningKey, r: ReleaseOptions): Uint8Array {
-  const otiBytes = encodeOti(sender.oti);
-  const blocks = new BlockHasher(parseOti(otiBytes));
-  const whole = createHash('sha256');
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw new StorageError(`cannot read ${path}: ${(err as Error).message}`, 'ERR_STORAGE_READ', { cause: err });
-  }
-  const buf = new Uint8Array(1 << 20);
-  let size = 0;
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, size);
-      if (n === 0) break;
-      const chunk = buf.subarray(0, n);
-      whole.update(chunk);
-      blocks.update(chunk);
-      size += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  const objectHash = new Uint8Array(whole.digest());
-  if (size !== sender.oti.transferLength) throw new StorageError(`${path} changed size while being signed`, 'ERR_STORAGE_READ');
-  // The object id the transfer derives must be the one this hash gives (the sender hashed SHA-256).
-  if (!equalBytes(deriveObjectId(otiBytes, HashAlgorithm.SHA256, objectHash), sender.objectId)) {
+export function blockCommitments(): { observe: (oti: Oti) => (chunk: Uint8Array) => void; blockHashes(): Uint8Array[] } {
+  let hasher: BlockHasher | undefined;
+  return {
+    observe(oti) {
+      const h = new BlockHasher(parseOti(encodeOti(oti)));
+      hasher = h;
+      return (chunk) => h.update(chunk);
+    },
+    blockHashes() {
+      if (!hasher) throw new UsageError('the file was not hashed with the block commitments (createFileSender observe)');
+      return hasher.digest();
+    },
+  };
+}
+
+/**
+ * Sign the manifest for the object the sender announces (same object id, OTI, size and SHA-256),
+ * with the block commitments taken from the same pass over the file (blockCommitments).
+ */
+export function signFileManifest(sender: { objectId: Uint8Array; oti: Oti; hash: Uint8Array; hashAlgorithm: number }, blockHashes: Uint8Array[], key: SigningKey, r: ReleaseOptions): Uint8Array {
+  // The manifest binds the SHA-256 of the object, and the object id derives from the sender's hash.
+  if (sender.hashAlgorithm !== HashAlgorithm.SHA256) {
     throw new UsageError('signed transfers need --hash sha256 (the manifest binds the SHA-256 of the object)');
   }
+  const otiBytes = encodeOti(sender.oti);
+  if (blockHashes.length !== sender.oti.sourceBlocks) throw new UsageError(`${blockHashes.length} block commitments for ${sender.oti.sourceBlocks} source blocks`);
+  const objectHash = sender.hash;
+  const size = sender.oti.transferLength;
   const fields: ManifestFields = {
     product: r.product,
     sequence: r.sequence,
@@ -71,7 +65,7 @@ export function signFileManifest(path: string, sender: { objectId: Uint8Array; o
     objectHash,
     size,
     oti: otiBytes,
-    blockHashes: blocks.digest(),
+    blockHashes,
   };
   if (r.groupKey && r.cipher) fields.encryption = { cipher: r.cipher, groupKeyId: groupKeyIdOf(r.groupKey) };
   if (r.digests) fields.symbolDigests = true;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { otiFor } from '../fec/index.js';
+import { otiFor, type Oti } from '../fec/index.js';
 import { McastSocket, DEFAULT_PORT } from '../net/index.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm } from '../wire/fountain.js';
 import { IotupdError, UsageError } from '../errors.js';
@@ -33,6 +33,11 @@ export interface SendFileOptions {
   startRound?: number;
   sealer?: PacketSealer;
   /**
+   * Sees the file's bytes in order during the one pass that hashes it, once the OTI is chosen
+   * (the security layer computes its per-block commitments there instead of reading the file again).
+   */
+  observe?: (oti: Oti) => (chunk: Uint8Array) => void;
+  /**
    * Hook for the security layer (src/cli/secure.ts): wraps the sender (adds manifest and
    * signature packets) and paces the whole stream; the FountainSender then runs unpaced.
    */
@@ -51,11 +56,11 @@ export function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interfac
     throw new UsageError(`${opts.file} is empty: RaptorQ needs at least one byte (RFC 6330 3.3.2)`);
   }
   const hashAlgorithm = opts.hashAlgorithm ?? HashAlgorithm.SHA256;
-  const hash = hashFile(hashAlgorithm, opts.file, source.size);
   const T = opts.symbolSize ?? DEFAULT_SYMBOL_SIZE;
   // K = 2048 decodes fastest and with the least memory here (docs/protocol.md); larger objects get larger blocks so that Z <= 255.
   const maxK = opts.maxBlockSymbols ?? Math.max(DEFAULT_BLOCK_SYMBOLS, Math.ceil(Math.ceil(source.size / T) / 255));
   const oti = otiFor(source.size, T, { maxBlockSymbols: maxK, subBlocks: 1, alignment: 4 });
+  const hash = hashFile(hashAlgorithm, opts.file, source.size, opts.observe?.(oti));
   return new FountainSender({
     oti,
     source,

@@ -40,8 +40,11 @@ export function hashBytes(algorithm: number, data: Uint8Array): Uint8Array {
   return h.digest();
 }
 
-/** Hash a file (or its first `length` bytes) streaming, in 1 MiB reads: bounded memory. */
-export function hashFile(algorithm: number, path: string, length?: number): Uint8Array {
+/**
+ * Hash a file (or its first `length` bytes) streaming, in 1 MiB reads: bounded memory.
+ * `observe` sees the same bytes in order (one read serves several digests).
+ */
+export function hashFile(algorithm: number, path: string, length?: number, observe?: (chunk: Uint8Array) => void): Uint8Array {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -57,6 +60,7 @@ export function hashFile(algorithm: number, path: string, length?: number): Uint
       const n = readSync(fd, buf, 0, Math.min(buf.length, total - pos), pos);
       if (n === 0) throw new StorageError(`${path} is shorter than ${total} bytes`, 'ERR_STORAGE_READ');
       h.update(buf.subarray(0, n));
+      observe?.(buf.subarray(0, n));
       pos += n;
     }
     return h.digest();

@@ -4,7 +4,7 @@ import { blockPartition, decodeOti, type Oti } from '../fec/index.js';
 import { syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from './decoding.js';
 import { decodePacket, objectIdHex, HASH_LENGTH, type DescriptionBody, type FountainPacket } from '../wire/fountain.js';
 import { IotupdError, StorageError } from '../errors.js';
-import { bytesEqual, createHasher, deriveObjectId } from './object.js';
+import { bytesEqual, createHasher, deriveObjectId, type Hasher } from './object.js';
 import { RecordKind, Spool } from './spool.js';
 
 export interface ReceiverStats {
@@ -213,6 +213,13 @@ export class FountainReceiver {
   private generation = 0;
   /** One reusable buffer for block reads and hashing: memory stays flat over many blocks. */
   private scratch = new Uint8Array(0);
+  /**
+   * The whole-object hash, fed in block order as blocks complete (hashInOrder): each block's
+   * bytes are hashed while they are in memory anyway, instead of all of data.part being read
+   * back at the end. `hashedBlocks` blocks (0 .. hashedBlocks-1) are in it.
+   */
+  private hasher: Hasher | undefined;
+  private hashedBlocks = 0;
 
   constructor(private readonly opts: ReceiverOptions) {
     this.decoder = opts.decoder ?? syncDecoder;
@@ -340,9 +347,10 @@ export class FountainReceiver {
   private adopt(datagram: Uint8Array, p: FountainPacket & { kind: 'description' }, resuming: boolean): boolean {
     const d: DescriptionBody = p.description;
     let oti: Oti;
+    let hasher: Hasher;
     try {
       oti = decodeOti(d.oti);
-      createHasher(d.hashAlgorithm);
+      hasher = createHasher(d.hashAlgorithm);
     } catch {
       return false;
     }
@@ -363,6 +371,8 @@ export class FountainReceiver {
     this.description = new Uint8Array(datagram);
     this.blocks = parts.map((b) => ({ ...b, done: false, held: new HeldSymbols(b.k), spoolEsi: [], spoolIndex: [], nextAttempt: b.k, decoding: false }));
     this.needed = parts.reduce((s, b) => s + b.k, 0);
+    this.hasher = hasher;
+    this.hashedBlocks = 0;
     if (!resuming) Spool.writeObject(this.spoolDir, this.description);
     const tag = new DataView(objectId.buffer).getUint32(0);
     this.spool = new Spool(this.spoolDir, tag, oti.symbolSize);
@@ -497,17 +507,14 @@ export class FountainReceiver {
     // Source symbols in data.part were CRC-checked when restored from the spool or written in
     // this run; the whole-object hash is the final check of everything.
     if (direct && b.held.inData === b.k) {
-      // Every source symbol is already in place: nothing to decode.
-      if (this.opts.checkBlock) {
-        const block = spool.readDataInto(b.offset, this.scratchFor(b.length));
-        if (!this.opts.checkBlock(b.sbn, block)) {
-          this.rejectBlock(b);
-          return;
-        }
-        this.blockComplete(b, b.k, block);
-      } else {
-        this.blockComplete(b, b.k, undefined);
+      // Every source symbol is already in place: nothing to decode. One read of the block
+      // serves the check, the BLOCK_DONE record's CRC and the whole-object hash.
+      const block = spool.readDataInto(b.offset, this.scratchFor(b.length));
+      if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, block)) {
+        this.rejectBlock(b);
+        return;
       }
+      this.blockComplete(b, b.k, block);
       return;
     }
     b.decoding = true;
@@ -637,28 +644,50 @@ export class FountainReceiver {
     b.nextAttempt = b.k;
   }
 
-  /** `block` holds the block's bytes as they now are in data.part (undefined: read them there). */
-  private blockComplete(b: BlockState, used: number, block: Uint8Array | undefined): void {
+  /** `block` holds the block's bytes as they now are in data.part. */
+  private blockComplete(b: BlockState, used: number, block: Uint8Array): void {
     const spool = this.spool as Spool;
-    spool.blockDone(b.sbn, block ?? { offset: b.offset, length: b.length });
+    spool.blockDone(b.sbn, block);
     b.done = true;
     this.blocksDone += 1;
     this.stats.used += used;
     b.held = new HeldSymbols(b.k);
     b.spoolEsi = [];
     b.spoolIndex = [];
+    if (b.sbn === this.hashedBlocks) {
+      (this.hasher as Hasher).update(block);
+      this.hashedBlocks += 1;
+      this.hashDoneBlocks();
+    }
     if (this.blocksDone === this.blocks.length) this.finish();
   }
 
-  /** All blocks decoded: verify the whole hash, then rename into place atomically. */
+  /**
+   * Feed the whole-object hash with the blocks after `hashedBlocks` that are already done (they
+   * finished out of order, or were resumed from the spool), read back from data.part in 1 MiB
+   * chunks, up to the first block not done.
+   */
+  private hashDoneBlocks(): void {
+    const spool = this.spool as Spool;
+    const h = this.hasher as Hasher;
+    for (let b = this.blocks[this.hashedBlocks]; b?.done; b = this.blocks[this.hashedBlocks]) {
+      const buf = this.scratchFor(Math.min(1 << 20, b.length));
+      for (let pos = 0; pos < b.length; pos += buf.length) h.update(spool.readDataInto(b.offset + pos, buf.subarray(0, Math.min(buf.length, b.length - pos))));
+      this.hashedBlocks += 1;
+    }
+  }
+
+  /**
+   * All blocks done: verify the whole hash (of the bytes as written to data.part; most of it was
+   * fed block by block), then rename into place atomically.
+   */
   private finish(): void {
     const obj = this.object as ObjectInfo;
     const spool = this.spool as Spool;
     spool.flush();
-    const h = createHasher(obj.hashAlgorithm);
-    const buf = this.scratchFor(1 << 20);
-    for (let pos = 0; pos < obj.size; pos += buf.length) h.update(spool.readDataInto(pos, buf.subarray(0, Math.min(buf.length, obj.size - pos))));
-    const digest = h.digest();
+    this.hashDoneBlocks();
+    const digest = (this.hasher as Hasher).digest();
+    this.hasher = undefined;
     if (!bytesEqual(digest, obj.hash)) {
       // Poisoned or corrupted data got through: never deliver it. Start this object over.
       this.stats.hashMismatches += 1;

@@ -74,6 +74,9 @@ const READ_AHEAD = 64 * 1024;
 export class FountainSender {
   readonly objectId: Uint8Array;
   readonly oti: Oti;
+  /** The whole-object digest the description announces, and its algorithm (HashAlgorithm). */
+  readonly hash: Uint8Array;
+  readonly hashAlgorithm: number;
   readonly stats: SenderStats = { packets: 0, symbols: 0, descriptions: 0, bytes: 0, rounds: 0, encodersBuilt: 0 };
   private readonly blocks: { sbn: number; offset: number; length: number; k: number }[];
   private readonly description: Uint8Array;
@@ -117,6 +120,8 @@ export class FountainSender {
     this.blocks = blockPartition(oti);
     const otiBytes = encodeOti(oti);
     const hashAlgorithm = opts.hashAlgorithm ?? HashAlgorithm.SHA256;
+    this.hash = opts.hash;
+    this.hashAlgorithm = hashAlgorithm;
     this.objectId = deriveObjectId(otiBytes, hashAlgorithm, opts.hash);
     const sealer = opts.sealer;
     this.header = {

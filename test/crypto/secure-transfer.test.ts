@@ -10,7 +10,7 @@ import { createFileSender } from '../../src/transfer/driver.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
 import { generateGroupKey, saveGroupKey, saveKeyPair } from '../../src/crypto/keys.js';
 import { groupSealer, SecureSender } from '../../src/crypto/guard.js';
-import { deviceGuard, signFileManifest } from '../../src/crypto/secure-transfer.js';
+import { blockCommitments, deviceGuard, signFileManifest } from '../../src/crypto/secure-transfer.js';
 import { hierarchy, randomBytesSeeded, T0, DAY } from './fixtures.js';
 
 test('file sender + signed manifest + device guard from files: installs once, then refuses the replay', () => {
@@ -27,8 +27,9 @@ test('file sender + signed manifest + device guard from files: installs once, th
     const sealer = groupSealer(gk, 'aes-256-gcm');
     const release = { product: 'sensor-v2', sequence: 9n, version: '9.0', created: T0 - DAY, expires: T0 + DAY, groupKey: gk, cipher: 'aes-256-gcm' as const, digests: true };
     const runOnce = () => {
-      const inner = createFileSender({ file, rateBps: 1e15, sealer, maxBlockSymbols: 100 });
-      const manifest = signFileManifest(file, inner, signer, release);
+      const commitments = blockCommitments();
+      const inner = createFileSender({ file, rateBps: 1e15, sealer, maxBlockSymbols: 100, observe: commitments.observe });
+      const manifest = signFileManifest(inner, commitments.blockHashes(), signer, release);
       const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true, rateBps: 1e15 });
       const { guard, state } = deviceGuard({ trustFiles: [join(dir, 'root.pub')], groupKeyFile: gkFile, stateDir: join(dir, 'state'), product: 'sensor-v2', cipher: 'aes-256-gcm', requireEncryption: true });
       const out = join(dir, 'installed.bin');

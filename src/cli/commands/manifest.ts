@@ -15,6 +15,7 @@ import {
   loadPublicKey,
   loadSigningKey,
   signFileManifest,
+  blockCommitments,
   toHex,
   TrustStore,
   verifyManifest,
@@ -136,13 +137,15 @@ async function sign(argv: string[]): Promise<number> {
   if (values.encrypt && values['group-key'] === undefined) throw new UsageError('--encrypt needs --group-key');
   const key = loadSigningKey(values.key);
   const now = Math.floor(Date.now() / 1000);
+  const commitments = blockCommitments();
   const sender = createFileSender({
     file: image,
+    observe: commitments.observe,
     symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
     maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], 8192, 1, 56403),
   });
   const rollout = values.rollout === undefined ? undefined : Math.round(numberOption('rollout', values.rollout, 100, 0.01, 100) * 100);
-  const manifest = signFileManifest(image, sender, key, {
+  const manifest = signFileManifest(sender, commitments.blockHashes(), key, {
     product: values.product,
     sequence: BigInt(values.sequence),
     version: values.version ?? values.sequence,
