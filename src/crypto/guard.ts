@@ -78,7 +78,7 @@ export type SecureStep = { datagram: Uint8Array; kind: string } | { wait: number
 
 export interface SecureSenderOptions {
   /** The transfer sender, built with `sealer: fountainSealer(auth)` and run unpaced (rate very high). */
-  inner: { next(now: number): InnerStep };
+  inner: { next(now: number): InnerStep; readonly nextBuildsEncoder?: boolean };
   objectId: Uint8Array;
   manifest: Uint8Array;
   /** The same sealer the inner sender uses (fountainSealer / groupSealer); none = no group key. */
@@ -135,7 +135,12 @@ export class SecureSender {
     // Pull the next batch of inner datagrams, then queue the signed batch ahead of them.
     const got: { datagram: Uint8Array; kind: string }[] = [];
     const limit = this.signer ? this.batchSize : 1;
+    // A batch that starts with cheap datagrams ends before the first one that needs an encoder
+    // built (FountainSender.nextBuildsEncoder): the last source symbols of a round go out without
+    // waiting for the repair round's precode solves; the next batch then builds them.
+    const cheapStart = this.o.inner.nextBuildsEncoder !== true;
     while (got.length < limit && !this.innerDone) {
+      if (cheapStart && got.length > 0 && this.o.inner.nextBuildsEncoder === true) break;
       const s = this.o.inner.next(now);
       if ('done' in s) this.innerDone = true;
       else if ('datagram' in s) got.push({ datagram: s.datagram, kind: s.kind });

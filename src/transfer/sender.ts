@@ -165,6 +165,19 @@ export class FountainSender {
     return this.blocks.length;
   }
 
+  /**
+   * True when the next symbol needs a block encoder that is not built yet: a RaptorQ precode
+   * solve of several milliseconds. A wrapper that gathers datagrams ahead (signed digest batches)
+   * sends what it holds first, so the last source symbols do not wait for the repair round's
+   * encoders.
+   */
+  get nextBuildsEncoder(): boolean {
+    const block = this.blocks[this.cursor];
+    if (!block) return false;
+    const esi = this.index + this.n * (this.rounds[this.cursor] as number);
+    return (esi >= block.k || this.oti.subBlocks !== 1) && !this.encoders.has(block.sbn);
+  }
+
   /** The object description datagram (also sent periodically by `next`). */
   descriptionPacket(): Uint8Array {
     return this.description;

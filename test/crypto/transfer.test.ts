@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { otiFor, encodeOti } from '../../src/fec/index.js';
+import { blockPartition, otiFor, encodeOti } from '../../src/fec/index.js';
 import { FountainSender } from '../../src/transfer/sender.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
 import { BytesSource } from '../../src/transfer/source.js';
@@ -18,7 +18,7 @@ import { fountainSealer, ReceiveGuard, SecureSender } from '../../src/crypto/gua
 import { generateGroupKey, groupKeyIdOf } from '../../src/crypto/keys.js';
 import { signManifest } from '../../src/crypto/manifest.js';
 import { PacketAuth, type AuthSuite } from '../../src/crypto/packet-auth.js';
-import { encodeSymbol } from '../../src/wire/fountain.js';
+import { decodePacket, encodeSymbol } from '../../src/wire/fountain.js';
 import { hierarchy, prng, randomBytesSeeded, T0, DAY } from './fixtures.js';
 
 interface Run {
@@ -144,4 +144,46 @@ test('digests without the group MAC on data packets: insider and outsider forger
   assert.equal(r.intact, true);
   assert.equal(r.guard.stats.drops.unsigned + r.guard.stats.drops['no-manifest'], r.forged);
   assert.equal(r.guard.stats.drops.unauthenticated, 0, 'signed data packets need no AUTH flag');
+});
+
+test('signed digest batches: the last source symbols of a round go out before any repair encoder is built', () => {
+  const { signer } = hierarchy();
+  const object = randomBytesSeeded(140_000, 16);
+  // 119 source symbols (and a description) in 3 blocks: the source round does not end on a
+  // 64-datagram batch boundary.
+  const oti = otiFor(object.length, 1184, { maxBlockSymbols: 50, subBlocks: 1, alignment: 4 });
+  const hash = new Uint8Array(createHash('sha256').update(object).digest());
+  const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12 });
+  const hasher = new BlockHasher(parseOti(encodeOti(oti)));
+  hasher.update(object);
+  const manifest = signManifest(
+    { product: 'p', sequence: 1n, version: '1', created: T0 - DAY, expires: T0 + DAY, objectId: inner.objectId, objectHash: hash, size: object.length, oti: encodeOti(oti), blockHashes: hasher.digest(), symbolDigests: true },
+    signer,
+  );
+  const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, signingKey: signer, digests: true, rateBps: 1e12 });
+  const sourceSymbols = Math.ceil(object.length / 1184);
+  assert.notEqual(sourceSymbols % 64, 0);
+  const blocks = blockPartition(oti);
+  let sources = 0;
+  let repairs = 0;
+  let batchesAtLastSource = 0;
+  for (let t = 0; t < 1000 && repairs < blocks.length; t++) {
+    const s = sender.next(t);
+    if (!('datagram' in s)) continue;
+    const p = decodePacket(s.datagram);
+    if (p.kind !== 'symbol') continue;
+    if (p.symbol.esi < (blocks[p.symbol.sbn] as { k: number }).k) {
+      sources += 1;
+      if (sources === sourceSymbols) {
+        assert.equal(inner.stats.encodersBuilt, 0, 'the last source symbol waited for an encoder');
+        batchesAtLastSource = sender.stats.batches;
+      }
+    } else {
+      repairs += 1;
+    }
+  }
+  assert.equal(sources, sourceSymbols);
+  assert.equal(inner.stats.encodersBuilt, blocks.length);
+  // The encoders of the repair round are built in one batch, not one batch per encoder.
+  assert.equal(sender.stats.batches, batchesAtLastSource + 1);
 });
