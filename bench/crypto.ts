@@ -205,6 +205,7 @@ const modes: { name: string; suite?: AuthSuite; digests?: boolean }[] = [
   { name: 'aes-256-gcm', suite: 'aes-256-gcm' as AuthSuite },
   { name: 'aes-256-gcm + digests', suite: 'aes-256-gcm' as AuthSuite, digests: true },
   { name: 'chacha20-poly1305', suite: 'chacha20-poly1305' as AuthSuite },
+  { name: 'chacha20-poly1305 + digests', suite: 'chacha20-poly1305' as AuthSuite, digests: true },
 ];
 // Modes interleaved and repeated, best of REPS: the build machine is shared and noisy.
 const REPS = Number(process.env.BENCH_REPS ?? 3);
@@ -252,11 +253,12 @@ async function labCompare(): Promise<void> {
       { name: 'off', send: [], recv: [] },
       { name: 'mac', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key')], recv: ['--group-key', join(dir, 'group.key')] },
       { name: 'signed digests', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--digests'], recv: ['--group-key', join(dir, 'group.key')] },
-      { name: 'aes-256-gcm', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
-      { name: 'aes-256-gcm + digests', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt', '--digests'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
+      { name: 'chacha20-poly1305', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
+      { name: 'chacha20-poly1305 + dig.', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt', '--digests'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt'] },
+      { name: 'aes-256-gcm', send: ['--key', join(dir, 'signer.key'), '--group-key', join(dir, 'group.key'), '--encrypt', '--cipher', 'aes-256-gcm'], recv: ['--group-key', join(dir, 'group.key'), '--encrypt', '--cipher', 'aes-256-gcm'] },
     ];
-    console.log(`\nreal multicast in the lab: ${mib} MiB, sender --rate ${rateMbit}, receiver capped at ${rateMbit + 10} Mbit/s; seconds from receiver start to verified copy, best of ${REPS}`);
-    const best = runs.map(() => Infinity);
+    console.log(`\nreal multicast in the lab: ${mib} MiB, sender --rate ${rateMbit}, receiver capped at ${rateMbit + 10} Mbit/s; seconds from receiver start to verified copy, best and median of ${REPS}`);
+    const times: number[][] = runs.map(() => []);
     let n = 0;
     for (let rep = 0; rep < REPS; rep++) {
       for (const [i, r] of runs.entries()) {
@@ -279,12 +281,21 @@ async function labCompare(): Promise<void> {
         const ok = code === 0 && Buffer.compare(readFileSync(out), Buffer.from(object)) === 0;
         rmSync(out, { force: true });
         if (!ok) console.log(`  ${r.name}: FAILED (${String(code)})`);
-        else best[i] = Math.min(best[i]!, secs);
+        else times[i]!.push(secs);
       }
     }
+    const median = (xs: number[]) => {
+      const v = xs.slice().sort((a, b) => a - b);
+      return v.length === 0 ? NaN : v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
+    const best = times.map((xs) => (xs.length ? Math.min(...xs) : NaN));
+    const med = times.map(median);
     for (const [i, r] of runs.entries()) {
-      const secs = best[i]!;
-      console.log(`  ${r.name.padEnd(24)} ${secs.toFixed(2)} s  ${f1((object.length * 8) / secs / 1e6)} Mbit/s  ${i === 0 ? '' : `${((secs / best[0]! - 1) * 100).toFixed(1)} % slower`}`);
+      const slower = (x: number, base: number) => (i === 0 ? '' : `${((x / base - 1) * 100).toFixed(1).padStart(5)} %`);
+      const failed = REPS - times[i]!.length;
+      console.log(
+        `  ${r.name.padEnd(24)} best ${best[i]!.toFixed(2)} s ${slower(best[i]!, best[0]!)}  median ${med[i]!.toFixed(2)} s ${slower(med[i]!, med[0]!)}  ${f1((object.length * 8) / best[i]! / 1e6)} Mbit/s${failed ? `  (${failed} failed)` : ''}`,
+      );
     }
   } finally {
     await lab.destroy();

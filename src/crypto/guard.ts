@@ -217,7 +217,7 @@ export interface ReceiveGuardOptions {
   policy: VerifyPolicy;
   /** Group key: when set, every packet must carry a valid tag. */
   groupKey?: Uint8Array;
-  /** Cipher expected on encrypted packets (default aes-256-gcm). */
+  /** Cipher expected on encrypted packets (default chacha20-poly1305). */
   cipher?: Exclude<AuthSuite, 'mac'>;
   /** Refuse plaintext bodies (needs groupKey). */
   requireEncryption?: boolean;
@@ -290,7 +290,7 @@ export class ReceiveGuard {
     let a = this.auths.get(k);
     if (!a) {
       const gk = this.o.groupKey as Uint8Array;
-      a = { mac: new PacketAuth(gk, objectId, 'mac'), aead: new PacketAuth(gk, objectId, this.o.cipher ?? 'aes-256-gcm') };
+      a = { mac: new PacketAuth(gk, objectId, 'mac'), aead: new PacketAuth(gk, objectId, this.o.cipher ?? 'chacha20-poly1305') };
       if (this.auths.size >= 16) this.auths.delete(this.auths.keys().next().value as string);
       this.auths.set(k, a);
     }

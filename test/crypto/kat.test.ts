@@ -136,6 +136,16 @@ test('PacketAuth trailer layout equals an independent computation with the deriv
   c.final();
   assert.equal(toHex(s1.payload), toHex(new Uint8Array(ct)));
   assert.equal(toHex(s1.trailer), toHex(nonce) + c.getAuthTag().toString('hex'));
+  // ChaCha20-Poly1305 (sealed on WebAssembly, aead.ts) against OpenSSL, same layout; and opened.
+  const cc = new PacketAuth(groupKey, objectId, 'chacha20-poly1305', { nonceSalt: salt });
+  const s2 = cc.seal(header, body); // counter 0
+  const ref = createCipheriv('chacha20-poly1305', deriveObjectKey(groupKey, objectId, 'chacha20-poly1305'), fromHex('111213141516171800000000'), { authTagLength: 16 });
+  ref.setAAD(header, { plaintextLength: body.length });
+  const refCt = ref.update(body);
+  ref.final();
+  assert.equal(toHex(s2.payload), toHex(new Uint8Array(refCt)));
+  assert.equal(toHex(s2.trailer), '111213141516171800000000' + ref.getAuthTag().toString('hex'));
+  assert.deepEqual(new PacketAuth(groupKey, objectId, 'chacha20-poly1305').open(header, s2.payload, s2.trailer), body);
 });
 
 test('PacketAuth MAC equals createHmac (RFC 2104) at every block boundary and beyond its scratch buffer', () => {

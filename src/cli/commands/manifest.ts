@@ -31,7 +31,7 @@ size and block size must be those the sender will use.
   --version TEXT         human version string (default: the sequence number)
   --expires DATE         ISO date or +DAYSd (default +30d)
   --symbol-size T --block-symbols K   as for 'iotupd send' (defaults 1184, 8192)
-  --group-key FILE --encrypt [--cipher aes-256-gcm|chacha20-poly1305]   announce encryption
+  --group-key FILE --encrypt [--cipher chacha20-poly1305|aes-256-gcm]   announce encryption
   --digests              require signed digest batches (the sender then needs --key too)
   --rollout PERCENT      staged rollout share (0.01..100)
 
@@ -132,7 +132,7 @@ async function sign(argv: string[]): Promise<number> {
     throw new UsageError('--key, --product, --sequence and --out are required');
   }
   if (!/^\d{1,20}$/.test(values.sequence) || BigInt(values.sequence) < 1n || BigInt(values.sequence) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
-  const cipher = values.cipher ?? 'aes-256-gcm';
+  const cipher = values.cipher ?? 'chacha20-poly1305';
   if (cipher !== 'aes-256-gcm' && cipher !== 'chacha20-poly1305') throw new UsageError('--cipher must be aes-256-gcm or chacha20-poly1305');
   if (values.encrypt && values['group-key'] === undefined) throw new UsageError('--encrypt needs --group-key');
   const key = loadSigningKey(values.key);
