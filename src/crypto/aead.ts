@@ -50,11 +50,13 @@ const pad16 = (n: number) => (n + 15) & ~15;
 export class ChaCha20Poly1305 {
   private readonly x: AeadExports;
   private mem: Uint8Array;
+  private view: DataView;
 
   constructor(key: Uint8Array) {
     if (key.length !== 32) throw new SecurityError('ChaCha20-Poly1305 needs a 32-byte key', 'ERR_KEY');
     this.x = instantiate();
     this.mem = memoryOf(this.x, 0);
+    this.view = new DataView(this.mem.buffer);
     this.mem.set(key, KEY);
   }
 
@@ -63,14 +65,17 @@ export class ChaCha20Poly1305 {
     if (nonce.length !== 12) throw new SecurityError('ChaCha20-Poly1305 needs a 12-byte nonce', 'ERR_AUTH');
     const c = DATA + pad16(aad.length);
     const lens = c + pad16(body.length);
-    if (lens + 16 > this.mem.length) this.mem = memoryOf(this.x, lens + 16);
+    if (lens + 16 > this.mem.length) {
+      this.mem = memoryOf(this.x, lens + 16);
+      this.view = new DataView(this.mem.buffer);
+    }
     const m = this.mem;
     m.set(nonce, NONCE);
     m.set(aad, DATA);
     m.fill(0, DATA + aad.length, c);
     m.set(body, c);
     m.fill(0, c + body.length, lens);
-    const v = new DataView(m.buffer);
+    const v = this.view;
     v.setUint32(lens, aad.length, true);
     v.setUint32(lens + 4, 0, true);
     v.setUint32(lens + 8, body.length, true);

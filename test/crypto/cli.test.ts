@@ -36,7 +36,7 @@ test('keygen root / delegated / group; manifest sign and inspect as a device wou
     assert.equal(ok.code, 0, ok.err);
     const j = JSON.parse(ok.out) as Record<string, unknown>;
     assert.match(String(j.verdict), /^VALID/);
-    assert.match(String(j.encryption), /^aes-256-gcm group key [0-9a-f]{16}$/);
+    assert.match(String(j.encryption), /^chacha20-poly1305 group key [0-9a-f]{16}$/);
     assert.equal(j.symbolDigests, true);
     const roll = cli(dir, 'manifest', 'inspect', 'fw.manifest', '--trust', 'root.pub', '--installed', '7');
     assert.equal(roll.code, 1);
