@@ -17,6 +17,7 @@ import {
   SecureSender,
   signFileManifest,
   toHex,
+  type MacSuite,
   type Manifest,
   type ReceiveGuard,
   type Sealer,
@@ -31,6 +32,7 @@ export const SECURE_SEND_OPTIONS = {
   'group-key': { type: 'string' },
   encrypt: { type: 'boolean' },
   cipher: { type: 'string' },
+  mac: { type: 'string' },
   digests: { type: 'boolean' },
   product: { type: 'string' },
   sequence: { type: 'string' },
@@ -43,7 +45,9 @@ export const SECURE_SEND_USAGE = `Security (docs/security.md):
   --key SIGNER.key       sign a manifest for FILE (needs --product and --sequence)
   --manifest FILE        send a manifest signed offline ('iotupd manifest sign') instead
   --product NAME --sequence N [--version TEXT] [--expires DATE|+DAYSd] [--rollout PERCENT]
-  --group-key FILE       tag every packet with the group key (HMAC-SHA256/128)
+  --group-key FILE       tag every packet with the group key
+  --mac poly1305|hmac    the tag without --encrypt (default poly1305: ChaCha20-Poly1305 over the
+                         packet, 28 bytes; hmac: HMAC-SHA256/128, 16 bytes, twice the CPU)
   --encrypt [--cipher chacha20-poly1305|aes-256-gcm]   also encrypt every packet body
   --digests              sign digest batches of the datagrams (stops insiders; needs --key)`;
 
@@ -52,6 +56,7 @@ export const SECURE_RECV_OPTIONS = {
   'group-key': { type: 'string' },
   encrypt: { type: 'boolean' },
   cipher: { type: 'string' },
+  mac: { type: 'string' },
   state: { type: 'string' },
   product: { type: 'string' },
   'max-jump': { type: 'string' },
@@ -65,12 +70,21 @@ export const SECURE_RECV_USAGE = `Security (docs/security.md):
   --product NAME         this device's product / class (required with --trust)
   --state DIR            anti-rollback state (highest installed sequence; required with --trust)
   --group-key FILE       require the group-key tag on every packet
+  --mac poly1305|hmac    the tag expected on packets that are not encrypted (as the sender's)
   --encrypt [--cipher chacha20-poly1305|aes-256-gcm]   require encrypted packets
   --max-jump N           refuse a sequence more than N past the installed one
   --no-clock             this device has no trusted clock (expiry judged by the state's time floor)
   --device-id HEX        identity for staged rollouts`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** --mac: the group-key tag of packets that are not encrypted. Poly1305 by default (bench:crypto). */
+function macSuiteOf(v: Values): MacSuite {
+  const m = str(v, 'mac') ?? 'poly1305';
+  if (m === 'poly1305') return 'poly1305';
+  if (m === 'hmac') return 'mac';
+  throw new UsageError('--mac must be poly1305 or hmac');
+}
 
 function str(v: Values, k: string): string | undefined {
   const x = v[k];
@@ -101,14 +115,14 @@ export function planSecureSend(v: Values, file: string, rateBps: number): Secure
   const manifestFile = str(v, 'manifest');
   const gkFile = str(v, 'group-key');
   if (keyFile === undefined && manifestFile === undefined) {
-    if (gkFile !== undefined || v.encrypt || v.digests) throw new UsageError('--group-key, --encrypt and --digests need a signed manifest: --key or --manifest');
+    if (gkFile !== undefined || v.encrypt || v.digests || v.mac !== undefined) throw new UsageError('--group-key, --mac, --encrypt and --digests need a signed manifest: --key or --manifest');
     return undefined;
   }
   if (v.encrypt && gkFile === undefined) throw new UsageError('--encrypt needs --group-key');
   if (v.digests && keyFile === undefined) throw new UsageError('--digests needs --key (the sender signs the batches)');
   const groupKey = gkFile === undefined ? undefined : loadGroupKey(gkFile);
   const cipher = cipherOf(v);
-  const sealer = groupKey ? groupSealer(groupKey, v.encrypt ? cipher : 'mac') : undefined;
+  const sealer = groupKey ? groupSealer(groupKey, v.encrypt ? cipher : macSuiteOf(v)) : undefined;
   // With signed digests (and no encryption) a data packet is authenticated by its digest: the
   // group-key MAC would add nothing, so only MANIFEST and SIGNATURE packets carry it.
   const innerSealer = v.digests && !v.encrypt ? undefined : sealer;
@@ -190,7 +204,7 @@ export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
   const trust = v.trust;
   const trustFiles = Array.isArray(trust) ? trust : [];
   if (trustFiles.length === 0) {
-    for (const k of ['group-key', 'encrypt', 'state', 'product', 'max-jump', 'no-clock', 'device-id']) {
+    for (const k of ['group-key', 'encrypt', 'mac', 'state', 'product', 'max-jump', 'no-clock', 'device-id']) {
       if (v[k] !== undefined) throw new UsageError(`--${k} needs --trust KEY.pub`);
     }
     return undefined;
@@ -207,6 +221,7 @@ export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
     stateDir,
     product,
     cipher: cipherOf(v),
+    macSuite: macSuiteOf(v),
     ...(gk !== undefined ? { groupKeyFile: gk } : {}),
     ...(v.encrypt ? { requireEncryption: true } : {}),
     ...(jump !== undefined ? { maxSequenceJump: BigInt(jump) } : {}),

@@ -13,7 +13,7 @@ import { checkBlock } from './blocks.js';
 import { DigestSigner, DigestVerifier, MAX_BATCH } from './digests.js';
 import { fragmentManifest, ManifestAssembler } from './fragments.js';
 import { checkDescription, inRollout, verifyManifest, type Manifest, type VerifyPolicy } from './manifest.js';
-import { PacketAuth, type AuthSuite } from './packet-auth.js';
+import { PacketAuth, type AuthSuite, type MacSuite } from './packet-auth.js';
 import type { SigningKey } from './keys.js';
 import type { TrustStore } from './trust.js';
 import { decodePacket, encodeRaw, Flags, FOUNTAIN_VERSION, HEADER_LENGTH, IPV6_UDP_OVERHEAD, KNOWN_FLAGS, MAGIC_0, MAGIC_1, PacketType } from '../wire/fountain.js';
@@ -218,7 +218,9 @@ export interface ReceiveGuardOptions {
   /** Group key: when set, every packet must carry a valid tag. */
   groupKey?: Uint8Array;
   /** Cipher expected on encrypted packets (default chacha20-poly1305). */
-  cipher?: Exclude<AuthSuite, 'mac'>;
+  cipher?: Exclude<AuthSuite, MacSuite>;
+  /** Tag expected on packets that are authenticated, not encrypted (default mac, HMAC-SHA256). */
+  macSuite?: MacSuite;
   /** Refuse plaintext bodies (needs groupKey). */
   requireEncryption?: boolean;
   /** Require signed digest batches even if the manifest does not ask for them. */
@@ -290,7 +292,7 @@ export class ReceiveGuard {
     let a = this.auths.get(k);
     if (!a) {
       const gk = this.o.groupKey as Uint8Array;
-      a = { mac: new PacketAuth(gk, objectId, 'mac'), aead: new PacketAuth(gk, objectId, this.o.cipher ?? 'chacha20-poly1305') };
+      a = { mac: new PacketAuth(gk, objectId, this.o.macSuite ?? 'mac'), aead: new PacketAuth(gk, objectId, this.o.cipher ?? 'chacha20-poly1305') };
       if (this.auths.size >= 16) this.auths.delete(this.auths.keys().next().value as string);
       this.auths.set(k, a);
     }

@@ -85,6 +85,7 @@ export function deviceGuard(opts: {
   stateDir: string;
   product: string;
   cipher?: Exclude<ReceiveGuardOptions['cipher'], undefined>;
+  macSuite?: Exclude<ReceiveGuardOptions['macSuite'], undefined>;
   requireEncryption?: boolean;
   requireDigests?: boolean;
   maxSequenceJump?: bigint;
@@ -99,6 +100,7 @@ export function deviceGuard(opts: {
   };
   if (opts.groupKeyFile !== undefined) g.groupKey = loadGroupKey(opts.groupKeyFile);
   if (opts.cipher) g.cipher = opts.cipher;
+  if (opts.macSuite) g.macSuite = opts.macSuite;
   if (opts.requireEncryption) g.requireEncryption = true;
   if (opts.requireDigests) g.requireDigests = true;
   if (opts.deviceId) g.deviceId = opts.deviceId;

@@ -49,6 +49,18 @@ test('keygen root / delegated / group; manifest sign and inspect as a device wou
     assert.match(cli(dir, 'manifest', 'inspect', 'ff.manifest', '--trust', 'root.pub').out, /REFUSED ERR_DELEGATION: sequence 51 outside the delegated range 1..50/);
     const stranger = cli(dir, 'manifest', 'inspect', 'fw.manifest', '--trust', 'root.pub', '--trust', 'signer.pub');
     assert.equal(stranger.code, 0, 'several pinned keys');
+    // Security options of send / recv: wrong values and missing keys are one-line usage errors.
+    for (const args of [
+      ['send', 'fw.bin', '--channel', 'c', '--interface', 'lo', '--key', 'signer.key', '--product', 'p', '--sequence', '1', '--group-key', 'group.key', '--mac', 'md5'],
+      ['send', 'fw.bin', '--channel', 'c', '--interface', 'lo', '--group-key', 'group.key', '--mac', 'hmac'],
+      ['recv', 'out.bin', '--channel', 'c', '--interface', 'lo', '--mac', 'hmac'],
+      ['recv', 'out.bin', '--channel', 'c', '--interface', 'lo', '--trust', 'root.pub', '--product', 'p', '--state', 'st', '--group-key', 'group.key', '--cipher', 'des'],
+    ]) {
+      const r = cli(dir, ...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, /^iotupd: .*(--mac|--cipher|need)/);
+      assert.equal(r.err.trim().split('\n').length, 1);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

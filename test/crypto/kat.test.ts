@@ -146,6 +146,18 @@ test('PacketAuth trailer layout equals an independent computation with the deriv
   assert.equal(toHex(s2.payload), toHex(new Uint8Array(refCt)));
   assert.equal(toHex(s2.trailer), '111213141516171800000000' + ref.getAuthTag().toString('hex'));
   assert.deepEqual(new PacketAuth(groupKey, objectId, 'chacha20-poly1305').open(header, s2.payload, s2.trailer), body);
+  // Poly1305 tags: the same AEAD with an empty plaintext, header and body as AAD.
+  const pm = new PacketAuth(groupKey, objectId, 'poly1305', { nonceSalt: salt });
+  const s3 = pm.seal(header, body);
+  const refMac = createCipheriv('chacha20-poly1305', deriveObjectKey(groupKey, objectId, 'poly1305'), fromHex('111213141516171800000000'), { authTagLength: 16 });
+  refMac.setAAD(Buffer.concat([header, body]), { plaintextLength: 0 });
+  refMac.final();
+  assert.equal(toHex(s3.payload), toHex(body), 'not encrypted');
+  assert.equal(toHex(s3.trailer), '111213141516171800000000' + refMac.getAuthTag().toString('hex'));
+  const tampered = s3.payload.slice();
+  tampered[5] = (tampered[5] as number) ^ 1;
+  assert.equal(new PacketAuth(groupKey, objectId, 'poly1305').open(header, tampered, s3.trailer), null);
+  assert.deepEqual(new PacketAuth(groupKey, objectId, 'poly1305').open(header, s3.payload, s3.trailer), body);
 });
 
 test('PacketAuth MAC equals createHmac (RFC 2104) at every block boundary and beyond its scratch buffer', () => {

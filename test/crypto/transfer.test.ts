@@ -17,7 +17,7 @@ import { equalBytes } from '../../src/crypto/bytes.js';
 import { fountainSealer, ReceiveGuard, SecureSender } from '../../src/crypto/guard.js';
 import { generateGroupKey, groupKeyIdOf } from '../../src/crypto/keys.js';
 import { signManifest } from '../../src/crypto/manifest.js';
-import { PacketAuth, type AuthSuite } from '../../src/crypto/packet-auth.js';
+import { PacketAuth, type AuthSuite, type MacSuite } from '../../src/crypto/packet-auth.js';
 import { decodePacket, encodeSymbol } from '../../src/wire/fountain.js';
 import { hierarchy, prng, randomBytesSeeded, T0, DAY } from './fixtures.js';
 
@@ -43,6 +43,7 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
     // but the per-object key needs the object id: derive it from a first sender without sealer.
     const probe = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12 });
     const auth = new PacketAuth(gk, probe.objectId, opts.suite);
+    const cipher = opts.suite === 'aes-256-gcm' || opts.suite === 'chacha20-poly1305' ? opts.suite : undefined;
     // With digests and no encryption, data packets may go without the group MAC (macOnData false).
     const sealData = opts.macOnData ?? true;
     const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12, ...(sealData ? { sealer: fountainSealer(auth) } : {}) });
@@ -61,12 +62,12 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
         oti: otiBytes,
         blockHashes: hasher.digest(),
         symbolDigests: opts.digests,
-        ...(opts.suite !== 'mac' ? { encryption: { cipher: opts.suite, groupKeyId: groupKeyIdOf(gk) } } : {}),
+        ...(cipher ? { encryption: { cipher, groupKeyId: groupKeyIdOf(gk) } } : {}),
       },
       signer,
     );
     const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100 });
-    const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, ...(opts.suite !== 'mac' ? { cipher: opts.suite, requireEncryption: true } : {}) });
+    const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, ...(cipher ? { cipher, requireEncryption: true } : { macSuite: opts.suite as MacSuite }) });
     const out = join(dir, 'fw.bin');
     const receiver = new FountainReceiver({ out, checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
     // The insider: same group key, its own sealer (its own nonce salt), forges symbols for any SBN/ESI.
@@ -129,6 +130,14 @@ test('without signed digests the insider poisons decoding: every poisoned block 
   assert.equal(r.guard.stats.blocksVerified, 0, 'no poisoned block passed');
   assert.equal(r.receiver.stats.hashMismatches, 0, 'caught per block, before the whole-object check');
   assert.equal(r.guard.stats.drops.unsigned, 0);
+});
+
+test('Poly1305 tags (no encryption), 10 % loss: every packet tagged and verified, transfer intact', () => {
+  const r = run({ suite: 'poly1305', digests: false, flood: 0, loss: 0.1, maxPackets: 3000, seed: 17 });
+  assert.equal(r.intact, true);
+  assert.equal(r.guard.stats.drops.auth, 0);
+  assert.equal(r.guard.stats.drops.unauthenticated, 0);
+  assert.ok(r.guard.stats.delivered > 100);
 });
 
 test('no flood, ChaCha20-Poly1305, no digests: plain secure transfer completes', () => {
