@@ -52,6 +52,16 @@ export class ChaCha20Poly1305 {
   private mem: Uint8Array;
   private view: DataView;
 
+  /** False when this Node cannot instantiate the module (no WebAssembly SIMD128): use node:crypto. */
+  static available(): boolean {
+    try {
+      instantiate();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   constructor(key: Uint8Array) {
     if (key.length !== 32) throw new SecurityError('ChaCha20-Poly1305 needs a 32-byte key', 'ERR_KEY');
     this.x = instantiate();

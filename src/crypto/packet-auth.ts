@@ -32,7 +32,6 @@ export type MacSuite = Extract<AuthSuite, 'mac' | 'poly1305'>;
 const SUITE_IDS: Record<AuthSuite, number> = { mac: 1, 'aes-256-gcm': 2, 'chacha20-poly1305': 3, poly1305: 4 };
 
 export const TAG_LENGTH = 16;
-const EMPTY = new Uint8Array(0);
 export const NONCE_LENGTH = 12;
 
 export function deriveObjectKey(groupKey: Uint8Array, objectId: Uint8Array, suite: AuthSuite): Buffer {
@@ -46,6 +45,11 @@ export function deriveObjectKey(groupKey: Uint8Array, objectId: Uint8Array, suit
 export interface PacketAuthOptions {
   /** Fixed nonce salt (tests and known-answer vectors only). */
   nonceSalt?: Uint8Array;
+  /**
+   * Where ChaCha20-Poly1305 runs: the WebAssembly module (default, when this Node can instantiate
+   * it) or node:crypto (the fallback; also how tests compare the two). Same bytes either way.
+   */
+  engine?: 'wasm' | 'node';
 }
 
 export class PacketAuth {
@@ -62,6 +66,10 @@ export class PacketAuth {
   private readonly nonce = Buffer.alloc(NONCE_LENGTH);
   /** chacha20-poly1305 runs on WebAssembly (aead.ts): a third of node:crypto's per-packet cost. */
   private readonly chacha: ChaCha20Poly1305 | undefined;
+  /** The node:crypto cipher of the AEAD suites (and of poly1305 without the module); typed as GCM for @types/node's overloads. */
+  private get nodeCipher(): 'aes-256-gcm' | 'chacha20-poly1305' {
+    return this.suite === 'aes-256-gcm' ? 'aes-256-gcm' : 'chacha20-poly1305';
+  }
 
   constructor(groupKey: Uint8Array, objectId: Uint8Array, suite: AuthSuite = 'mac', opts: PacketAuthOptions = {}) {
     if (!(suite in SUITE_IDS)) throw new SecurityError(`unknown packet authentication suite '${suite}'`, 'ERR_KEY');
@@ -69,7 +77,7 @@ export class PacketAuth {
     this.encrypts = suite === 'aes-256-gcm' || suite === 'chacha20-poly1305';
     this.trailerLength = suite === 'mac' ? TAG_LENGTH : NONCE_LENGTH + TAG_LENGTH;
     this.key = deriveObjectKey(groupKey, objectId, suite);
-    if (suite === 'chacha20-poly1305' || suite === 'poly1305') this.chacha = new ChaCha20Poly1305(this.key);
+    if ((suite === 'chacha20-poly1305' || suite === 'poly1305') && opts.engine !== 'node' && ChaCha20Poly1305.available()) this.chacha = new ChaCha20Poly1305(this.key);
     // RFC 2104: a 32-byte key is zero-padded to the 64-byte SHA-256 block.
     for (let i = 0; i < 64; i++) {
       const k = this.key[i] ?? 0;
@@ -127,23 +135,19 @@ export class PacketAuth {
       return;
     }
     const nonce = this.nextNonce();
-    if (this.suite === 'poly1305') {
-      (this.chacha as ChaCha20Poly1305).seal(nonce, datagram.subarray(0, end), EMPTY, datagram.subarray(end + NONCE_LENGTH));
-      datagram.set(nonce, end);
-      return;
-    }
+    // The poly1305 suite is the AEAD with an empty plaintext: everything before the trailer is AAD.
+    const aadEnd = this.suite === 'poly1305' ? end : bodyOffset;
+    datagram.set(nonce, end);
     if (this.chacha) {
-      this.chacha.seal(nonce, datagram.subarray(0, bodyOffset), datagram.subarray(bodyOffset, end), datagram.subarray(end + NONCE_LENGTH));
-      datagram.set(nonce, end);
+      this.chacha.seal(nonce, datagram.subarray(0, aadEnd), datagram.subarray(aadEnd, end), datagram.subarray(end + NONCE_LENGTH));
       return;
     }
-    const c = createCipheriv(this.suite as 'aes-256-gcm', this.key, nonce, { authTagLength: TAG_LENGTH });
-    c.setAAD(datagram.subarray(0, bodyOffset));
-    const body = datagram.subarray(bodyOffset, end);
+    const c = createCipheriv(this.nodeCipher as 'aes-256-gcm', this.key, nonce, { authTagLength: TAG_LENGTH });
+    c.setAAD(datagram.subarray(0, aadEnd), { plaintextLength: end - aadEnd });
+    const body = datagram.subarray(aadEnd, end);
     const ct = c.update(body);
     c.final();
     body.set(ct);
-    datagram.set(nonce, end);
     datagram.set(c.getAuthTag(), end + NONCE_LENGTH);
   }
 
@@ -159,13 +163,13 @@ export class PacketAuth {
     }
     const nonce = datagram.subarray(end, end + NONCE_LENGTH);
     const tag = datagram.subarray(end + NONCE_LENGTH);
-    if (this.suite === 'poly1305') return (this.chacha as ChaCha20Poly1305).open(nonce, datagram.subarray(0, end), EMPTY, tag);
-    if (this.chacha) return this.chacha.open(nonce, datagram.subarray(0, bodyOffset), datagram.subarray(bodyOffset, end), tag);
+    const aadEnd = this.suite === 'poly1305' ? end : bodyOffset;
+    if (this.chacha) return this.chacha.open(nonce, datagram.subarray(0, aadEnd), datagram.subarray(aadEnd, end), tag);
     try {
-      const d = createDecipheriv(this.suite as 'aes-256-gcm', this.key, nonce, { authTagLength: TAG_LENGTH });
-      d.setAAD(datagram.subarray(0, bodyOffset));
+      const d = createDecipheriv(this.nodeCipher as 'aes-256-gcm', this.key, nonce, { authTagLength: TAG_LENGTH });
+      d.setAAD(datagram.subarray(0, aadEnd), { plaintextLength: end - aadEnd });
       d.setAuthTag(tag);
-      const body = datagram.subarray(bodyOffset, end);
+      const body = datagram.subarray(aadEnd, end);
       const pt = d.update(body);
       d.final();
       body.set(pt);

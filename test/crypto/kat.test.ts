@@ -158,6 +158,19 @@ test('PacketAuth trailer layout equals an independent computation with the deriv
   tampered[5] = (tampered[5] as number) ^ 1;
   assert.equal(new PacketAuth(groupKey, objectId, 'poly1305').open(header, tampered, s3.trailer), null);
   assert.deepEqual(new PacketAuth(groupKey, objectId, 'poly1305').open(header, s3.payload, s3.trailer), body);
+  // node:crypto fallback (no WebAssembly): the same bytes, and each opens the other's packets.
+  for (const suite of ['poly1305', 'chacha20-poly1305'] as const) {
+    const w = new PacketAuth(groupKey, objectId, suite, { nonceSalt: salt });
+    const n = new PacketAuth(groupKey, objectId, suite, { nonceSalt: salt, engine: 'node' });
+    const a = w.seal(header, body);
+    const b = n.seal(header, body);
+    assert.equal(toHex(b.payload) + toHex(b.trailer), toHex(a.payload) + toHex(a.trailer), suite);
+    assert.deepEqual(n.open(header, a.payload, a.trailer), body);
+    assert.deepEqual(w.open(header, b.payload, b.trailer), body);
+    const bad = b.trailer.slice();
+    bad[20] = (bad[20] as number) ^ 1;
+    assert.equal(n.open(header, b.payload, bad), null);
+  }
 });
 
 test('PacketAuth MAC equals createHmac (RFC 2104) at every block boundary and beyond its scratch buffer', () => {
