@@ -70,15 +70,19 @@ export class ChaCha20Poly1305 {
     this.mem.set(key, KEY);
   }
 
+  /** Grow the module memory to `bytes` (views of the old buffer are detached: renew both). */
+  private ensure(bytes: number): void {
+    if (bytes <= this.mem.length) return;
+    this.mem = memoryOf(this.x, bytes);
+    this.view = new DataView(this.mem.buffer);
+  }
+
   /** Lay out AAD || pad || body || pad || le64(|AAD|) || le64(|body|) at DATA (RFC 8439 2.8); returns the body's address. */
   private layout(nonce: Uint8Array, aad: Uint8Array, body: Uint8Array): number {
     if (nonce.length !== 12) throw new SecurityError('ChaCha20-Poly1305 needs a 12-byte nonce', 'ERR_AUTH');
     const c = DATA + pad16(aad.length);
     const lens = c + pad16(body.length);
-    if (lens + 16 > this.mem.length) {
-      this.mem = memoryOf(this.x, lens + 16);
-      this.view = new DataView(this.mem.buffer);
-    }
+    this.ensure(lens + 16);
     const m = this.mem;
     m.set(nonce, NONCE);
     m.set(aad, DATA);
@@ -126,7 +130,7 @@ export class ChaCha20Poly1305 {
 
   /** Raw ChaCha20 (RFC 8439 2.4): XOR `data` in place with the keystream from block `counter` (test vectors). */
   xorKeystream(nonce: Uint8Array, counter: number, data: Uint8Array): void {
-    if (DATA + pad16(data.length) > this.mem.length) this.mem = memoryOf(this.x, DATA + pad16(data.length));
+    this.ensure(DATA + pad16(data.length));
     this.mem.set(nonce, NONCE);
     this.mem.set(data, DATA);
     this.x.xor(DATA, data.length, counter);

@@ -62,6 +62,22 @@ test('AEAD: RFC 8439 2.8.2 seals the sunscreen text to the published ciphertext 
   assert.deepEqual(body, SUNSCREEN);
 });
 
+test('the module memory grows for large inputs, and sealing keeps working after xorKeystream grew it', () => {
+  const key = new Uint8Array(32).fill(3);
+  const nonce = new Uint8Array(12).fill(4);
+  const a = new ChaCha20Poly1305(key);
+  const big = new Uint8Array(300_000).fill(1);
+  a.xorKeystream(nonce, 1, big);
+  const body = new Uint8Array(200_000).fill(2);
+  const tag = new Uint8Array(16);
+  a.seal(nonce, new Uint8Array(5), body, tag);
+  const ref = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+  ref.setAAD(new Uint8Array(5), { plaintextLength: body.length });
+  const ct = Buffer.concat([ref.update(new Uint8Array(200_000).fill(2)), ref.final()]);
+  assert.equal(toHex(tag), ref.getAuthTag().toString('hex'));
+  assert.ok(Buffer.from(body).equals(ct));
+});
+
 test('AEAD: same ciphertext and tag as OpenSSL on random inputs; every single-bit change is refused', () => {
   const rnd = prng(41);
   for (let round = 0; round < 300; round++) {
