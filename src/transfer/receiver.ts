@@ -214,9 +214,9 @@ export class FountainReceiver {
   /** One reusable buffer for block reads and hashing: memory stays flat over many blocks. */
   private scratch = new Uint8Array(0);
   /**
-   * The whole-object hash, fed in block order as blocks complete (hashInOrder): each block's
-   * bytes are hashed while they are in memory anyway, instead of all of data.part being read
-   * back at the end. `hashedBlocks` blocks (0 .. hashedBlocks-1) are in it.
+   * The whole-object hash, fed in block order as blocks complete (blockComplete, hashDoneBlocks):
+   * each block's bytes are hashed while they are in memory anyway, instead of all of data.part
+   * being read back at the end. Blocks 0 .. hashedBlocks-1 are in it.
    */
   private hasher: Hasher | undefined;
   private hashedBlocks = 0;
