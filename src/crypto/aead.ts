@@ -7,9 +7,10 @@
 // checks it against the RFC's vectors and against OpenSSL's chacha20-poly1305 on random inputs.
 import { SecurityError } from '../errors.js';
 import { CHACHA20POLY1305_WASM_BASE64 } from './wasm/chacha20poly1305.generated.js';
+import { WA, type WasmMemory, type WasmModule } from '../wasm.js';
 
 interface AeadExports {
-  memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  memory: WasmMemory;
   blocks4(counter: number): void;
   xor(ptr: number, len: number, counter: number): void;
   polyInit(keyPtr: number): void;
@@ -17,12 +18,7 @@ interface AeadExports {
   polyFinish(outPtr: number): void;
 }
 
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: object };
-}
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-let compiled: object | undefined;
+let compiled: WasmModule | undefined;
 
 function instantiate(): AeadExports {
   compiled ??= new WA.Module(Buffer.from(CHACHA20POLY1305_WASM_BASE64, 'base64'));

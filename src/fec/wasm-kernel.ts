@@ -4,6 +4,7 @@ import type { Arena } from './arena.js';
 import { MUL } from './gf256.js';
 import type { Plan } from './plan.js';
 import { KERNEL_WASM_BASE64 } from './wasm/kernel.generated.js';
+import { WA, type WasmMemory, type WasmModule } from '../wasm.js';
 
 interface KernelExports {
   xor(dst: number, src: number, len: number): void;
@@ -12,19 +13,6 @@ interface KernelExports {
   run(plan: number, n: number, base: number, stride: number, len: number): void;
   xorn(dst: number, list: number, n: number, len: number): void;
 }
-
-// The project compiles with lib ES2022 and no DOM types, so the few WebAssembly JS API members
-// used here are typed locally.
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-type WasmModule = object;
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => WasmModule;
-  Instance: new (module: WasmModule, imports: object) => { exports: object };
-  Memory: new (desc: { initial: number; maximum?: number }) => WasmMemory;
-}
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 const TABLES = 8192;
 const LIST = TABLES; // 64 source addresses of a fused XOR
