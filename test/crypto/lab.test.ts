@@ -86,3 +86,41 @@ labTest('signed + encrypted + digests over real multicast with an insider sendin
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+labTest('tags only (default poly1305) over real multicast with loss; a device expecting HMAC tags drops every packet and writes nothing', { hosts: ['sender', 'dev', 'other'], timeout: 60_000 }, async (lab) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-lab-tag-'));
+  try {
+    const root = generateSigningKey();
+    saveKeyPair(join(dir, 'root'), root);
+    saveGroupKey(join(dir, 'group.key'), generateGroupKey());
+    const image = join(dir, 'image.bin');
+    writeFileSync(image, randomBytes(1_000_000));
+    await lab.impair('dev', { lossPercent: 10 });
+    const ch = ['--channel', 'lab.secure.tags'];
+    const device = (name: string) => ['--trust', join(dir, 'root.pub'), '--product', 'sensor-v2', '--state', join(dir, `state-${name}`), '--group-key', join(dir, 'group.key')];
+    const out = join(dir, 'installed.bin');
+    const wrong = join(dir, 'wrong.bin');
+    const dev = start(lab, 'dev', ['recv', out, ...ch, ...device('dev')]);
+    const other = start(lab, 'other', ['recv', wrong, ...ch, ...device('other'), '--mac', 'hmac', '--timeout', '6']);
+    await new Promise((r) => setTimeout(r, 300));
+    const snd = start(lab, 'sender', ['send', image, ...ch, '--key', join(dir, 'root.key'), '--product', 'sensor-v2', '--sequence', '3', '--group-key', join(dir, 'group.key'), '--rate', '15']);
+    const { code, stderr } = await dev.exit;
+    assert.equal(code, 0, stderr);
+    assert.equal(sha256(out), sha256(image));
+    const sec = (dev.events.find((e) => e.type === 'stats') as Record<string, unknown>).security as { drops: Record<string, number>; blocksVerified: number };
+    assert.equal(sec.drops.auth, 0);
+    assert.ok(sec.blocksVerified >= 1);
+    const r2 = await other.exit;
+    assert.notEqual(r2.code, 0);
+    assert.ok(!existsSync(wrong));
+    const s2 = (other.events.find((e) => e.type === 'stats') as Record<string, unknown>).security as { drops: Record<string, number>; manifest: unknown };
+    // MANIFEST fragments carry poly1305 tags too: each fails the HMAC check ('auth'), so no
+    // manifest is ever accepted, and the data is dropped before any cryptography ('no-manifest').
+    assert.equal(s2.manifest, null, JSON.stringify(s2));
+    assert.ok((s2.drops.auth ?? 0) >= 1, JSON.stringify(s2));
+    assert.ok((s2.drops['no-manifest'] ?? 0) > 100, JSON.stringify(s2));
+    await stop(snd);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
