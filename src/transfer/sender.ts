@@ -16,6 +16,9 @@ import type { ObjectSource } from './source.js';
  * Hook for the security layer: it declares its trailer length, flags and extensions, and fills
  * the trailer of every packet in place once the rest of the packet is final.
  */
+/** Datagram buffers are carved from slabs of this size (freshPacket). */
+const SLAB_BYTES = 64 * 1024;
+
 export interface PacketSealer {
   readonly flags: number;
   readonly trailerLength: number;
@@ -105,6 +108,8 @@ export class FountainSender {
   private readonly symbolTemplate: Uint8Array;
   private readonly symbolOffset: number;
   private finished = false;
+  private slab = new Uint8Array(0);
+  private slabUsed = 0;
 
   constructor(private readonly opts: SenderOptions) {
     const { oti, source } = opts;
@@ -237,9 +242,9 @@ export class FountainSender {
     }
     this.rounds[this.cursor] = (this.rounds[this.cursor] as number) + 1;
     const T = this.oti.symbolSize;
-    // One fresh buffer per datagram (the socket may still hold the previous ones): header
+    // One fresh buffer per datagram (a caller such as SecureSender may hold earlier ones): header
     // template, FEC Payload ID, then the symbol written in place.
-    const packet = new Uint8Array(this.symbolPacketLength);
+    const packet = this.freshPacket();
     packet.set(this.symbolTemplate.subarray(0, this.symbolOffset - 4));
     const at = this.symbolOffset;
     packet[at - 4] = block.sbn;
@@ -266,6 +271,23 @@ export class FountainSender {
         if (spb !== undefined && Math.min(...this.rounds) >= (this.opts.startRound ?? 0) + spb) this.finished = true;
       }
     }
+    return packet;
+  }
+
+  /**
+   * A zeroed, never-used datagram buffer carved from a shared slab. Allocating each 1.2 KB
+   * datagram as its own Uint8Array costs about 2 µs here (a backing store, zeroed, tracked as
+   * external memory); a view of a fresh 64 KiB slab costs a tenth of that. Slabs are never
+   * reused: one is dropped when all its datagrams are.
+   */
+  private freshPacket(): Uint8Array {
+    const len = this.symbolPacketLength;
+    if (this.slabUsed + len > this.slab.length) {
+      this.slab = new Uint8Array(Math.max(SLAB_BYTES, len));
+      this.slabUsed = 0;
+    }
+    const packet = this.slab.subarray(this.slabUsed, this.slabUsed + len);
+    this.slabUsed += len;
     return packet;
   }
 
