@@ -222,6 +222,8 @@ export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
     product,
     cipher: cipherOf(v),
     macSuite: macSuiteOf(v),
+    // The receive driver gets a fresh buffer per datagram and does not reuse it after the filter.
+    decryptInPlace: true,
     ...(gk !== undefined ? { groupKeyFile: gk } : {}),
     ...(v.encrypt ? { requireEncryption: true } : {}),
     ...(jump !== undefined ? { maxSequenceJump: BigInt(jump) } : {}),

@@ -223,6 +223,12 @@ export interface ReceiveGuardOptions {
   macSuite?: MacSuite;
   /** Refuse plaintext bodies (needs groupKey). */
   requireEncryption?: boolean;
+  /**
+   * The caller hands each datagram over and never reads it again (the network driver gets a
+   * fresh buffer per datagram): decrypt in place instead of into a copy, which saves allocating
+   * a buffer per packet. A refused datagram is left as it arrived either way.
+   */
+  decryptInPlace?: boolean;
   /** Require signed digest batches even if the manifest does not ask for them. */
   requireDigests?: boolean;
   deviceId?: Uint8Array;
@@ -342,7 +348,7 @@ export class ReceiveGuard {
       const auth = this.authFor(datagram.subarray(8, 16));
       const a = enc ? auth.aead : auth.mac;
       if (trailerLength !== a.trailerLength) return this.drop('auth');
-      plain = enc ? datagram.slice() : datagram;
+      plain = enc && !this.o.decryptInPlace ? datagram.slice() : datagram;
       if (!a.openInPlace(plain, bodyStart)) return this.drop('auth');
       // Decrypted: the transfer receiver must read the body as plaintext.
       if (enc) plain[4] = flags & ~Flags.ENCRYPTED;

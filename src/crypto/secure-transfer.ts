@@ -88,6 +88,7 @@ export function deviceGuard(opts: {
   macSuite?: Exclude<ReceiveGuardOptions['macSuite'], undefined>;
   requireEncryption?: boolean;
   requireDigests?: boolean;
+  decryptInPlace?: boolean;
   maxSequenceJump?: bigint;
   deviceId?: Uint8Array;
 }): DeviceSetup {
@@ -103,6 +104,7 @@ export function deviceGuard(opts: {
   if (opts.macSuite) g.macSuite = opts.macSuite;
   if (opts.requireEncryption) g.requireEncryption = true;
   if (opts.requireDigests) g.requireDigests = true;
+  if (opts.decryptInPlace) g.decryptInPlace = true;
   if (opts.deviceId) g.deviceId = opts.deviceId;
   if (g.requireEncryption && !g.groupKey) throw new SecurityError('--encrypt needs --group-key', 'ERR_KEY');
   return { guard: new ReceiveGuard(g), state };

@@ -18,7 +18,7 @@ import { fountainSealer, ReceiveGuard, SecureSender } from '../../src/crypto/gua
 import { generateGroupKey, groupKeyIdOf } from '../../src/crypto/keys.js';
 import { signManifest } from '../../src/crypto/manifest.js';
 import { PacketAuth, type AuthSuite, type MacSuite } from '../../src/crypto/packet-auth.js';
-import { decodePacket, encodeSymbol } from '../../src/wire/fountain.js';
+import { decodePacket, encodeSymbol, PacketType } from '../../src/wire/fountain.js';
 import { hierarchy, prng, randomBytesSeeded, T0, DAY } from './fixtures.js';
 
 interface Run {
@@ -195,4 +195,66 @@ test('signed digest batches: the last source symbols of a round go out before an
   assert.equal(inner.stats.encodersBuilt, blocks.length);
   // The encoders of the repair round are built in one batch, not one batch per encoder.
   assert.equal(sender.stats.batches, batchesAtLastSource + 1);
+});
+
+test('decryptInPlace: a delivered datagram is the same buffer, decrypted; a tampered one is dropped and left as it came', () => {
+  const { trust, signer } = hierarchy();
+  const object = randomBytesSeeded(60_000, 18);
+  const oti = otiFor(object.length, 1184, { maxBlockSymbols: 50, subBlocks: 1, alignment: 4 });
+  const hash = new Uint8Array(createHash('sha256').update(object).digest());
+  const gk = generateGroupKey();
+  const probe = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12 });
+  const auth = new PacketAuth(gk, probe.objectId, 'chacha20-poly1305');
+  const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12, sealer: fountainSealer(auth) });
+  const hasher = new BlockHasher(parseOti(encodeOti(oti)));
+  hasher.update(object);
+  const manifest = signManifest(
+    {
+      product: 'sensor-v2',
+      sequence: 6n,
+      version: '6',
+      created: T0 - DAY,
+      expires: T0 + DAY,
+      objectId: inner.objectId,
+      objectHash: hash,
+      size: object.length,
+      oti: encodeOti(oti),
+      blockHashes: hasher.digest(),
+      encryption: { cipher: 'chacha20-poly1305', groupKeyId: groupKeyIdOf(gk) },
+    },
+    signer,
+  );
+  const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), rateBps: 1e12 });
+  const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, cipher: 'chacha20-poly1305', requireEncryption: true, decryptInPlace: true });
+  let delivered = 0;
+  let tampered = 0;
+  let symbols = 0;
+  for (let t = 0; t < 400; t++) {
+    const s = sender.next(t);
+    if (!('datagram' in s)) continue;
+    // A copy, as the network gives one: the sender reuses its description buffer, and the guard
+    // must own what it decrypts in place.
+    const d = s.datagram.slice();
+    if (d[3] === PacketType.SYMBOL && ++symbols % 3 === 0) {
+      // Flip one ciphertext byte: refused, and the buffer is not touched by the failed open.
+      d[d.length - 40] = (d[d.length - 40] as number) ^ 1;
+      const before = d.slice();
+      const g = guard.filter(d, T0);
+      assert.equal(g.kind, 'drop');
+      assert.deepEqual(d, before);
+      tampered += 1;
+      continue;
+    }
+    const g = guard.filter(d, T0);
+    if (g.kind !== 'deliver') continue;
+    assert.equal(g.datagram, d, 'no copy');
+    const q = decodePacket(g.datagram);
+    if (q.kind === 'symbol' && q.symbol.sbn === 0 && q.symbol.esi < (blockPartition(oti)[0] as { k: number }).k) {
+      // Source symbol ESI of block 0: its plaintext is those bytes of the object.
+      assert.deepEqual(q.symbol.symbol.subarray(0, 100), object.subarray(q.symbol.esi * 1184, q.symbol.esi * 1184 + 100));
+      delivered += 1;
+    }
+  }
+  assert.ok(delivered > 10 && tampered > 10, `${delivered} delivered, ${tampered} tampered`);
+  assert.equal(guard.stats.drops.auth, tampered);
 });
