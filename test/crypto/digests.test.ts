@@ -1,6 +1,7 @@
 // Signed digest batches and manifest fragments, on their own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { DigestSigner, DigestVerifier } from '../../src/crypto/digests.js';
 import { fragmentManifest, ManifestAssembler } from '../../src/crypto/fragments.js';
 import { signManifest } from '../../src/crypto/manifest.js';
@@ -14,6 +15,14 @@ test('digest batches: signed datagrams accepted, others not; forged, foreign and
   const v = new DigestVerifier(signer.publicKey, objectId, 2);
   const dgrams = Array.from({ length: 3 }, (_, b) => Array.from({ length: 64 }, (_, i) => randomBytesSeeded(1200, b * 100 + i + 1)));
   const batches = dgrams.map((d) => s.sign(d));
+  // The wire layout (digests.ts): 18-byte fixed part, the object id (length byte, 8 bytes), then
+  // SHA-256(datagram)[0..16] for each datagram, computed here independently.
+  const first = batches[0]!;
+  assert.equal(first[5], 64);
+  for (const i of [0, 1, 63]) {
+    const expected = createHash('sha256').update(dgrams[0]![i]!).digest().subarray(0, 16);
+    assert.deepEqual(first.subarray(27 + 16 * i, 27 + 16 * (i + 1)), new Uint8Array(expected), `digest ${i}`);
+  }
   assert.equal(v.addBatch(batches[0]!), 'accepted');
   assert.equal(v.addBatch(batches[0]!), 'duplicate');
   assert.ok(dgrams[0]!.every((d) => v.check(d)));
