@@ -19,6 +19,7 @@ interface AeadExports {
 }
 
 let compiled: WasmModule | undefined;
+let available: boolean | undefined;
 
 function instantiate(): AeadExports {
   compiled ??= new WA.Module(Buffer.from(CHACHA20POLY1305_WASM_BASE64, 'base64'));
@@ -48,14 +49,17 @@ export class ChaCha20Poly1305 {
   private mem: Uint8Array;
   private view: DataView;
 
-  /** False when this Node cannot instantiate the module (no WebAssembly SIMD128): use node:crypto. */
+  /** False when this Node cannot instantiate the module (no WebAssembly SIMD128): use node:crypto. Tried once. */
   static available(): boolean {
-    try {
-      instantiate();
-      return true;
-    } catch {
-      return false;
+    if (available === undefined) {
+      try {
+        compiled ??= new WA.Module(Buffer.from(CHACHA20POLY1305_WASM_BASE64, 'base64'));
+        available = true;
+      } catch {
+        available = false;
+      }
     }
+    return available;
   }
 
   constructor(key: Uint8Array) {
