@@ -282,7 +282,7 @@ export class Spool {
    * covers them, so resume trusts it only if data.part really holds them: no fdatasync needed,
    * as a power loss can only make the check fail and the block be rebuilt.
    */
-  blockDone(sbn: number, block: Uint8Array | { offset: number; length: number }): void {
+  blockDone(sbn: number, block: Uint8Array): void {
     this.flushRuns();
     this.runs.delete(sbn);
     this.journalCrc(RecordKind.BLOCK_DONE, sbn, this.blockCrc(sbn, block));
