@@ -15,15 +15,22 @@
  *     .trySend(bytes, group, port?)   fast path: false while libuv's queue is non-empty;
  *     .drain()                        then await drain() and retry; bytes are copied, so the
  *                                     caller may reuse its buffer at once
+ *     .sendBurst(datagrams, from, to, group, port?)
+ *                               as many as the kernel takes now (0: drain and retry); on a
+ *                               connected socket a run of equal-size datagrams is one
+ *                               sendmsg() with UDP GSO (src/net/gso.ts, optional native addon)
+ *     .gso                      { enabled, reason }: whether sendBurst uses GSO, why not
  *     for await (const d of sock) / sock.messages(signal?)
  *                               { data, from, port } through a bounded queue (overflow counted
  *                               in stats.queueDrops); ends on close() or abort
  *     .onMessage(cb)            synchronous fast receive path (bypasses the queue)
- *     .stats                    sent, bytesSent, sendErrors, received, bytesReceived, queueDrops
+ *     .stats                    sent, gsoCalls, bytesSent, sendErrors, received, bytesReceived,
+ *                               queueDrops
  *     .close()                  idempotent, resolves when the socket is closed; opts.signal
  *                               aborting closes too
  */
 export { listInterfaces, resolveInterface, type InterfaceInfo } from './interfaces.js';
+export { GSO_MAX_SEGMENTS, GSO_MAX_BYTES, gsoUnavailableReason } from './gso.js';
 export { isMulticastGroup, isSourceSpecific, multicastScope, checkGroup, checkSource, checkPort } from './address.js';
 export {
   McastSocket,

@@ -1,7 +1,9 @@
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { getSystemErrorName } from 'node:util';
 import { IotupdError, UsageError } from '../errors.js';
 import { resolveInterface, type InterfaceInfo } from './interfaces.js';
 import { checkGroup, checkPort, checkSource, isMulticastGroup, multicastScope } from './address.js';
+import { dgramFd, gsoAddon, gsoUnavailableReason, segmentRun, GSO_RETRY_ERRNOS, GSO_UNSUPPORTED_ERRNOS } from './gso.js';
 
 /** Librecast's default UDP port. */
 export const DEFAULT_PORT = 4242;
@@ -54,8 +56,10 @@ export interface Datagram {
 }
 
 export interface McastSocketStats {
-  /** Datagrams handed to the kernel (send, trySend). */
+  /** Datagrams handed to the kernel (send, trySend, sendBurst). */
   sent: number;
+  /** sendmsg calls that carried several datagrams by UDP GSO (sendBurst). */
+  gsoCalls: number;
   bytesSent: number;
   /** Send failures seen (send() rejects; trySend failures are sampled, see trySend). */
   sendErrors: number;
@@ -90,7 +94,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
   readonly interface: InterfaceInfo;
   readonly port: number;
   readonly bindAddress: string;
-  readonly stats: McastSocketStats = { sent: 0, bytesSent: 0, sendErrors: 0, received: 0, bytesReceived: 0, queueDrops: 0 };
+  readonly stats: McastSocketStats = { sent: 0, gsoCalls: 0, bytesSent: 0, sendErrors: 0, received: 0, bytesReceived: 0, queueDrops: 0 };
   /** Last send error seen (sampled for trySend). */
   lastSendError: Error | undefined;
 
@@ -111,6 +115,8 @@ export class McastSocket implements AsyncIterable<Datagram> {
   #lastGroup = '';
   #lastPort = -1;
   #connected: { group: string; port: number } | undefined;
+  #gso: { fd: number; send: (fd: number, d: readonly Uint8Array[], from: number, count: number, seg: number) => number } | undefined;
+  #gsoOff = 'socket not connected';
   #slot = new Uint8Array(2048);
   #view = this.#slot.subarray(0, 0);
   #drainWaiters: (() => void)[] = [];
@@ -283,6 +289,33 @@ export class McastSocket implements AsyncIterable<Datagram> {
     });
     this.#connected = { group, port };
     this.#lastGroup = '';
+    this.#enableGso();
+  }
+
+  /** sendBurst may use UDP GSO once connected, if the native addon loaded and accepts this socket. */
+  #enableGso(): void {
+    const addon = gsoAddon();
+    if (!addon) {
+      this.#gsoOff = gsoUnavailableReason();
+      return;
+    }
+    const fd = dgramFd(this.#sock);
+    if (fd === undefined) {
+      this.#gsoOff = 'no file descriptor on the node:dgram handle';
+      return;
+    }
+    const r = addon.check(fd);
+    if (r !== 0) {
+      this.#gsoOff = `socket check failed (${errnoName(r)})`;
+      return;
+    }
+    this.#gso = { fd, send: addon.sendSegments };
+    this.#gsoOff = '';
+  }
+
+  /** Whether sendBurst uses UDP GSO, and if not, why. */
+  get gso(): { enabled: boolean; reason: string } {
+    return { enabled: this.#gso !== undefined, reason: this.#gsoOff };
   }
 
   /** The group this socket is connected to, if any. */
@@ -340,13 +373,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
    */
   trySend(bytes: Uint8Array, group: string, port: number = this.#defaultPort()): boolean {
     if (this.#closed) return false;
-    if (group !== this.#lastGroup || port !== this.#lastPort) {
-      checkGroup(group); // never let an unchecked (e.g. unicast) address through the fast path
-      checkPort(port);
-      this.#checkConnected(group, port);
-      this.#lastGroup = group;
-      this.#lastPort = port;
-    }
+    this.#checkDestination(group, port);
     const sock = this.#sock;
     if (sock.getSendQueueCount() > 0) return false;
     const n = bytes.length;
@@ -365,6 +392,64 @@ export class McastSocket implements AsyncIterable<Datagram> {
     this.stats.sent++;
     this.stats.bytesSent += n;
     return true;
+  }
+
+  #checkDestination(group: string, port: number): void {
+    if (group !== this.#lastGroup || port !== this.#lastPort) {
+      checkGroup(group); // never let an unchecked (e.g. unicast) address through the fast path
+      checkPort(port);
+      this.#checkConnected(group, port);
+      this.#lastGroup = group;
+      this.#lastPort = port;
+    }
+  }
+
+  /**
+   * Hand `datagrams[from .. to-1]` to the kernel, as many as it takes now, and return how many.
+   * On a connected socket with UDP GSO (see `gso`), a run of equal-size datagrams (the last may
+   * be shorter; at most 64 and 65,000 bytes) goes in one system call, without copying; otherwise
+   * datagrams go one by one through trySend. 0 means libuv's queue is non-empty: `await drain()`
+   * and call again. The caller must not change the datagrams until this returns.
+   * A failed GSO call that is not back-pressure is counted in stats.sendErrors / lastSendError
+   * and its datagrams are given up, as a failed trySend's would be; one that means "no GSO
+   * here" (EIO, EINVAL, EOPNOTSUPP, ENOPROTOOPT, EMSGSIZE) turns GSO off for this socket.
+   */
+  sendBurst(datagrams: readonly Uint8Array[], from: number, to: number, group: string, port: number = this.#defaultPort()): number {
+    if (this.#closed || from >= to) return 0;
+    this.#checkDestination(group, port);
+    const gso = this.#gso;
+    if (gso !== undefined && to - from >= 2) {
+      if (this.#sock.getSendQueueCount() > 0) return 0; // never overtake libuv's queue
+      const n = segmentRun(datagrams, from, to);
+      if (n >= 2) {
+        const r = gso.send(gso.fd, datagrams, from, n, (datagrams[from] as Uint8Array).length);
+        if (r === n || !GSO_RETRY_ERRNOS.has(-r)) {
+          if (r !== n && GSO_UNSUPPORTED_ERRNOS.has(-r)) {
+            this.#gso = undefined;
+            this.#gsoOff = `sendmsg with UDP_SEGMENT failed (${errnoName(r)})`;
+            return this.#sendEach(datagrams, from, to, group, port);
+          }
+          if (r !== n) {
+            this.stats.sendErrors++;
+            this.lastSendError = new SocketError(`sendmsg of ${n} datagrams failed: ${errnoName(r)}`, 'ERR_SEND');
+          }
+          let bytes = 0;
+          for (let i = from; i < from + n; i++) bytes += (datagrams[i] as Uint8Array).length;
+          this.stats.sent += n;
+          this.stats.bytesSent += bytes;
+          this.stats.gsoCalls++;
+          return n;
+        }
+        // EAGAIN / ENOBUFS: the kernel's buffer is full; trySend lets libuv queue and wait.
+      }
+    }
+    return this.#sendEach(datagrams, from, to, group, port);
+  }
+
+  #sendEach(datagrams: readonly Uint8Array[], from: number, to: number, group: string, port: number): number {
+    let k = 0;
+    while (from + k < to && this.trySend(datagrams[from + k] as Uint8Array, group, port)) k++;
+    return k;
   }
 
   readonly #sampleCallback = (err: Error | null): void => {
@@ -538,6 +623,14 @@ export class McastSocket implements AsyncIterable<Datagram> {
 
 function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
   cb(null, address, 6);
+}
+
+function errnoName(negErrno: number): string {
+  try {
+    return getSystemErrorName(negErrno);
+  } catch {
+    return `errno ${-negErrno}`;
+  }
 }
 
 function membershipKey(group: string, source?: string): string {
