@@ -200,7 +200,10 @@ export class Lab {
       );
       lines.push(`ip -n ${h.netns} link set lo up`);
       lines.push(`ip -n ${br} link add ${h.port} type veth peer name ${h.ifname} netns ${h.netns}`);
-      lines.push(`ip -n ${br} link set ${h.port} master ${this.bridge} up`);
+      // A sender's UDP GSO packet (up to 64 datagrams, src/net/gso.ts) crosses the bridge whole;
+      // gso_max_segs 1 splits it into datagrams at this port, as a NIC puts single frames on a
+      // wire. Without it, the loss rule of impair() would drop whole runs of 64 (docs/lab.md).
+      lines.push(`ip -n ${br} link set ${h.port} gso_max_segs 1 master ${this.bridge} up`);
       lines.push(`ip -n ${h.netns} addr add ${h.address}/64 dev ${h.ifname} nodad`);
       lines.push(`ip -n ${h.netns} link set ${h.ifname} up`);
     }

@@ -6,7 +6,10 @@
  *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
  *                      [--queue-limit N] [--stall-ms MS] [--stall-until-received N] [--until-id ID]
  *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N] [--sndbuf BYTES] [--connect]
- *                      [--hop-limit N] [--loopback]
+ *                      [--hop-limit N] [--loopback] [--burst N [--short-every K]]
+ *
+ * --burst N (needs --connect) sends N datagrams at a time with McastSocket.sendBurst (UDP GSO
+ * when available); --short-every K makes every K-th datagram half as long (it ends a GSO run).
  *
  * Datagrams carry 'IUPB', sender id (u32), seq (u32) and filler. The receiver prints one JSON
  * line {"event":"ready",...} once joined and {"event":"done",...} with counts at the end
@@ -41,6 +44,8 @@ export interface ProbeRecvResult {
   sources: string[];
   firstMs: number;
   lastMs: number;
+  /** times a sender's sequence skipped ahead (one per run of missing datagrams, in order) */
+  gaps: number;
 }
 
 export interface ProbeSendResult {
@@ -53,6 +58,10 @@ export interface ProbeSendResult {
   /** trySend calls refused (libuv's queue was non-empty: back-pressure) */
   refused: number;
   lastSendError?: string;
+  /** sendmsg calls that carried several datagrams (--burst with UDP GSO) */
+  gsoCalls: number;
+  /** 'on', or why sendBurst did not use GSO */
+  gso: string;
 }
 
 function out(obj: unknown): void {
@@ -75,8 +84,9 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   const seen = new Map<number, Uint8Array>();
   const r: ProbeRecvResult = {
     event: 'done', received: 0, unique: 0, duplicates: 0, foreign: 0, bytes: 0, queueDrops: 0, kernelReceived: 0,
-    recvBufferSize: sock.recvBufferSize, perId: {}, sources: [], firstMs: 0, lastMs: 0,
+    recvBufferSize: sock.recvBufferSize, perId: {}, sources: [], firstMs: 0, lastMs: 0, gaps: 0,
   };
+  const lastSeq = new Map<number, number>();
   const sources = new Set<string>();
   const t0 = performance.now();
   let last = t0;
@@ -111,6 +121,9 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
       return;
     }
     const id = dv.getUint32(4);
+    const prev = lastSeq.get(id) ?? -1;
+    if (seq > prev + 1) r.gaps++;
+    if (seq > prev) lastSeq.set(id, seq);
     let bits = seen.get(id);
     if (!bits) {
       if (seen.size >= 16) {
@@ -187,13 +200,47 @@ async function send(v: Record<string, string | boolean | undefined>): Promise<vo
   });
   if (v.connect) await sock.connect(group, port);
   let refused = 0;
+  const burst = Number(v.burst ?? 0);
+  const shortEvery = Number(v['short-every'] ?? 0);
+  if (burst > 0 && !v.connect) throw new Error('--burst needs --connect');
+  const t0 = performance.now();
+  if (burst > 0) {
+    // fresh buffers per run: sendBurst does not copy
+    let seq = 0;
+    while (seq < count) {
+      const run: Uint8Array[] = [];
+      for (let i = 0; i < burst && seq + i < count; i++) {
+        const n = shortEvery > 0 && (seq + i + 1) % shortEvery === 0 ? Math.max(12, size >> 1) : size;
+        const d = new Uint8Array(n).fill(0x5a);
+        const w = new DataView(d.buffer);
+        w.setUint32(0, MAGIC);
+        w.setUint32(4, id);
+        w.setUint32(8, seq + i);
+        run.push(d);
+      }
+      for (let at = 0; at < run.length; ) {
+        const k = sock.sendBurst(run, at, run.length, group, port);
+        if (k === 0) {
+          refused++;
+          await sock.drain();
+        }
+        at += k;
+      }
+      seq += run.length;
+      if (rate > 0) {
+        const ahead = (seq / rate) * 1000 - (performance.now() - t0);
+        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+      } else {
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  }
   // one buffer, rewritten right after each trySend: trySend copies, so this is safe
   const buf = new Uint8Array(size).fill(0x5a);
   const dv = new DataView(buf.buffer);
   dv.setUint32(0, MAGIC);
   dv.setUint32(4, id);
-  const t0 = performance.now();
-  let seq = 0;
+  let seq = burst > 0 ? count : 0;
   while (seq < count) {
     let budget = 256;
     if (rate > 0) {
@@ -221,6 +268,7 @@ async function send(v: Record<string, string | boolean | undefined>): Promise<vo
   const r: ProbeSendResult = {
     event: 'done', sent: sock.stats.sent, bytes: sock.stats.bytesSent, elapsedMs,
     pps: Math.round((sock.stats.sent / elapsedMs) * 1000), sendErrors: sock.stats.sendErrors, refused,
+    gsoCalls: sock.stats.gsoCalls, gso: sock.gso.enabled ? 'on' : sock.gso.reason,
     ...(sock.lastSendError ? { lastSendError: sock.lastSendError.message } : {}),
   };
   await sock.close();
@@ -235,6 +283,7 @@ async function main(): Promise<void> {
       'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
       'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
       rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, 'until-id': { type: 'string' }, 'stall-until-received': { type: 'string' }, sndbuf: { type: 'string' }, connect: { type: 'boolean' }, 'hop-limit': { type: 'string' }, loopback: { type: 'boolean' },
+      burst: { type: 'string' }, 'short-every': { type: 'string' },
     },
   });
   if (positionals[0] === 'recv') await recv(values);
