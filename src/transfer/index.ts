@@ -4,5 +4,5 @@ export { FountainReceiver, type ReceiverOptions, type ReceiverStats, type Receiv
 export { Spool, RecordKind } from './spool.js';
 export { BytesSource, FileSource, type ObjectSource } from './source.js';
 export { createHasher, hashBytes, hashFile, deriveObjectId } from './object.js';
-export { sendFile, receiveFile, createFileSender, type SendFileOptions, type ReceiveFileOptions, type ReceiveResult } from './driver.js';
+export { sendFile, receiveFile, createFileSender, type SendFileOptions, type SendFileResult, type ReceiveFileOptions, type ReceiveResult } from './driver.js';
 export { WorkerDecoder, syncDecoder, runDecodeJob, type DecodeExecutor, type DecodeJob, type DecodeResult } from './decoding.js';
