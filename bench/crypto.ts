@@ -5,7 +5,7 @@
 //   3. signed digest batches (sender signs 1 per 64 datagrams, receiver hashes every datagram);
 //   4. the I/O-free transfer (FountainSender -> [SecureSender] -> [ReceiveGuard] -> FountainReceiver,
 //      real RaptorQ and spool on disk) with security off and on, in the same run.
-// Figures only; nothing is asserted. Usage: node dist/bench/crypto.js [MiB] (default 16).
+// Figures only; nothing is asserted. Usage: node dist/bench/crypto.js [MiB] [--lab | --lab-only] (default 16 MiB).
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,14 @@ import {
   type AuthSuite,
 } from '../src/crypto/index.js';
 import { encodeSymbol } from '../src/wire/fountain.js';
+
+// Object size of the transfer sections (MiB), the first argument that is not a flag.
+const mibArg = process.argv.slice(2).find((a) => !a.startsWith('--'));
+const mib = Number(mibArg ?? 16);
+if (!Number.isInteger(mib) || mib < 1 || mib > 4096) {
+  console.error(`bench:crypto: the object size must be a whole number of MiB from 1 to 4096, got '${mibArg}'`);
+  process.exit(2);
+}
 
 function time(fn: () => void, minMs = 400): { ops: number; usPerOp: number } {
   let n = 0;
@@ -131,7 +139,6 @@ for (const suite of ['mac', 'poly1305', 'aes-256-gcm', 'chacha20-poly1305'] as A
 }
 
 // 4. Transfer throughput, security off vs on, same run, same object, same seeded loss.
-const mib = Number(process.argv[2] ?? 16);
 const object = new Uint8Array(mib * 2 ** 20);
 for (let i = 0; i < object.length; i += 4096) object[i] = (i * 2654435761) >>> 24;
 const hash = new Uint8Array(createHash('sha256').update(object).digest());

@@ -129,7 +129,10 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
       const step = stepper.next(now);
       if ('datagram' in step) {
         burst.push(step.datagram);
-        if (burst.length >= GSO_MAX_SEGMENTS && !(await flush())) break;
+        // Send what we hold before the sender builds a block encoder (a precode solve of ~20 ms
+        // at K = 2048): otherwise the datagrams gathered so far would wait for the next ones'
+        // encoders, up to 63 of them at the start of the repair phase.
+        if ((burst.length >= GSO_MAX_SEGMENTS || sender.nextBuildsEncoder) && !(await flush())) break;
       } else {
         if (burst.length > 0 && !(await flush())) break;
         if ('done' in step) break;
