@@ -2,7 +2,7 @@
 /**
  * A multicast probe for lab tests and benchmarks, run inside a lab host:
  *
- *   node probe.js recv --interface IF --group G [--source S] [--port P] [--bind-group]
+ *   node probe.js recv --interface IF --group G [--source S] [--port P] [--bind-group] [--batch]
  *                      [--rcvbuf BYTES] [--expect N] [--idle-ms MS] [--timeout-ms MS] [--fast]
  *                      [--queue-limit N] [--stall-ms MS] [--stall-until-received N] [--until-id ID]
  *   node probe.js send --interface IF --group G [--port P] [--count N] [--size B] [--rate PPS] [--id N] [--sndbuf BYTES] [--connect]
@@ -46,6 +46,10 @@ export interface ProbeRecvResult {
   lastMs: number;
   /** times a sender's sequence skipped ahead (one per run of missing datagrams, in order) */
   gaps: number;
+  /** 'on' when --batch read by recvmmsg(), else why not (or 'unused') */
+  recvBatch: string;
+  /** datagrams lost to the batch slot (see McastSocketStats.truncated) */
+  truncated: number;
 }
 
 export interface ProbeSendResult {
@@ -84,7 +88,7 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   const seen = new Map<number, Uint8Array>();
   const r: ProbeRecvResult = {
     event: 'done', received: 0, unique: 0, duplicates: 0, foreign: 0, bytes: 0, queueDrops: 0, kernelReceived: 0,
-    recvBufferSize: sock.recvBufferSize, perId: {}, sources: [], firstMs: 0, lastMs: 0, gaps: 0,
+    recvBufferSize: sock.recvBufferSize, perId: {}, sources: [], firstMs: 0, lastMs: 0, gaps: 0, recvBatch: 'unused', truncated: 0,
   };
   const lastSeq = new Map<number, number>();
   const sources = new Set<string>();
@@ -150,11 +154,18 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
     const now = performance.now();
     if (now - t0 > timeoutMs || (idleMs > 0 && r.received > 0 && now - last > idleMs)) void sock.close();
   }, 20);
-  if (v.fast) {
-    sock.onMessage((d) => {
+  if (v.fast || v.batch) {
+    const onOne = (d: Datagram): void => {
       take(d);
       if (done()) void sock.close();
-    });
+    };
+    // --batch: McastSocket.onDatagrams (recvmmsg when the native addon is there); no source address
+    if (v.batch) {
+      sock.onDatagrams((data) => onOne({ data, from: '?', port: 0 }));
+      r.recvBatch = sock.recvBatch.enabled ? 'on' : sock.recvBatch.reason;
+    } else {
+      sock.onMessage(onOne);
+    }
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
         if (sock.closed) {
@@ -177,6 +188,7 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   }
   clearInterval(timer);
   r.queueDrops = sock.stats.queueDrops;
+  r.truncated = sock.stats.truncated;
   r.kernelReceived = sock.stats.received;
   r.sources = [...sources];
   await sock.close();
@@ -280,7 +292,7 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: {
       interface: { type: 'string' }, group: { type: 'string' }, source: { type: 'string' }, port: { type: 'string' },
-      'bind-group': { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
+      'bind-group': { type: 'boolean' }, batch: { type: 'boolean' }, rcvbuf: { type: 'string' }, expect: { type: 'string' }, 'idle-ms': { type: 'string' },
       'timeout-ms': { type: 'string' }, fast: { type: 'boolean' }, count: { type: 'string' }, size: { type: 'string' },
       rate: { type: 'string' }, id: { type: 'string' }, 'queue-limit': { type: 'string' }, 'stall-ms': { type: 'string' }, 'until-id': { type: 'string' }, 'stall-until-received': { type: 'string' }, sndbuf: { type: 'string' }, connect: { type: 'boolean' }, 'hop-limit': { type: 'string' }, loopback: { type: 'boolean' },
       burst: { type: 'string' }, 'short-every': { type: 'string' },

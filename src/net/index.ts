@@ -24,13 +24,17 @@
  *                               { data, from, port } through a bounded queue (overflow counted
  *                               in stats.queueDrops); ends on close() or abort
  *     .onMessage(cb)            synchronous fast receive path (bypasses the queue)
+ *     .onDatagrams(cb)          fastest: cb(data) per datagram, no source address; recvmmsg()
+ *                               reads up to 64 per system call through the native addon
+ *     .recvBatch                { enabled, reason }: whether onDatagrams uses recvmmsg, why not
  *     .stats                    sent, gsoCalls, bytesSent, sendErrors, received, bytesReceived,
- *                               queueDrops
+ *                               queueDrops, truncated
  *     .close()                  idempotent, resolves when the socket is closed; opts.signal
  *                               aborting closes too
  */
 export { listInterfaces, resolveInterface, type InterfaceInfo } from './interfaces.js';
 export { GSO_MAX_SEGMENTS, GSO_MAX_BYTES, gsoUnavailableReason } from './gso.js';
+export { nativeAddon, nativeUnavailableReason } from './native.js';
 export { isMulticastGroup, isSourceSpecific, multicastScope, checkGroup, checkSource, checkPort } from './address.js';
 export {
   McastSocket,

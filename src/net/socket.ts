@@ -3,7 +3,8 @@ import { getSystemErrorName } from 'node:util';
 import { IotupdError, UsageError } from '../errors.js';
 import { resolveInterface, type InterfaceInfo } from './interfaces.js';
 import { checkGroup, checkPort, checkSource, isMulticastGroup, multicastScope } from './address.js';
-import { dgramFd, gsoAddon, gsoUnavailableReason, segmentRun, GSO_RETRY_ERRNOS, GSO_UNSUPPORTED_ERRNOS } from './gso.js';
+import { gsoAddon, gsoUnavailableReason, segmentRun, GSO_RETRY_ERRNOS, GSO_UNSUPPORTED_ERRNOS } from './gso.js';
+import { dgramFd, dgramHandle, nativeAddon, nativeUnavailableReason, type RecvHandle, type UdpBatchAddon } from './native.js';
 
 /** Librecast's default UDP port. */
 export const DEFAULT_PORT = 4242;
@@ -68,10 +69,18 @@ export interface McastSocketStats {
   bytesReceived: number;
   /** Datagrams dropped because the iterator queue was full (slow consumer). */
   queueDrops: number;
+  /** Datagrams lost because they were longer than the batch receive slot (onDatagrams; the slot then grows to 64 KiB). */
+  truncated: number;
 }
 
 /** Largest UDP payload over IPv6 without jumbograms (65535 - 8-byte UDP header). */
 const MAX_DATAGRAM = 65527;
+
+/** Datagrams per recvmmsg() in batch receive (onDatagrams). */
+const RX_BATCH = 64;
+/** Bytes per datagram slot in batch receive: a 1280-byte path MTU's datagrams and more. Longer ones grow it to RX_MAX_SLOT. */
+const RX_SLOT = 2048;
+const RX_MAX_SLOT = 65536;
 
 /** Sampling period of trySend error reporting (one datagram in N carries a completion callback). */
 const TRY_SEND_CHECK_EVERY = 256;
@@ -94,7 +103,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
   readonly interface: InterfaceInfo;
   readonly port: number;
   readonly bindAddress: string;
-  readonly stats: McastSocketStats = { sent: 0, gsoCalls: 0, bytesSent: 0, sendErrors: 0, received: 0, bytesReceived: 0, queueDrops: 0 };
+  readonly stats: McastSocketStats = { sent: 0, gsoCalls: 0, bytesSent: 0, sendErrors: 0, received: 0, bytesReceived: 0, queueDrops: 0, truncated: 0 };
   /** Last send error seen (sampled for trySend). */
   lastSendError: Error | undefined;
 
@@ -105,6 +114,9 @@ export class McastSocket implements AsyncIterable<Datagram> {
   #qHead = 0;
   #waiters: Waiter[] = [];
   #onMessage: ((d: Datagram) => void) | undefined;
+  #onDatagram: ((data: Uint8Array) => void) | undefined;
+  #rx: { handle: RecvHandle; addon: UdpBatchAddon; lengths: Int32Array; slot: number; restart: () => void } | undefined;
+  #rxOff = 'onDatagrams not in use';
   #closed = false;
   #closePromise: Promise<void> | undefined;
   #error: Error | undefined;
@@ -489,8 +501,90 @@ export class McastSocket implements AsyncIterable<Datagram> {
    * iterator queue (iterators then see nothing). Pass undefined to go back to the queue.
    */
   onMessage(cb: ((d: Datagram) => void) | undefined): void {
+    this.#stopBatch();
+    this.#onDatagram = undefined;
     this.#onMessage = cb;
   }
+
+  /**
+   * Fastest receive path: `cb(data)` for every datagram, without its source address. With the
+   * native addon, recvmmsg() reads up to 64 datagrams per system call and each arrives as a view
+   * of one fresh buffer per batch (the consumer may keep or modify it); otherwise they come
+   * through node:dgram as with onMessage. `recvBatch` says which; IOTUPD_RECVMMSG=0 turns the
+   * native path off. Pass undefined to go back to the iterator queue.
+   */
+  onDatagrams(cb: ((data: Uint8Array) => void) | undefined): void {
+    this.#stopBatch();
+    this.#onDatagram = cb;
+    this.#onMessage = undefined;
+    if (!cb || this.#closed) return;
+    if (!this.#startBatch(RX_SLOT)) this.#onMessage = (d) => cb(d.data);
+  }
+
+  /** Whether onDatagrams reads by recvmmsg(), and if not, why. */
+  get recvBatch(): { enabled: boolean; reason: string } {
+    return { enabled: this.#rx !== undefined, reason: this.#rx ? '' : this.#rxOff };
+  }
+
+  #startBatch(slot: number): boolean {
+    const addon = process.env.IOTUPD_RECVMMSG === '0' ? null : nativeAddon();
+    const udp = dgramHandle(this.#sock);
+    const fd = dgramFd(this.#sock);
+    if (!addon) this.#rxOff = process.env.IOTUPD_RECVMMSG === '0' ? 'IOTUPD_RECVMMSG=0' : nativeUnavailableReason();
+    else if (!udp?.recvStart || !udp.recvStop || fd === undefined) this.#rxOff = 'no file descriptor on the node:dgram handle';
+    if (!addon || !udp?.recvStart || !udp.recvStop || fd === undefined) return false;
+    const restart = udp.recvStart.bind(udp);
+    const lengths = new Int32Array(RX_BATCH);
+    // libuv's UDP handle stops reading; the addon polls the same descriptor until #stopBatch.
+    udp.recvStop.call(udp);
+    try {
+      const handle = addon.recvStart(fd, slot, RX_BATCH, lengths, this.#onBatch);
+      this.#rx = { handle, addon, lengths, slot, restart };
+      this.#rxOff = '';
+      return true;
+    } catch (err) {
+      restart();
+      this.#rxOff = `recvStart failed: ${(err as Error).message}`;
+      return false;
+    }
+  }
+
+  #stopBatch(): void {
+    const rx = this.#rx;
+    if (!rx) return;
+    this.#rx = undefined;
+    this.#rxOff = 'onDatagrams not in use';
+    rx.addon.recvStop(rx.handle);
+    if (!this.#closed) rx.restart();
+  }
+
+  readonly #onBatch = (buffer: ArrayBuffer, count: number): void => {
+    const rx = this.#rx;
+    const cb = this.#onDatagram;
+    if (!rx || !cb) return;
+    const lengths = rx.lengths;
+    let at = 0;
+    let truncated = false;
+    for (let i = 0; i < count; i++) {
+      const len = lengths[i] as number;
+      if (len < 0) {
+        this.stats.truncated++;
+        truncated = true;
+        continue;
+      }
+      this.stats.received++;
+      this.stats.bytesReceived += len;
+      const data = new Uint8Array(buffer, at, len);
+      at += len;
+      cb(data);
+      if (this.#rx !== rx) return; // cb closed the socket or changed the receive path
+    }
+    if (truncated && rx.slot < RX_MAX_SLOT) {
+      // Datagrams longer than the slot: lost once, then read with room for any datagram.
+      this.#stopBatch();
+      if (!this.#startBatch(RX_MAX_SLOT)) this.#onMessage = (d) => cb(d.data);
+    }
+  };
 
   /** Received datagrams until close() (or `signal` aborts: the iterator then ends). One consumer at a time. */
   messages(signal?: AbortSignal): AsyncIterableIterator<Datagram> {
@@ -552,6 +646,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
   close(): Promise<void> {
     if (this.#closePromise) return this.#closePromise;
     this.#closed = true;
+    this.#stopBatch(); // before node:dgram closes the descriptor the addon polls
     if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort);
     this.#closePromise = new Promise<void>((resolve) => {
       try {
