@@ -276,6 +276,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         overhead: Math.round(result.overhead * 1e5) / 1e5,
         pauses: result.pauses,
         decoder: result.decoder,
+        recvBatch: result.recvBatch,
         ...summary(s),
         ...security(),
         maxRssKiB: peakRssKiB(),

@@ -176,6 +176,8 @@ export interface ReceiveResult {
   pauses: number;
   /** Where blocks were decoded: a worker thread, or inline on the receiving thread (lowMemory). */
   decoder: 'worker' | 'inline';
+  /** 'on' when datagrams were read by recvmmsg() in batches (McastSocket.onDatagrams), else why not. */
+  recvBatch: string;
 }
 
 /** How often the driver checks whether the receiver can use symbols (FountainReceiver.saturated). */
@@ -266,23 +268,32 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (opts.signal?.aborted) onAbort();
     if (opts.onProgress) timer = setInterval(() => opts.onProgress?.(receiver.progress(), receiver.stats), opts.progressIntervalMs ?? 250);
-    sock.onMessage((d) => {
+    // Each datagram is ours to keep or modify (the security filter may decrypt it in place).
+    sock.onDatagrams((datagram) => {
       if (gc && ++sinceGc >= gcEvery) {
         sinceGc = 0;
         gc();
       }
       try {
         // Security hook: authenticate / decrypt / hold back before the receiver sees anything.
-        const data = opts.filter ? opts.filter(d.data) : d.data;
+        const data = opts.filter ? opts.filter(datagram) : datagram;
         if (data && receiver.push(data) === 'complete') resolveDone();
       } catch (err) {
         rejectDone(err);
       }
     });
+    const batch = sock.recvBatch;
     await completed;
-    return { info: receiver.info as ObjectInfo, stats: receiver.stats, overhead: receiver.overhead, pauses, decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker' };
+    return {
+      info: receiver.info as ObjectInfo,
+      stats: receiver.stats,
+      overhead: receiver.overhead,
+      pauses,
+      decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker',
+      recvBatch: batch.enabled ? 'on' : batch.reason,
+    };
   } finally {
-    sock.onMessage(undefined);
+    sock.onDatagrams(undefined);
     opts.signal?.removeEventListener('abort', onAbort);
     if (timer) clearInterval(timer);
     if (follower) clearInterval(follower);

@@ -20,9 +20,9 @@ interface Proc {
   waitFor(pred: (e: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
 }
 
-function start(lab: Lab, host: string, args: string[]): Proc {
+function start(lab: Lab, host: string, args: string[], env?: Record<string, string>): Proc {
   const h = lab.host(host);
-  const child = lab.spawnNode(h, MAIN, [...args, '--interface', h.ifname, '--json']);
+  const child = lab.spawnNode(h, MAIN, [...args, '--interface', h.ifname, '--json'], env ? { env: { ...process.env, ...env } } : {});
   const out = new JsonLines(child, { name: host });
   return {
     child,
@@ -83,6 +83,35 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
     }
     assert.ok(Number(results[2]?.received) > Number(results[0]?.received) * 0.9);
     assert.deepEqual(results.map((d) => d.decoder), ['worker', 'worker', 'inline', 'worker'], 'only r30 decodes on its receiving thread');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+labTest('batched system calls (UDP GSO, recvmmsg) and plain node:dgram interoperate, both ways', { hosts: ['fast', 'plain', 'rfast', 'rplain'], timeout: 60_000 }, async (lab) => {
+  const { dir, file, hash } = fixture(2 ** 20);
+  const off = { IOTUPD_GSO: '0', IOTUPD_RECVMMSG: '0' };
+  try {
+    await lab.impair('rfast', { lossPercent: 10 });
+    const ch = ['--channel', 'lab.fountain.batch'];
+    const rfast = start(lab, 'rfast', ['recv', join(dir, 'rfast.bin'), ...ch]);
+    const rplain = start(lab, 'rplain', ['recv', join(dir, 'rplain.bin'), ...ch], off);
+    await new Promise((res) => setTimeout(res, 300));
+    // Two cooperating senders, one with GSO and one without: each receiver needs both streams.
+    const fast = start(lab, 'fast', ['send', file, ...ch, '--rate', '40', '--sender-index', '0', '--senders', '2']);
+    const plain = start(lab, 'plain', ['send', file, ...ch, '--rate', '40', '--sender-index', '1', '--senders', '2'], off);
+    const dfast = await done(rfast, join(dir, 'rfast.bin'), hash);
+    const dplain = await done(rplain, join(dir, 'rplain.bin'), hash);
+    await stop(fast);
+    await stop(plain);
+    const sfast = fast.events.find((e) => e.type === 'stats');
+    const splain = plain.events.find((e) => e.type === 'stats');
+    assert.equal(splain?.gso, 'IOTUPD_GSO=0');
+    assert.equal(splain?.gsoCalls, 0);
+    assert.equal(dplain.recvBatch, 'IOTUPD_RECVMMSG=0');
+    if (sfast?.gso === 'on') assert.ok(Number(sfast.gsoCalls) > 0);
+    if (dfast.recvBatch !== 'on') assert.match(String(dfast.recvBatch), /not loaded|Linux-only/, 'only a missing addon may turn batching off');
+    for (const d of [dfast, dplain]) assert.equal(d.malformed, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
