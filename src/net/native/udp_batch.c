@@ -192,6 +192,28 @@ static void rx_free(uv_handle_t *handle) {
   free(rx);
 }
 
+typedef struct {
+  rx_t *rx;
+} rx_box_t;
+
+/* Stop polling; rx is freed in the close callback, on a later loop turn, so this is safe even
+ * from inside rx_readable (the JavaScript callback may stop its own socket). */
+static void rx_stop(rx_t *rx) {
+  if (!rx->active) return;
+  rx->active = 0;
+  uv_poll_stop(&rx->poll);
+  uv_close((uv_handle_t *)&rx->poll, rx_free);
+}
+
+/* The handle was garbage collected: stop polling if nobody did (a socket dropped unclosed). */
+static void rx_box_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  rx_box_t *box = data;
+  if (box->rx != NULL) rx_stop(box->rx);
+  free(box);
+}
+
 static void rx_deliver(rx_t *rx, int n) {
   napi_env env = rx->env;
   size_t total = 0;
@@ -311,8 +333,17 @@ static napi_value recv_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   rx->active = 1;
+  /* The handle holds a box, not rx: rx is freed when polling stops, the box only when the
+   * handle is garbage collected, so a stale or repeated recvStop finds rx == NULL. */
+  rx_box_t *box = malloc(sizeof *box);
   napi_value handle;
-  napi_create_external(env, rx, NULL, NULL, &handle);
+  if (box == NULL || napi_create_external(env, box, rx_box_finalize, NULL, &handle) != napi_ok) {
+    free(box);
+    rx_stop(rx);
+    napi_throw_error(env, NULL, "recvStart: out of memory");
+    return NULL;
+  }
+  box->rx = rx;
   return handle;
 }
 
@@ -326,13 +357,9 @@ static napi_value recv_stop(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "recvStop(handle): not a recvStart handle");
     return NULL;
   }
-  rx_t *rx = p;
-  if (rx->active) {
-    rx->active = 0;
-    uv_poll_stop(&rx->poll);
-    /* freed in the close callback, on a later loop turn: safe even inside rx_readable */
-    uv_close((uv_handle_t *)&rx->poll, rx_free);
-  }
+  rx_box_t *box = p;
+  if (box->rx != NULL) rx_stop(box->rx);
+  box->rx = NULL;
   return NULL;
 }
 
