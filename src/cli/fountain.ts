@@ -46,8 +46,11 @@ Fountain format (default): takes the first object seen on the channel unless tol
   --name NAME            receive only the object announced with this name
   --spool DIR            spool directory (default .OUT.iotupd next to OUT; kept for resume)
   --timeout SEC          give up after SEC seconds (exit 3; the spool is kept)
-  --low-memory           decode on the receiving thread (no decoder thread): less memory,
-                         reception pauses for each block's decode
+  --decoder WHERE        auto (default): on the receiving thread when the socket's receive
+                         buffer holds >= 4 MiB (it absorbs what arrives during a decode),
+                         else in a worker thread; or worker, or inline
+  --low-memory           decode on the receiving thread and collect garbage more often: the
+                         least memory (reception pauses for each block's decode)
   --group ADDR --port P --scheme librecast|sha3 --scope link|site|org|global --json
   --format fountain|iotupd
 
@@ -185,6 +188,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     spool: { type: 'string' },
     timeout: { type: 'string' },
     'low-memory': { type: 'boolean' },
+    decoder: { type: 'string' },
     ...SECURE_RECV_OPTIONS,
   });
   if (positionals.length !== 1) throw new UsageError('exactly one OUT path');
@@ -199,6 +203,9 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     throw new UsageError('--object-id must be 16 hex digits');
   }
   const timeout = v.timeout === undefined ? undefined : numberOption('timeout', v.timeout, 0, 0, 1e9);
+  const decodeOn = v.decoder ?? 'auto';
+  if (decodeOn !== 'auto' && decodeOn !== 'worker' && decodeOn !== 'inline') throw new UsageError('--decoder must be auto, worker or inline');
+  if (v['low-memory'] === true && decodeOn === 'worker') throw new UsageError('--low-memory decodes inline: it cannot be combined with --decoder worker');
   // Security (src/cli/secure.ts): nothing reaches the receiver before a verified manifest.
   const sec = planSecureRecv(v);
   const security = () => (sec ? { security: sec.summary() } : {});
@@ -231,6 +238,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
       out: outPath,
       spoolDir: v.spool,
       lowMemory: v['low-memory'] === true,
+      decodeOn,
       objectId,
       name: v.name,
       group,
@@ -277,6 +285,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         pauses: result.pauses,
         decoder: result.decoder,
         recvBatch: result.recvBatch,
+        recvBufferBytes: result.recvBufferBytes,
         ...summary(s),
         ...security(),
         maxRssKiB: peakRssKiB(),
