@@ -3,13 +3,14 @@
  *
  *   npm run bench:net [-- --seconds 2 --rounds 3 --size 1200 --rates 10000,30000,50000,70000]
  *
- * Send rate: McastSocket.trySend (unconnected and after connect()), McastSocket.send (promise
- * per datagram), plain node:dgram
+ * Send rate: McastSocket.trySend (unconnected and after connect()), McastSocket.sendBurst (32
+ * datagrams per call: one sendmsg() with UDP GSO when the native addon is built; the line says
+ * which), McastSocket.send (promise per datagram), plain node:dgram
  * unconnected send(buf, port, addr) and connected send(buf), each as fast as one process can,
  * rounds interleaved, median reported. Loss: a paced McastSocket sender and one receiver
  * (8 MiB SO_RCVBUF requested, onMessage fast path); counts from the receiver and
  * Udp6RcvbufErrors from /proc/net/snmp6 of the receiving namespace; then one sender and
- * three receivers.
+ * three receivers; then the receive cost (CPU per datagram) of onMessage against onDatagrams.
  * Needs root (or re-runs itself in `unshare -rnm`, where rmem_max cannot be raised).
  */
 import { createSocket } from 'node:dgram';
@@ -23,8 +24,10 @@ const SELF = fileURLToPath(import.meta.url);
 const GROUP = 'ff1e::be:1';
 const PORT = 4242;
 
-type Mode = 'mcast-trysend' | 'mcast-connected' | 'mcast-send' | 'dgram' | 'dgram-connected';
-const MODES: Mode[] = ['mcast-trysend', 'mcast-connected', 'mcast-send', 'dgram', 'dgram-connected'];
+type Mode = 'mcast-trysend' | 'mcast-connected' | 'mcast-burst' | 'mcast-send' | 'dgram' | 'dgram-connected';
+const MODES: Mode[] = ['mcast-trysend', 'mcast-connected', 'mcast-burst', 'mcast-send', 'dgram', 'dgram-connected'];
+/** Datagrams per McastSocket.sendBurst call in mode mcast-burst (one sendmsg with UDP GSO). */
+const BURST = 32;
 
 interface SendResult {
   mode: Mode;
@@ -32,6 +35,8 @@ interface SendResult {
   elapsedMs: number;
   /** CPU time (user + system) the sender process used while sending, microseconds */
   cpuUs: number;
+  /** mcast-burst: 'gso', or why not */
+  gso: string;
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -51,7 +56,36 @@ async function sendChild(mode: Mode, ifname: string, size: number, seconds: numb
   let sendOne: () => boolean | Promise<void>;
   let drain: () => Promise<void> = () => Promise.resolve();
   let finish: () => Promise<void>;
-  if (mode.startsWith('mcast-')) {
+  let gso = '';
+  if (mode === 'mcast-burst') {
+    // sendBurst does not copy: BURST buffers, refilled only once the kernel took all of them
+    const sock = await McastSocket.open({ interface: iface.name, port: 0 });
+    await sock.connect(GROUP, PORT);
+    gso = sock.gso.enabled ? 'gso' : `no gso: ${sock.gso.reason}`;
+    const run = Array.from({ length: BURST }, () => buf.slice());
+    let at = BURST; // datagrams of the run counted as sent
+    let next = BURST; // next datagram of the run to hand to the kernel
+    sendOne = () => {
+      if (at === BURST) {
+        for (const [i, d] of run.entries()) new DataView(d.buffer).setUint32(8, sent + i);
+        at = 0;
+        next = 0;
+      }
+      // the whole run goes to the kernel first (false: back-pressure, drain and call again)
+      while (next < BURST) {
+        const n = sock.sendBurst(run, next, BURST, GROUP, PORT);
+        if (n === 0) return false;
+        next += n;
+      }
+      at++;
+      return true;
+    };
+    drain = () => sock.drain();
+    finish = async () => {
+      await sock.drain();
+      await sock.close();
+    };
+  } else if (mode.startsWith('mcast-')) {
     const sock = await McastSocket.open({ interface: iface.name, port: 0 });
     if (mode === 'mcast-connected') await sock.connect(GROUP, PORT);
     sendOne = mode === 'mcast-send' ? () => sock.send(buf, GROUP, PORT) : () => sock.trySend(buf, GROUP, PORT);
@@ -108,7 +142,7 @@ async function sendChild(mode: Mode, ifname: string, size: number, seconds: numb
   const elapsedMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   await finish();
-  process.stdout.write(JSON.stringify({ mode, sent, elapsedMs, cpuUs: cpu.user + cpu.system } satisfies SendResult) + '\n');
+  process.stdout.write(JSON.stringify({ mode, sent, elapsedMs, cpuUs: cpu.user + cpu.system, gso } satisfies SendResult) + '\n');
 }
 
 async function runSendChild(lab: Lab, mode: Mode, size: number, seconds: number, rate = 0, count = 0): Promise<SendResult> {
@@ -159,9 +193,11 @@ async function main(): Promise<void> {
     // (user + system of the sender process) does much less, so both are shown.
     const results = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
     const cpuPer = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
+    let gso = '';
     for (let r = 0; r < rounds; r++) {
       for (const m of MODES) {
         const res = await runSendChild(lab, m, size, seconds);
+        if (m === 'mcast-burst') gso = res.gso;
         results.get(m)!.push((res.sent / res.elapsedMs) * 1000);
         cpuPer.get(m)!.push(res.cpuUs / res.sent);
       }
@@ -185,7 +221,7 @@ async function main(): Promise<void> {
     console.log(
       `  connected: McastSocket ${Math.round((mc / baseConnected) * 100)} % of plain connected node:dgram (wall), ${Math.round((baseConnectedCpu / mcCpu) * 100)} % (per CPU-second)`,
     );
-    console.log('  (vs dgram = median of this mode / median of plain unconnected node:dgram)');
+    console.log(`  (vs dgram = median of this mode / median of plain unconnected node:dgram; mcast-burst: ${BURST} per sendBurst, ${gso})`);
     console.log(`\nReceiver loss, paced McastSocket sender (connected, trySend) -> one receiver (8 MiB SO_RCVBUF requested), ${seconds} s per rate:`);
     console.log('  target/s   sent/s   received   lost     loss %   Udp6RcvbufErrors   rcvbuf granted');
     for (const rate of [...rates, 0]) {
@@ -220,6 +256,23 @@ async function main(): Promise<void> {
       console.log(
         `  ${(rate > 0 ? String(rate) : 'max').padStart(8)} ${fmt(Math.round((s.sent / s.elapsedMs) * 1000), 8)}   ${rs.map((r) => r.unique).join(' / ').padEnd(26)} ${fmt(Number((worst * 100).toFixed(2)), 15)} ${fmt(errs, 24)}`,
       );
+    }
+
+    // Receive cost: the same paced stream to a node:dgram receiver (onMessage, one recvmsg() and
+    // one JS event per datagram) and a batch receiver (onDatagrams, recvmmsg() through the addon).
+    console.log(`\nReceive cost, one sender (sendBurst) -> two receivers in the same run: node:dgram (onMessage) and recvmmsg (onDatagrams), ${seconds} s per rate:`);
+    console.log('  target/s   mode          received   CPU us/datagram   batch');
+    for (const rate of [20000, 40000]) {
+      const count = Math.round(rate * seconds);
+      const plain = startReceiver(lab, 'recv', ['--group', GROUP, '--fast', '--idle-ms', '1000', '--timeout-ms', String(seconds * 1000 + 15000)]);
+      const batch = startReceiver(lab, 'recv2', ['--group', GROUP, '--batch', '--idle-ms', '1000', '--timeout-ms', String(seconds * 1000 + 15000)]);
+      await Promise.all([plain.ready, batch.ready]);
+      await runSendChild(lab, 'mcast-burst', size, seconds * 3, rate, count);
+      const [p, b] = await Promise.all([plain.done, batch.done]);
+      for (const [name, r] of [['node:dgram', p], ['recvmmsg', b]] as const) {
+        // the idle timeout (1 s of waiting) is in the CPU time too, but costs next to nothing
+        console.log(`  ${String(rate).padStart(8)}   ${name.padEnd(12)} ${fmt(r.unique, 9)} ${fmt(Number((r.cpuUs / Math.max(1, r.unique)).toFixed(2)), 17)}   ${r.recvBatch}`);
+      }
     }
   } finally {
     await lab.destroy();

@@ -50,6 +50,8 @@ export interface ProbeRecvResult {
   recvBatch: string;
   /** datagrams lost to the batch slot (see McastSocketStats.truncated) */
   truncated: number;
+  /** CPU time (user + system) of the receiver process from joining to the end, microseconds */
+  cpuUs: number;
 }
 
 export interface ProbeSendResult {
@@ -88,8 +90,9 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   const seen = new Map<number, Uint8Array>();
   const r: ProbeRecvResult = {
     event: 'done', received: 0, unique: 0, duplicates: 0, foreign: 0, bytes: 0, queueDrops: 0, kernelReceived: 0,
-    recvBufferSize: sock.recvBufferSize, perId: {}, sources: [], firstMs: 0, lastMs: 0, gaps: 0, recvBatch: 'unused', truncated: 0,
+    recvBufferSize: sock.recvBufferSize, perId: {}, sources: [], firstMs: 0, lastMs: 0, gaps: 0, recvBatch: 'unused', truncated: 0, cpuUs: 0,
   };
+  const cpu0 = process.cpuUsage();
   const lastSeq = new Map<number, number>();
   const sources = new Set<string>();
   const t0 = performance.now();
@@ -189,6 +192,8 @@ async function recv(v: Record<string, string | boolean | undefined>): Promise<vo
   clearInterval(timer);
   r.queueDrops = sock.stats.queueDrops;
   r.truncated = sock.stats.truncated;
+  const cpu = process.cpuUsage(cpu0);
+  r.cpuUs = cpu.user + cpu.system;
   r.kernelReceived = sock.stats.received;
   r.sources = [...sources];
   await sock.close();
