@@ -32,7 +32,11 @@ if (files.length === 0) {
   console.error('run-tests: no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+// --no-concurrent-recompilation (passed on to each test file's process): Node 20 can deadlock at
+// exit when a background TurboFan job waits for a main-thread GC while the main thread waits in
+// NodePlatform::DrainTasks for that job (nodejs/node#54918). It hung a CI run here on
+// 2026-11-26 after every test of a file had passed; optimizing on the main thread avoids it.
+const r = spawnSync(process.execPath, ['--no-concurrent-recompilation', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
 });
 process.exit(r.status ?? 1);
