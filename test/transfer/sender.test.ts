@@ -96,4 +96,14 @@ test('with a tiny encoder cache, repair symbols come in per-block batches and en
   assert.ok(switches <= repair.length / 32, `switched block ${switches} times over ${repair.length} repair symbols`);
   assert.ok(s.stats.encodersBuilt <= Math.ceil(repair.length / 64) + BLOCKS.length);
   assert.equal(new Set(syms.map((x) => `${x.sbn}/${x.esi}`)).size, syms.length);
+  // One encoder for four blocks: a batch is 64 x 4 = 256 repair symbols per visit, so each
+  // block's encoder is built about once here (with batches of 64, three times).
+  const k0 = BLOCKS[0]?.k ?? 0;
+  const firstRun = syms.filter((x) => x.sbn === 0 && x.esi >= k0 && x.esi < k0 + 256).length;
+  assert.equal(firstRun, 256);
+  let first = 1;
+  const rep0 = syms.findIndex((x) => x.sbn === 0 && x.esi >= k0);
+  while (syms[rep0 + first]?.sbn === 0) first++;
+  assert.equal(first, 256, 'the first visit sends 256 repair symbols of block 0 in a row');
+  assert.ok(s.stats.encodersBuilt <= BLOCKS.length + 1, `${s.stats.encodersBuilt} encoders built`);
 });
