@@ -2,9 +2,8 @@
 //
 // The native addon (native.ts) is optional: without it, or on a kernel or socket that refuses
 // UDP_SEGMENT, McastSocket.sendBurst falls back to one datagram per call. IOTUPD_GSO=0 in the
-// environment turns it off (for comparisons).
+// environment turns it off (native.ts, nativeFor).
 import { constants } from 'node:os';
-import { nativeAddon, nativeUnavailableReason, type UdpBatchAddon } from './native.js';
 
 /** Most datagrams in one call (the kernel's UDP_MAX_SEGMENTS before Linux 6.9). */
 export const GSO_MAX_SEGMENTS = 64;
@@ -21,15 +20,6 @@ export const GSO_RETRY_ERRNOS: ReadonlySet<number> = new Set([EAGAIN, ENOBUFS]);
 export const GSO_UNSUPPORTED_ERRNOS: ReadonlySet<number> = new Set(
   [constants.errno.EIO, constants.errno.EINVAL, constants.errno.EOPNOTSUPP, constants.errno.ENOPROTOOPT, constants.errno.EMSGSIZE],
 );
-
-/** The addon when GSO may be used: loaded, on Linux, and not turned off by IOTUPD_GSO=0. */
-export function gsoAddon(): UdpBatchAddon | null {
-  return process.env.IOTUPD_GSO === '0' ? null : nativeAddon();
-}
-
-export function gsoUnavailableReason(): string {
-  return process.env.IOTUPD_GSO === '0' ? 'IOTUPD_GSO=0' : nativeUnavailableReason();
-}
 
 /**
  * How many datagrams from `from` (before `to`) one GSO call may carry: the first sets the segment

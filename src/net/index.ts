@@ -33,8 +33,8 @@
  *                               aborting closes too
  */
 export { listInterfaces, resolveInterface, type InterfaceInfo } from './interfaces.js';
-export { GSO_MAX_SEGMENTS, GSO_MAX_BYTES, gsoUnavailableReason } from './gso.js';
-export { nativeAddon, nativeUnavailableReason } from './native.js';
+export { GSO_MAX_SEGMENTS, GSO_MAX_BYTES } from './gso.js';
+export { nativeAddon, nativeUnavailableReason, nativeFor, type NativeSwitch } from './native.js';
 export { isMulticastGroup, isSourceSpecific, multicastScope, checkGroup, checkSource, checkPort } from './address.js';
 export {
   McastSocket,

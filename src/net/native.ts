@@ -43,6 +43,16 @@ export function nativeUnavailableReason(): string {
   return unavailable;
 }
 
+/** The environment switch of each batched path: `NAME=0` turns it off (for comparisons). */
+export type NativeSwitch = 'IOTUPD_GSO' | 'IOTUPD_RECVMMSG';
+
+/** The addon for one batched path, or null with the reason (its switch, or the addon's absence). */
+export function nativeFor(name: NativeSwitch): { addon: UdpBatchAddon | null; reason: string } {
+  if (process.env[name] === '0') return { addon: null, reason: `${name}=0` };
+  const addon = nativeAddon();
+  return { addon, reason: addon ? '' : unavailable };
+}
+
 interface UdpHandle {
   fd?: unknown;
   recvStart?: () => number;

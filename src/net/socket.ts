@@ -3,8 +3,8 @@ import { getSystemErrorName } from 'node:util';
 import { IotupdError, UsageError } from '../errors.js';
 import { resolveInterface, type InterfaceInfo } from './interfaces.js';
 import { checkGroup, checkPort, checkSource, isMulticastGroup, multicastScope } from './address.js';
-import { gsoAddon, gsoUnavailableReason, segmentRun, GSO_RETRY_ERRNOS, GSO_UNSUPPORTED_ERRNOS } from './gso.js';
-import { dgramFd, dgramHandle, nativeAddon, nativeUnavailableReason, type RecvHandle, type UdpBatchAddon } from './native.js';
+import { segmentRun, GSO_RETRY_ERRNOS, GSO_UNSUPPORTED_ERRNOS } from './gso.js';
+import { dgramFd, dgramHandle, nativeFor, type RecvHandle, type UdpBatchAddon } from './native.js';
 
 /** Librecast's default UDP port. */
 export const DEFAULT_PORT = 4242;
@@ -127,7 +127,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
   #lastGroup = '';
   #lastPort = -1;
   #connected: { group: string; port: number } | undefined;
-  #gso: { fd: number; send: (fd: number, d: readonly Uint8Array[], from: number, count: number, seg: number) => number } | undefined;
+  #gso: { fd: number; send: UdpBatchAddon['sendSegments'] } | undefined;
   #gsoOff = 'socket not connected';
   #slot = new Uint8Array(2048);
   #view = this.#slot.subarray(0, 0);
@@ -306,9 +306,9 @@ export class McastSocket implements AsyncIterable<Datagram> {
 
   /** sendBurst may use UDP GSO once connected, if the native addon loaded and accepts this socket. */
   #enableGso(): void {
-    const addon = gsoAddon();
+    const { addon, reason } = nativeFor('IOTUPD_GSO');
     if (!addon) {
-      this.#gsoOff = gsoUnavailableReason();
+      this.#gsoOff = reason;
       return;
     }
     const fd = dgramFd(this.#sock);
@@ -434,13 +434,12 @@ export class McastSocket implements AsyncIterable<Datagram> {
       if (this.#sock.getSendQueueCount() > 0) return 0; // never overtake libuv's queue
       const n = segmentRun(datagrams, from, to);
       if (n >= 2) {
+        // sendSegments returns n, or -errno
         const r = gso.send(gso.fd, datagrams, from, n, (datagrams[from] as Uint8Array).length);
-        if (r === n || !GSO_RETRY_ERRNOS.has(-r)) {
-          if (r !== n && GSO_UNSUPPORTED_ERRNOS.has(-r)) {
-            this.#gso = undefined;
-            this.#gsoOff = `sendmsg with UDP_SEGMENT failed (${errnoName(r)})`;
-            return this.#sendEach(datagrams, from, to, group, port);
-          }
+        if (r < 0 && GSO_UNSUPPORTED_ERRNOS.has(-r)) {
+          this.#gso = undefined;
+          this.#gsoOff = `sendmsg with UDP_SEGMENT failed (${errnoName(r)})`;
+        } else if (r === n || !GSO_RETRY_ERRNOS.has(-r)) {
           if (r !== n) {
             this.stats.sendErrors++;
             this.lastSendError = new SocketError(`sendmsg of ${n} datagrams failed: ${errnoName(r)}`, 'ERR_SEND');
@@ -452,7 +451,8 @@ export class McastSocket implements AsyncIterable<Datagram> {
           this.stats.gsoCalls++;
           return n;
         }
-        // EAGAIN / ENOBUFS: the kernel's buffer is full; trySend lets libuv queue and wait.
+        // GSO refused for this socket, or EAGAIN / ENOBUFS (the kernel's buffer is full): one by
+        // one through trySend, which lets libuv queue and wait.
       }
     }
     return this.#sendEach(datagrams, from, to, group, port);
@@ -527,12 +527,13 @@ export class McastSocket implements AsyncIterable<Datagram> {
   }
 
   #startBatch(slot: number): boolean {
-    const addon = process.env.IOTUPD_RECVMMSG === '0' ? null : nativeAddon();
+    const { addon, reason } = nativeFor('IOTUPD_RECVMMSG');
     const udp = dgramHandle(this.#sock);
     const fd = dgramFd(this.#sock);
-    if (!addon) this.#rxOff = process.env.IOTUPD_RECVMMSG === '0' ? 'IOTUPD_RECVMMSG=0' : nativeUnavailableReason();
-    else if (!udp?.recvStart || !udp.recvStop || fd === undefined) this.#rxOff = 'no file descriptor on the node:dgram handle';
-    if (!addon || !udp?.recvStart || !udp.recvStop || fd === undefined) return false;
+    if (!addon || !udp?.recvStart || !udp.recvStop || fd === undefined) {
+      this.#rxOff = addon ? 'no file descriptor on the node:dgram handle' : reason;
+      return false;
+    }
     const restart = udp.recvStart.bind(udp);
     const lengths = new Int32Array(RX_BATCH);
     // libuv's UDP handle stops reading; the addon polls the same descriptor until #stopBatch.

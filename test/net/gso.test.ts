@@ -7,7 +7,8 @@ import { existsSync, openSync, closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { gsoAddon, gsoUnavailableReason, segmentRun, GSO_MAX_SEGMENTS, GSO_MAX_BYTES } from '../../src/net/gso.js';
+import { segmentRun, GSO_MAX_SEGMENTS, GSO_MAX_BYTES } from '../../src/net/gso.js';
+import { nativeFor } from '../../src/net/native.js';
 import { labTest, startReceiver, runSender, sendMarker } from '../../src/lab/testing.js';
 
 const G = 'ff1e::4242:77';
@@ -31,11 +32,12 @@ const compiler = ['cc', 'gcc'].some((c) => spawnSync(c, ['--version'], { stdio: 
 const buildable = process.platform === 'linux' && headers && compiler && process.env.IOTUPD_GSO !== '0';
 
 test('the native addon is built and loads wherever it can be built', { skip: buildable ? false : 'no C compiler or node_api.h here (or IOTUPD_GSO=0)' }, () => {
-  assert.ok(gsoAddon(), gsoUnavailableReason());
+  const { addon, reason } = nativeFor('IOTUPD_GSO');
+  assert.ok(addon, reason);
 });
 
 test('the native addon refuses bad arguments with exceptions and non-sockets with -ENOTSOCK', { skip: buildable ? false : 'addon not buildable here' }, () => {
-  const addon = gsoAddon();
+  const { addon } = nativeFor('IOTUPD_GSO');
   assert.ok(addon);
   const fd = openSync('/dev/null', 'r');
   try {
