@@ -160,7 +160,7 @@ export class FountainSender {
     // coarser, each block still advances at the same pace over a round). Round-robin visits
     // miss an LRU cache every time, so every visit builds an encoder: the batch grows with how
     // far the cache falls short (64 per visit and 255 blocks of K = 3553 with 30 cached made a
-    // 1 GiB object take 70-80 s at 390 Mbit/s, one ~40 ms precode solve per 64 symbols).
+    // 1 GiB object take 69-84 s at 390 Mbit/s, one ~40 ms precode solve per 64 symbols).
     this.repairBatch = this.blocks.length > this.maxEncoders ? 64 * Math.ceil(this.blocks.length / this.maxEncoders) : 1;
   }
 
