@@ -26,8 +26,12 @@ import { StorageError } from '../errors.js';
  *
  * Record header (both files), big-endian:
  *   0  u32 CRC-32 of bytes 4..15 of the header, then of the bytes it vouches for: the symbol in
- *          the record (SYMBOL), the symbol's bytes in data.part (SOURCE), or the whole block's
- *          bytes in data.part (BLOCK_DONE)
+ *          the record (SYMBOL), the symbol's bytes in data.part (SOURCE), or (BLOCK_DONE) the
+ *          block check, 4 bytes big-endian: the sum mod 2^32 of the block's unit CRCs. Unit i
+ *          is block bytes [i*T, min((i+1)*T, length)) in data.part, and its CRC is the one a
+ *          SOURCE record for ESI i over those bytes carries; with N = 1 unit i is source symbol i,
+ *          so the receiver adds up the CRCs it computes anyway and never reads a block back
+ *          for its record.
  *   4  u8  kind: 1 SYMBOL, 2 SOURCE, 3 BLOCK_DONE
  *   5  u8  SBN
  *   6  u16 number of real bytes of the symbol (SOURCE: the last symbol of a block may be short)
@@ -97,6 +101,7 @@ export class Spool {
   private runBytes = RUN_BYTES;
   private recBuf: Uint8Array | undefined;
   private crcBuf: Uint8Array | undefined;
+  private readonly unitHeader = new Uint8Array(RECORD_HEADER);
   private unsynced = 0;
   private syncing = false;
 
@@ -278,43 +283,43 @@ export class Spool {
   }
 
   /**
-   * Record a block as done; `block` is its bytes as now written to data.part. The record's CRC
-   * covers them, so resume trusts it only if data.part really holds them: no fdatasync needed,
-   * as a power loss can only make the check fail and the block be rebuilt.
+   * Record a block as done; `check` is its block check (the sum of its unit CRCs, `unitCrc`) as
+   * its bytes now are in data.part. Resume trusts the record only if data.part still adds up to
+   * it: no fdatasync needed, as a power loss can only make the check fail and the block be rebuilt.
    */
-  blockDone(sbn: number, block: Uint8Array): void {
+  blockDone(sbn: number, check: number): void {
     this.flushRuns();
     this.runs.delete(sbn);
-    this.journalCrc(RecordKind.BLOCK_DONE, sbn, this.blockCrc(sbn, block));
+    this.journalCrc(RecordKind.BLOCK_DONE, sbn, Spool.blockRecordCrc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), check));
     // Written through (not synced): a killed process loses nothing that the kernel has.
     this.flushJournal();
   }
 
+  /** The CRC a SOURCE record for (sbn, esi) over `bytes` carries: unit `esi`'s share of the block check. */
+  unitCrc(sbn: number, esi: number, bytes: Uint8Array): number {
+    return Spool.crc(this.headerOf(RecordKind.SOURCE, sbn, esi, bytes.length, this.unitHeader), bytes);
+  }
+
   /** A BLOCK_DONE record's CRC checked against the block's bytes in data.part, read in chunks. */
   checkBlockInData(expectedCrc: number, sbn: number, offset: number, length: number): boolean {
-    return this.blockCrc(sbn, { offset, length }) === expectedCrc >>> 0;
-  }
-
-  /** The CRC of block `sbn`'s BLOCK_DONE record: its header, then the block's bytes (given, or in data.part). */
-  private blockCrc(sbn: number, block: Uint8Array | { offset: number; length: number }): number {
-    const head = Spool.crc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), undefined);
-    return block instanceof Uint8Array ? crc32(block, head) >>> 0 : this.dataCrc(head, block.offset, block.length);
-  }
-
-  /** CRC-32 continued from `crc` over data.part[offset, offset + length) (zeros past its end). */
-  private dataCrc(crc: number, offset: number, length: number): number {
     this.flushRuns();
-    const chunk = (this.crcBuf ??= new Uint8Array(256 * 1024));
-    let c = crc;
+    const T = this.T;
+    const chunk = (this.crcBuf ??= new Uint8Array(T * Math.max(1, Math.floor((256 * 1024) / T))));
+    let sum = 0;
     for (let pos = 0; pos < length; pos += chunk.length) {
-      const part = chunk.subarray(0, Math.min(chunk.length, length - pos));
-      c = crc32(this.readDataInto(offset + pos, part), c) >>> 0;
+      const part = this.readDataInto(offset + pos, chunk.subarray(0, Math.min(chunk.length, length - pos)));
+      for (let at = 0; at < part.length; at += T) sum = (sum + this.unitCrc(sbn, (pos + at) / T, part.subarray(at, Math.min(part.length, at + T)))) >>> 0;
     }
-    return c;
+    return Spool.blockRecordCrc(this.headerOf(RecordKind.BLOCK_DONE, sbn, 0, 0), sum) === expectedCrc >>> 0;
   }
 
-  private headerOf(kind: number, sbn: number, esi: number, length: number): Uint8Array {
-    const h = new Uint8Array(RECORD_HEADER);
+  private static blockRecordCrc(header: Uint8Array, check: number): number {
+    const be = Uint8Array.of(check >>> 24, check >>> 16, check >>> 8, check);
+    return Spool.crc(header, be);
+  }
+
+  private headerOf(kind: number, sbn: number, esi: number, length: number, into = new Uint8Array(RECORD_HEADER)): Uint8Array {
+    const h = into;
     this.header(h, 0, kind, sbn, esi, length);
     return h;
   }
