@@ -25,9 +25,9 @@ export type DecodeResult = Uint8Array | undefined;
 /**
  * Where block decodes run. The receiver core hands over a `gather` thunk (called when a decoder
  * is free, so queued blocks do not hold their symbols in memory) and gets `done` called later —
- * synchronously for `syncDecoder` (deterministic simulations), from another thread for
- * `WorkerDecoder` (the network driver: reception goes on while a block decodes, so the socket
- * buffer does not overflow during a decode).
+ * synchronously for `syncDecoder` (deterministic simulations), in a later event-loop turn for
+ * `InlineDecoder`, from another thread for `WorkerDecoder` (reception goes on while a block
+ * decodes, so a small socket buffer does not overflow during a decode).
  */
 export interface DecodeExecutor {
   decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void;
@@ -59,17 +59,61 @@ export const syncDecoder: DecodeExecutor = {
   close: () => Promise.resolve(),
 };
 
+interface Pending {
+  gather: () => DecodeJob;
+  done: (result: DecodeResult, job: DecodeJob) => void;
+}
+
 /**
- * Decodes on the receiving thread, inside push (like syncDecoder), into one reused job buffer:
- * no second isolate and no queued jobs, for devices with little memory (`recv --low-memory`).
- * Reception pauses during each block's decode (tens of ms at K = 2048); the socket buffer
- * absorbs that, and what it cannot absorb is loss, which the fountain code makes up for.
+ * Decodes on the receiving thread, one block per event-loop turn (setImmediate), into one reused
+ * job buffer: no second isolate, for devices with little memory (`recv --low-memory`) and for
+ * receivers whose socket buffer can absorb a decode. Deferring the decode (rather than running it
+ * inside push) lets the datagrams at hand be processed first, the socket be read between two
+ * blocks' decodes, and the driver leave the group as soon as every block has what its decode
+ * needs (FountainReceiver.saturated) instead of after the last decode. A queued block holds no
+ * symbols: its `gather` runs when its turn comes. Reception pauses during each decode (tens of
+ * ms at K = 2048); the socket buffer absorbs that, and what it cannot absorb is loss, which the
+ * fountain code makes up for.
  */
 export class InlineDecoder implements DecodeExecutor {
   private buf: ArrayBuffer | undefined;
   private inUse = false;
+  private readonly queue: Pending[] = [];
+  private turn: NodeJS.Immediate | undefined;
+  private closed = false;
+  /** A decode that threw (a bug, not bad symbols: those make it return undefined). */
+  onError: ((err: Error) => void) | undefined;
 
   decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
+    if (this.closed) return;
+    this.queue.push({ gather, done });
+    this.schedule();
+  }
+
+  /** Decodes waiting for their turn. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  private schedule(): void {
+    if (this.turn === undefined && !this.closed && this.queue.length > 0) this.turn = setImmediate(() => this.runNext());
+  }
+
+  private runNext(): void {
+    this.turn = undefined;
+    const next = this.queue.shift();
+    if (!next) return;
+    try {
+      this.run(next);
+    } catch (err) {
+      if (this.onError) this.onError(err instanceof Error ? err : new Error(String(err)));
+      else throw err;
+    } finally {
+      this.schedule();
+    }
+  }
+
+  private run({ gather, done }: Pending): void {
     const job = gather();
     this.inUse = true;
     let result: DecodeResult;
@@ -95,14 +139,14 @@ export class InlineDecoder implements DecodeExecutor {
     return new Uint8Array(this.buf, 0, bytes);
   }
 
+  /** Drops the decodes not yet run (their `done` is never called). */
   close(): Promise<void> {
+    this.closed = true;
+    this.queue.length = 0;
+    if (this.turn !== undefined) clearImmediate(this.turn);
+    this.turn = undefined;
     return Promise.resolve();
   }
-}
-
-interface Pending {
-  gather: () => DecodeJob;
-  done: (result: DecodeResult, job: DecodeJob) => void;
 }
 
 /** What decode-worker.ts posts back: the decoded block is a view into `buffer`, the job's own. */

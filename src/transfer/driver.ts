@@ -239,13 +239,23 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   const on = opts.lowMemory ? 'inline' : (opts.decodeOn ?? 'auto');
   const inline = on === 'inline' || (on === 'auto' && sock.recvBufferSize / 2 >= INLINE_DECODE_MIN_RCVBUF);
   const decoder = opts.decoder ?? (inline ? new InlineDecoder() : new WorkerDecoder(1));
-  if (decoder instanceof WorkerDecoder) decoder.onError = (err) => rejectDone(err);
+  if (decoder instanceof WorkerDecoder || decoder instanceof InlineDecoder) decoder.onError = (err) => rejectDone(err);
+  // Leave the group while every unfinished block is decoding with spare symbols; join again as
+  // soon as one needs more (a failed decode) or a new object starts (after a hash mismatch).
+  let started = false;
+  let joined = false;
+  let pauses = 0;
   let receiver: FountainReceiver;
   try {
     receiver = new FountainReceiver({
       ...opts,
       decoder,
-      afterDecode: gcFn ? () => gcFn({ type: 'minor' }) : opts.afterDecode,
+      afterDecode: () => {
+        if (gcFn) gcFn({ type: 'minor' });
+        else opts.afterDecode?.();
+        // The moment the last blocks have what their decodes need, stop taking traffic.
+        follow();
+      },
       onComplete: () => resolveDone(),
       onError: (err) => rejectDone(err),
     });
@@ -255,21 +265,19 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     throw err;
   }
   let timer: NodeJS.Timeout | undefined;
-  // Leave the group while every unfinished block is decoding with spare symbols; join again as
-  // soon as one needs more (a failed decode) or a new object starts (after a hash mismatch).
-  let joined = false;
-  let pauses = 0;
   let follower: NodeJS.Timeout | undefined;
-  const follow = (): void => {
+  function follow(): void {
+    // Not before the receiver exists and the first join (a decode may finish in its constructor).
+    if (!started || sock.closed) return;
     const want = !receiver.saturated;
-    if (want === joined || sock.closed) return;
+    if (want === joined) return;
     if (want) sock.join(opts.group);
     else {
       sock.leave(opts.group);
       pauses += 1;
     }
     joined = want;
-  };
+  }
   const gc = gcFn ? () => gcFn({ type: 'minor' }) : undefined;
   // Fewer dead datagrams between scavenges in low-memory mode (~1.3 KB each).
   const gcEvery = opts.gcEvery ?? (opts.lowMemory ? 512 : 4096);
@@ -278,6 +286,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   try {
     sock.join(opts.group);
     joined = true;
+    started = true;
     follower = setInterval(follow, SATURATION_CHECK_MS);
     if (receiver.isComplete) resolveDone();
     opts.signal?.addEventListener('abort', onAbort, { once: true });

@@ -394,16 +394,17 @@ test('saturated: true while every unfinished block is decoding with spare symbol
   }
 });
 
-test('InlineDecoder: every decode finishes before decode() returns, in one reused job buffer', () => {
+test('InlineDecoder: decodes run one per event-loop turn after decode() returns, in one reused job buffer', async () => {
   const dir = tmp();
+  const inline = new InlineDecoder();
   try {
-    const inline = new InlineDecoder();
     const buffers = new Set<ArrayBufferLike>();
     let jobs = 0;
-    let late = 0;
+    let inside = 0;
+    let pushing = false;
+    let maxPending = 0;
     const decoder: DecodeExecutor = {
       decode(gather, done) {
-        let returned = false;
         inline.decode(
           () => {
             const job = gather();
@@ -412,26 +413,48 @@ test('InlineDecoder: every decode finishes before decode() returns, in one reuse
             return job;
           },
           (result, job) => {
-            if (returned) late++;
+            if (pushing) inside++;
             done(result, job);
           },
         );
-        returned = true;
+        maxPending = Math.max(maxPending, inline.pending);
       },
       buffer: (bytes) => inline.buffer(bytes),
       close: () => inline.close(),
     };
-    const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder });
+    const out = join(dir, 'o.bin');
     const lose = rng(21);
     const packets = stream(newSender(OBJ), 6000).filter(() => lose() >= 0.25);
-    assert.ok(feedUntilDone(r, packets));
+    await new Promise<void>((resolve, reject) => {
+      const r = new FountainReceiver({ out, decoder, onComplete: resolve, onError: reject });
+      // All datagrams in one go, as one large socket batch: every block reaches K inside it.
+      pushing = true;
+      for (const p of packets) if (r.push(p) === 'complete') break;
+      pushing = false;
+      assert.ok(!r.isComplete, 'nothing decoded inside push');
+    });
     assert.ok(jobs >= 2, `several blocks were decoded (${jobs})`);
-    assert.equal(late, 0, 'no decode finished after decode() returned');
+    assert.ok(maxPending >= 2, `blocks queued for their turn (${maxPending})`);
+    assert.equal(inside, 0, 'no decode ran inside push');
     assert.equal(buffers.size, 1, 'every job used the same buffer');
-    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
   } finally {
+    await inline.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('InlineDecoder: close() drops the decodes still queued', async () => {
+  const inline = new InlineDecoder();
+  let ran = 0;
+  const job = { k: 1, symbolSize: 4, blockLength: 4, subBlocks: 1, alignment: 4, esis: new Int32Array(0), symbols: new Uint8Array(4), count: 0 };
+  inline.decode(() => job, () => ran++);
+  inline.decode(() => job, () => ran++);
+  assert.equal(inline.pending, 2);
+  await inline.close();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(ran, 0);
+  assert.equal(inline.pending, 0);
 });
 
 test('with the worker-thread decoder, reception goes on during decodes and completion is signalled', async () => {
