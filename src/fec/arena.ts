@@ -9,7 +9,8 @@ export interface Arena {
   /** slots * stride bytes; slot i starts at i * stride. Stable for the arena's lifetime. */
   readonly bytes: Uint8Array;
   readonly stride: number;
-  run(plan: Plan): void;
+  /** Replays plan operations [from, to) (default: the whole plan). */
+  run(plan: Plan, from?: number, to?: number): void;
   /** bytes[dst..] ^= bytes[src..] for one slot's length; offsets are byte offsets in bytes. */
   xor(dst: number, src: number): void;
   /** bytes[dst..] = XOR of the n slots at byte offsets srcs[0..n-1] (dst must not be among them). */
@@ -45,8 +46,8 @@ class TsArena implements Arena {
     this.bytes = new Uint8Array(slots * stride);
     this.words = stride % 4 === 0 ? new Int32Array(this.bytes.buffer) : undefined;
   }
-  run(plan: Plan): void {
-    runPlanTs(this.bytes, this.words, plan, this.stride);
+  run(plan: Plan, from = 0, to = plan.length): void {
+    runPlanTs(this.bytes, this.words, plan, this.stride, from, to);
   }
   xor(dst: number, src: number): void {
     xorInto(this.bytes, dst, src, this.stride);

@@ -36,11 +36,11 @@ export function mulInPlace(a: Uint8Array, dst: number, coeff: number, len: numbe
  * Replays a plan on arena slots: slot s occupies bytes [s*stride, s*stride + stride). words is an
  * Int32Array over the same bytes, used for XOR when the stride is a multiple of 4.
  */
-export function runPlanTs(a: Uint8Array, words: Int32Array | undefined, plan: Plan, stride: number): void {
+export function runPlanTs(a: Uint8Array, words: Int32Array | undefined, plan: Plan, stride: number, from = 0, to = plan.length): void {
   const ops = plan.ops;
   const len = stride;
   const wl = stride >> 2;
-  for (let i = 0; i < plan.length * 4; i += 4) {
+  for (let i = from * 4; i < to * 4; i += 4) {
     const op = ops[i]!;
     const dst = ops[i + 1]! * stride;
     const src = ops[i + 2]! * stride;

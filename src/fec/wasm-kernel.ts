@@ -119,10 +119,10 @@ class WasmArena implements Arena {
     if (this.slot === undefined) throw new Error('arena used after release()');
     return this.slot;
   }
-  run(plan: Plan): void {
+  run(plan: Plan, from = 0, to = plan.length): void {
     const { planView, k } = this.live();
-    for (let i = 0; i < plan.length; i += PLAN_CHUNK) {
-      const n = Math.min(PLAN_CHUNK, plan.length - i);
+    for (let i = from; i < to; i += PLAN_CHUNK) {
+      const n = Math.min(PLAN_CHUNK, to - i);
       planView.set(plan.ops.subarray(i * 4, (i + n) * 4));
       k.run(PLAN_BASE, n, ARENA_BASE, this.stride, this.stride);
     }

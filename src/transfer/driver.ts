@@ -136,6 +136,12 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
       } else {
         if (burst.length > 0 && !(await flush())) break;
         if ('done' in step) break;
+        // Nothing to send yet: build a slice of the repair round's encoders meanwhile (each well
+        // under a millisecond, inside the token bucket's few ms), and let other callbacks run.
+        if (sender.prepare()) {
+          await new Promise<void>((r) => setImmediate(r));
+          continue;
+        }
         // The token bucket holds several ms of traffic, so 1 ms timer granularity costs nothing.
         await sleep(Math.max(1, Math.min(step.wait, 1000)), undefined, { ref: true }).catch(() => undefined);
       }

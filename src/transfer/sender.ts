@@ -1,4 +1,4 @@
-import { BlockEncoder, blockPartition, encodeOti, type Oti } from '../fec/index.js';
+import { BlockEncoder, EncoderBuild, blockPartition, encodeOti, type Oti, type RepairEncoder } from '../fec/index.js';
 import {
   encodeDescription,
   encodeSymbol,
@@ -62,11 +62,21 @@ export interface SenderStats {
   descriptions: number;
   bytes: number;
   rounds: number;
+  /** Repair encoders built, in all (whether ahead of time by `prepare` or when first needed). */
   encodersBuilt: number;
+  /** Of those, built ahead of time in slices by `prepare` (while the pacer had nothing to send). */
+  encodersPrepared: number;
 }
 
 export const DEFAULT_RATE_BPS = 20_000_000;
 const READ_AHEAD = 64 * 1024;
+/** `prepare` slices: bytes of a block loaded per call, and plan operations replayed per call (~0.5 ms at T = 1184). */
+const PREPARE_LOAD_BYTES = 256 * 1024;
+const PREPARE_PLAN_OPS = 4096;
+
+type BlockInfo = { sbn: number; offset: number; length: number; k: number };
+/** An encoder under construction: its block, the build, and how many of the block's bytes are loaded. */
+type Building = { block: BlockInfo; build: EncoderBuild; loaded: number };
 
 /**
  * I/O-free fountain sender (docs/protocol.md "Sender"). Round-robin over the source blocks, so
@@ -80,7 +90,7 @@ export class FountainSender {
   /** The whole-object digest the description announces, and its algorithm (HashAlgorithm). */
   readonly hash: Uint8Array;
   readonly hashAlgorithm: number;
-  readonly stats: SenderStats = { packets: 0, symbols: 0, descriptions: 0, bytes: 0, rounds: 0, encodersBuilt: 0 };
+  readonly stats: SenderStats = { packets: 0, symbols: 0, descriptions: 0, bytes: 0, rounds: 0, encodersBuilt: 0, encodersPrepared: 0 };
   private readonly blocks: { sbn: number; offset: number; length: number; k: number }[];
   private readonly description: Uint8Array;
   private readonly header: HeaderInput;
@@ -90,7 +100,12 @@ export class FountainSender {
   private readonly n: number;
   private readonly descEvery: number;
   private readonly descInterval: number;
-  private readonly encoders = new Map<number, BlockEncoder>();
+  private readonly encoders = new Map<number, RepairEncoder | BlockEncoder>();
+  /** The encoder `prepare` is building, and how many of its block's bytes are loaded. */
+  private building: Building | undefined;
+  /** Blocks `prepare` builds encoders for, in the order the repair round visits them. */
+  private prepareNext = 0;
+  private readonly prepareLimit: number;
   private readonly maxEncoders: number;
   private readonly symbolPacketLength: number;
   private tokens = 0;
@@ -162,6 +177,60 @@ export class FountainSender {
     // far the cache falls short (64 per visit and 255 blocks of K = 3553 with 30 cached made a
     // 1 GiB object take 69-84 s at 390 Mbit/s, one ~40 ms precode solve per 64 symbols).
     this.repairBatch = this.blocks.length > this.maxEncoders ? 64 * Math.ceil(this.blocks.length / this.maxEncoders) : 1;
+    // Encoders worth preparing: N = 1 (with sub-blocks the encoder makes source symbols too), and
+    // only if this sender will send repair symbols at all; as many as the cache keeps.
+    const lastEsi = opts.symbolsPerBlock === undefined ? Infinity : this.index + this.n * ((opts.startRound ?? 0) + opts.symbolsPerBlock - 1);
+    const repairs = this.blocks.some((b) => lastEsi >= b.k);
+    this.prepareLimit = oti.subBlocks === 1 && repairs ? Math.min(this.blocks.length, this.maxEncoders) : 0;
+  }
+
+  /**
+   * Does one slice (well under a millisecond) of building the repair round's block encoders
+   * ahead of time: loading 256 KiB of a block or replaying part of its plan (EncoderBuild). The
+   * driver calls it while the pacer has nothing to release, so that the repair round starts
+   * without a pause (44 encoders of K = 2013 take about 0.5 s to build, during which nothing
+   * would be sent). Returns false when there is nothing left to prepare.
+   */
+  prepare(): boolean {
+    if (!this.building) {
+      while (this.prepareNext < this.prepareLimit && this.encoders.has((this.blocks[this.prepareNext] as BlockInfo).sbn)) this.prepareNext++;
+      if (this.prepareNext >= this.prepareLimit) return false;
+      const block = this.blocks[this.prepareNext++] as BlockInfo;
+      this.building = { block, build: new EncoderBuild(block.k, this.oti.symbolSize), loaded: 0 };
+      return true;
+    }
+    this.advanceBuild();
+    return true;
+  }
+
+  /** One slice of the encoder being prepared: load up to 256 KiB of its block, or replay part of its plan. */
+  private advanceBuild(): void {
+    const b = this.building as Building;
+    if (b.loaded < b.block.length) {
+      this.load(b, PREPARE_LOAD_BYTES);
+      return;
+    }
+    if (!b.build.step(PREPARE_PLAN_OPS)) return;
+    this.building = undefined;
+    this.stats.encodersPrepared += 1;
+    this.adopt(b.block.sbn, b.build.finish());
+  }
+
+  /** Loads up to `bytes` more of the block into the build's arena (then its zero padding). */
+  private load(b: Building, bytes: number): void {
+    const n = Math.min(bytes, b.block.length - b.loaded);
+    this.opts.source.readInto(b.block.offset + b.loaded, b.build.sourceView.subarray(b.loaded, b.loaded + n));
+    b.loaded += n;
+    // The last source symbol's padding (RFC 6330 4.4.1.2); the arena may be reused memory.
+    if (b.loaded === b.block.length) b.build.sourceView.fill(0, b.block.length);
+  }
+
+  /** Loads the rest of the block, replays the rest of the plan, and caches the encoder. */
+  private completeBuild(b: Building): RepairEncoder {
+    if (b.loaded < b.block.length) this.load(b, Infinity);
+    const enc = b.build.finish();
+    this.adopt(b.block.sbn, enc);
+    return enc;
   }
 
   /** Bytes of one symbol datagram (UDP payload). */
@@ -310,7 +379,7 @@ export class FountainSender {
     if (start + take >= block.length) this.windows.delete(block.sbn);
   }
 
-  private encoder(block: { sbn: number; offset: number; length: number; k: number }): BlockEncoder {
+  private encoder(block: BlockInfo): RepairEncoder | BlockEncoder {
     const cached = this.encoders.get(block.sbn);
     if (cached) {
       // Map order is insertion order: re-insert to mark as most recently used.
@@ -318,13 +387,26 @@ export class FountainSender {
       this.encoders.set(block.sbn, cached);
       return cached;
     }
+    if (this.building?.block.sbn === block.sbn) {
+      // Being prepared: finish it now.
+      const b = this.building;
+      this.building = undefined;
+      return this.completeBuild(b);
+    }
+    // N = 1: the block's bytes go straight into the encoder's arena (no block-sized buffer).
+    if (this.oti.subBlocks === 1) return this.completeBuild({ block, build: new EncoderBuild(block.k, this.oti.symbolSize), loaded: 0 });
     const enc = new BlockEncoder(this.opts.source.read(block.offset, block.length), block.k, this.oti.symbolSize, this.oti.subBlocks, this.oti.alignment);
+    this.adopt(block.sbn, enc);
+    return enc;
+  }
+
+  /** Puts a new encoder in the LRU cache, dropping the least recently used beyond its size. */
+  private adopt(sbn: number, enc: RepairEncoder | BlockEncoder): void {
     this.stats.encodersBuilt += 1;
-    this.encoders.set(block.sbn, enc);
+    this.encoders.set(sbn, enc);
     while (this.encoders.size > this.maxEncoders) {
       const oldest = this.encoders.keys().next().value as number;
       this.encoders.delete(oldest);
     }
-    return enc;
   }
 }

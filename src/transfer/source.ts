@@ -6,6 +6,8 @@ export interface ObjectSource {
   readonly size: number;
   /** Exactly `length` bytes starting at `offset` (a fresh or shared buffer; callers do not keep it). */
   read(offset: number, length: number): Uint8Array;
+  /** Fills `out` with the bytes starting at `offset` (no allocation). */
+  readInto(offset: number, out: Uint8Array): void;
   close(): void;
 }
 
@@ -17,6 +19,9 @@ export class BytesSource implements ObjectSource {
   read(offset: number, length: number): Uint8Array {
     if (offset < 0 || length < 0 || offset + length > this.size) throw new StorageError('read beyond the object', 'ERR_STORAGE_READ');
     return this.bytes.subarray(offset, offset + length);
+  }
+  readInto(offset: number, out: Uint8Array): void {
+    out.set(this.read(offset, out.length));
   }
   close(): void {}
 }
@@ -34,16 +39,21 @@ export class FileSource implements ObjectSource {
     }
   }
   read(offset: number, length: number): Uint8Array {
-    if (this.fd === undefined) throw new StorageError(`${this.path} is closed`, 'ERR_STORAGE_READ');
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new StorageError('read beyond the object', 'ERR_STORAGE_READ');
+    if (length < 0) throw new StorageError('read beyond the object', 'ERR_STORAGE_READ');
     const out = new Uint8Array(length);
+    this.readInto(offset, out);
+    return out;
+  }
+  readInto(offset: number, out: Uint8Array): void {
+    if (this.fd === undefined) throw new StorageError(`${this.path} is closed`, 'ERR_STORAGE_READ');
+    const length = out.length;
+    if (offset < 0 || offset + length > this.size) throw new StorageError('read beyond the object', 'ERR_STORAGE_READ');
     let done = 0;
     while (done < length) {
       const n = readSync(this.fd, out, done, length - done, offset + done);
       if (n === 0) throw new StorageError(`${this.path} shrank while being sent`, 'ERR_STORAGE_READ');
       done += n;
     }
-    return out;
   }
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FecError } from '../../src/errors.js';
-import { BlockDecoder, BlockEncoder, ObjectDecoder, ObjectEncoder, blockPartition, otiFor } from '../../src/fec/index.js';
+import { BlockDecoder, BlockEncoder, EncoderBuild, ObjectDecoder, ObjectEncoder, blockPartition, otiFor } from '../../src/fec/index.js';
 import { SYSTEMATIC } from '../../src/fec/rfc6330-data.js';
 import { prng, randomBytes } from './helpers.js';
 
@@ -209,4 +209,28 @@ test('decodeFrom: symbols used in place, block written over them, same bytes as 
   const dec = new BlockDecoder(10, 16, 160);
   assert.throws(() => dec.decodeFrom([1, 2, 1], new Uint8Array(48), 3), FecError);
   assert.equal(new BlockDecoder(10, 16, 160).decodeFrom([0, 1, 2], new Uint8Array(48), 3), undefined, 'fewer than K symbols: not determined');
+});
+
+test('EncoderBuild: built in slices of any size on dirty pooled memory, its repair symbols are BlockEncoder\'s', () => {
+  // K = 10 and 101 are table values of K' (no padding); 103 and 1000 pad (to 114 and 1002).
+  for (const [k, t, slice] of [[10, 16, 1], [101, 64, 97], [103, 48, 1000], [1000, 32, 4096]] as const) {
+    const block = randomBytes(k * t - 7, prng(k));
+    const whole = new BlockEncoder(block, k, t, 1, 4);
+    // Dirty the pool: the next arena of this size is reused memory full of another block's symbols.
+    new BlockEncoder(randomBytes(k * t, prng(k + 1)), k, t, 1, 4).close();
+    const b = new EncoderBuild(k, t);
+    b.sourceView.set(block);
+    b.sourceView.fill(0, block.length);
+    let steps = 0;
+    while (!b.step(slice)) steps++;
+    assert.equal(steps, Math.ceil(b.operations / slice) - 1, `K=${k}: ${b.operations} operations in slices of ${slice}`);
+    const enc = b.finish();
+    for (const esi of [k, k + 1, k + 7, 5000, 2 ** 24 - 1]) {
+      const got = new Uint8Array(t + 3);
+      enc.symbolInto(esi, got, 3);
+      assert.deepEqual(got.subarray(3), whole.symbol(esi), `K=${k} ESI ${esi}`);
+    }
+    assert.throws(() => enc.symbolInto(k - 1, new Uint8Array(t)), /ESI/, 'a source ESI is refused: the source symbols are the block');
+    assert.throws(() => enc.symbolInto(k, new Uint8Array(t - 1)), /too small/);
+  }
 });

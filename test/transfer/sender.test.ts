@@ -107,3 +107,43 @@ test('with a tiny encoder cache, repair symbols come in per-block batches and en
   assert.equal(first, 256, 'the first visit sends 256 repair symbols of block 0 in a row');
   assert.ok(s.stats.encodersBuilt <= BLOCKS.length + 1, `${s.stats.encodersBuilt} encoders built`);
 });
+
+/** Like run(), but calls prepare() whenever the pacer says wait (as the socket driver does); counts the calls that worked. */
+function runPreparing(s: FountainSender, ms: number): { pkts: { t: number; bytes: Uint8Array }[]; slices: number; builtInNext: number } {
+  const pkts: { t: number; bytes: Uint8Array }[] = [];
+  let now = 0;
+  let slices = 0;
+  let builtInNext = 0;
+  while (now <= ms) {
+    const before = s.stats.encodersBuilt - s.stats.encodersPrepared;
+    const r = s.next(now);
+    builtInNext += s.stats.encodersBuilt - s.stats.encodersPrepared - before;
+    if ('done' in r) break;
+    if ('wait' in r) {
+      if (s.prepare()) slices++;
+      now += Math.max(0.01, r.wait);
+    } else pkts.push({ t: now, bytes: r.datagram });
+  }
+  return { pkts, slices, builtInNext };
+}
+
+test('prepare() builds the repair encoders in slices while the pacer waits: the repair round builds none, same datagrams', () => {
+  const opts = { symbolsPerBlock: 130, rateBps: 1e6 };
+  const plain = run(newSender(OBJ, opts), 1e9);
+  const s = newSender(OBJ, opts);
+  const { pkts, slices, builtInNext } = runPreparing(s, 1e9);
+  assert.equal(s.stats.encodersPrepared, BLOCKS.length, 'every block encoder was prepared');
+  assert.equal(builtInNext, 0, 'no encoder was built inside next()');
+  assert.ok(slices > BLOCKS.length * 2, `built in ${slices} slices`);
+  assert.equal(s.prepare(), false, 'nothing left to prepare');
+  assert.deepEqual(pkts.map((p) => p.bytes), plain.map((p) => p.bytes), 'the same datagrams in the same order');
+});
+
+test('prepare() has nothing to do when no repair symbol will be sent, and stops at the encoder cache size', () => {
+  const sourceOnly = newSender(OBJ, { symbolsPerBlock: 90 });
+  assert.equal(sourceOnly.prepare(), false);
+  const tiny = newSender(OBJ, { encoderCacheBytes: 1 });
+  let n = 0;
+  while (tiny.prepare() && n < 1e6) n++;
+  assert.equal(tiny.stats.encodersPrepared, 1, 'one encoder fits');
+});
