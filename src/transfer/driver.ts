@@ -283,6 +283,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       pauses += 1;
     }
     joined = want;
+    if (decoder instanceof InlineDecoder) decoder.setReceiving(joined);
   }
   const gc = gcFn ? () => gcFn({ type: 'minor' }) : undefined;
   // Fewer dead datagrams between scavenges in low-memory mode (~1.3 KB each).
@@ -293,6 +294,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     sock.join(opts.group);
     joined = true;
     started = true;
+    if (decoder instanceof InlineDecoder) decoder.setReceiving(true);
     follower = setInterval(follow, SATURATION_CHECK_MS);
     if (receiver.isComplete) resolveDone();
     opts.signal?.addEventListener('abort', onAbort, { once: true });

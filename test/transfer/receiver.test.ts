@@ -444,6 +444,37 @@ test('InlineDecoder: decodes run one per event-loop turn after decode() returns,
   }
 });
 
+test('InlineDecoder: while receiving, decodes take at most half the time; after, they run back to back', async () => {
+  const inline = new InlineDecoder();
+  const job = { k: 1, symbolSize: 4, blockLength: 4, subBlocks: 1, alignment: 4, esis: new Int32Array(0), symbols: new Uint8Array(4), count: 0 };
+  const spans: { start: number; end: number }[] = [];
+  // Each "decode" (its gather) keeps the thread busy for 15 ms, as a block decode does.
+  const busy = () => {
+    const start = performance.now();
+    while (performance.now() - start < 15);
+    spans.push({ start, end: performance.now() });
+    return job;
+  };
+  try {
+    inline.setReceiving(true);
+    let done = 0;
+    const all = new Promise<void>((resolve) => {
+      for (let i = 0; i < 6; i++) inline.decode(busy, () => ++done === 6 && resolve());
+      // Halfway, the receiver leaves the group: the rest run back to back.
+      setTimeout(() => inline.setReceiving(false), 70);
+    });
+    await all;
+    const gaps = spans.slice(1).map((s, i) => s.start - (spans[i] as { end: number }).end);
+    const took = spans.map((s) => s.end - s.start);
+    const whileReceiving = spans.slice(1).filter((s) => s.start < (spans[0] as { start: number }).start + 70);
+    assert.ok(whileReceiving.length >= 1, 'some decodes ran while receiving');
+    for (let i = 0; i < whileReceiving.length; i++) assert.ok((gaps[i] as number) >= 0.9 * (took[i] as number), `gap ${gaps[i]} ms after a ${took[i]} ms decode`);
+    assert.ok(Math.min(...gaps.slice(whileReceiving.length + 1)) < 5, `back to back after leaving: gaps ${gaps.map((g) => g.toFixed(1))}`);
+  } finally {
+    await inline.close();
+  }
+});
+
 test('InlineDecoder: close() drops the decodes still queued', async () => {
   const inline = new InlineDecoder();
   let ran = 0;
