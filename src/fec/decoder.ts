@@ -2,7 +2,7 @@
 import { createArena } from './arena.js';
 import { fecError } from './errors.js';
 import { defaultAlignment } from './encoder.js';
-import { OP_COPY, OP_XOR, PlanBuilder } from './plan.js';
+import { OP_COPY, OP_XOR, PlanBuilder, recyclePlan } from './plan.js';
 import { checkBlockArgs, subSymbolSizes, symbolsToBlock } from './partition.js';
 import { MAX_ESI } from './payload-id.js';
 import type { BlockParams } from './rand.js';
@@ -194,9 +194,10 @@ export class BlockDecoder {
     const n = this.esis.length;
     bytes.set(this.store.subarray(0, n * t), (bp.s + pad) * t);
     arena.run(plan);
+    recyclePlan(plan);
     const have = new Uint8Array(k);
     for (let i = 0; i < n; i++) if (this.esis[i]! < k) have[this.esis[i]!] = 1;
-    const extra = new PlanBuilder(k * 8);
+    const extra = new PlanBuilder(k * 8, true);
     const tup = new Int32Array(6);
     const cols = new Int32Array(64);
     for (let i = 0; i < k; i++) {
@@ -205,7 +206,9 @@ export class BlockDecoder {
       extra.push(OP_COPY, i, layout.cBase + cols[0]!, 0);
       for (let j = 1; j < m; j++) extra.push(OP_XOR, i, layout.cBase + cols[j]!, 0);
     }
-    arena.run(extra.finish(false));
+    const fill = extra.finish(false);
+    arena.run(fill);
+    recyclePlan(fill);
     for (let i = 0; i < n; i++) {
       const esi = this.esis[i]!;
       if (esi < k) bytes.set(this.store.subarray(i * t, (i + 1) * t), esi * t);

@@ -7,11 +7,25 @@ export const OP_MULADD = 2; // dst ^= coeff * src
 export const OP_MUL = 3; // dst = coeff * dst
 export const OP_ZERO = 4; // dst = 0
 
+/**
+ * The ops buffer of the last run-once plan, lent to the next run-once builder: a receiver records
+ * one decode plan per block, each about the same size (1.3 MB of ops in a 2.4 MB buffer at
+ * K = 3553), and without this each decode left that much garbage behind.
+ */
+let spareOps: Int32Array | undefined;
+
 export class PlanBuilder {
   ops: Int32Array;
   length = 0;
-  constructor(capacity = 1024) {
-    this.ops = new Int32Array(capacity * 4);
+  /**
+   * `capacity` ops to start with (the buffer doubles when full). `reuse`: borrow the buffer a
+   * run-once plan gave back (recyclePlan) when it is large enough.
+   */
+  constructor(capacity = 1024, reuse = false) {
+    if (reuse && spareOps !== undefined && spareOps.length >= capacity * 4) {
+      this.ops = spareOps;
+      spareOps = undefined;
+    } else this.ops = new Int32Array(capacity * 4);
   }
   push(op: number, dst: number, src: number, coeff: number): void {
     if (this.length * 4 >= this.ops.length) {
@@ -35,6 +49,15 @@ export class PlanBuilder {
     const ops = this.ops.subarray(0, this.length * 4);
     return { ops: compact ? ops.slice() : ops, length: this.length };
   }
+}
+
+/**
+ * Gives a run-once plan's buffer (finish(false)) back for the next run-once builder; the plan
+ * must not be used afterwards.
+ */
+export function recyclePlan(plan: Plan): void {
+  const whole = new Int32Array(plan.ops.buffer, 0, plan.ops.buffer.byteLength >> 2);
+  if (spareOps === undefined || whole.length > spareOps.length) spareOps = whole;
 }
 
 export interface Plan {

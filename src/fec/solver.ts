@@ -180,7 +180,8 @@ export function solve(bp: BlockParams, isis: ArrayLike<number>, zeroLt?: (i: num
   // Columns no binary row reaches: only the HDPC rows can determine them.
   for (let x = 0; x < l; x++) if (colState[x] === 0) inactivate(x);
 
-  const pb = new PlanBuilder(rc.length * 2 + 4 * u * u + 4 * l);
+  // A run-once plan (compact false: a decoder's) borrows the previous one's buffer (recyclePlan).
+  const pb = new PlanBuilder(rc.length * 2 + 4 * u * u + 4 * l, !compact);
   for (let r = 0; r < n; r++) if (isZero[r]) pb.push(OP_ZERO, r, 0, 0);
 
   // ---- Forward pass with inactive symbols = 0 ----
