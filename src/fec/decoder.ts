@@ -1,8 +1,8 @@
 // RaptorQ decoder of RFC 6330 5.4 for one source block.
-import { createArena } from './arena.js';
+import { createArena, type Arena } from './arena.js';
 import { fecError } from './errors.js';
 import { defaultAlignment } from './encoder.js';
-import { OP_COPY, OP_XOR, PlanBuilder, recyclePlan } from './plan.js';
+import { OP_COPY, OP_XOR, PlanBuilder, recyclePlan, type Plan } from './plan.js';
 import { checkBlockArgs, subSymbolSizes, symbolsToBlock } from './partition.js';
 import { MAX_ESI } from './payload-id.js';
 import type { BlockParams } from './rand.js';
@@ -53,6 +53,8 @@ export class BlockDecoder {
   private output: Uint8Array | undefined;
   /** Number of decode attempts that found the received symbols insufficient. */
   failures = 0;
+  /** The working memory of an in-place decode (prepareInPlace .. release). */
+  private prepared: Recorded | undefined;
 
   constructor(k: number, symbolSize: number, blockLength: number, subBlocks = 1, alignment = defaultAlignment(symbolSize)) {
     checkBlockArgs(k, symbolSize, subBlocks, alignment);
@@ -173,48 +175,126 @@ export class BlockDecoder {
   }
 
   private solve(): Uint8Array | undefined {
+    const t = this.symbolSize;
+    const n = this.esis.length;
+    const rec = this.record(this.esis, n);
+    if (rec === undefined) return undefined;
+    const { arena, at, have } = rec;
+    const bytes = arena.bytes;
+    bytes.set(this.store.subarray(0, n * t), at);
+    this.recover(rec);
+    // Received source symbols are copied in after the plan (its input rows are working memory).
+    for (let i = 0; i < n; i++) {
+      const esi = this.esis[i]!;
+      if (esi < this.k && have[esi]) bytes.set(this.store.subarray(i * t, (i + 1) * t), esi * t);
+    }
+    const block = this.toBlock(bytes.subarray(0, this.k * t));
+    arena.release();
+    return block;
+  }
+
+  /**
+   * Records the plan that computes the intermediate symbols from these `n` ESIs and makes its
+   * working memory; undefined when they do not determine the block. The symbols go, in the order
+   * of `esis`, at byte `at` of the arena.
+   */
+  private record(esis: ArrayLike<number>, n: number): Recorded | undefined {
     const { bp, k } = this;
     const t = this.symbolSize;
     const pad = bp.kPrime - k;
-    const isis = new Int32Array(pad + this.esis.length);
+    const isis = new Int32Array(pad + n);
     for (let i = 0; i < pad; i++) isis[i] = k + i;
-    for (let i = 0; i < this.esis.length; i++) {
-      const esi = this.esis[i]!;
+    const have = new Uint8Array(k);
+    for (let i = 0; i < n; i++) {
+      const esi = esis[i]!;
       isis[pad + i] = esi < k ? esi : esi + pad;
+      if (esi < k) have[esi] = 1;
     }
     // The plan runs once: no compact copy of it.
     const solved = solve(bp, isis, (i) => i < pad, false);
     if (solved === undefined) return undefined;
-    const { plan, layout } = solved;
-    // After the plan has run only the intermediate symbols are live, so the source symbols are
-    // assembled in the first K row slots (S + K' - K + received >= K): missing ones as Enc(ISI)
-    // of C (5.3.5.3), appended as plan ops, received ones copied in afterwards.
-    const arena = createArena(layout.slots, t);
-    const bytes = arena.bytes;
-    const n = this.esis.length;
-    bytes.set(this.store.subarray(0, n * t), (bp.s + pad) * t);
+    const arena = createArena(solved.layout.slots, t);
+    return { arena, plan: solved.plan, cBase: solved.layout.cBase, at: (bp.s + pad) * t, have };
+  }
+
+  /**
+   * Runs the recorded plan, then writes each source symbol that was not received into its row
+   * slot (the first K slots: S + K' - K + received >= K, and only the intermediate symbols are
+   * live after the plan) as Enc(ISI) of C (5.3.5.3).
+   */
+  private recover(rec: Recorded): void {
+    const { bp, k } = this;
+    const { arena, plan, cBase, have } = rec;
     arena.run(plan);
     recyclePlan(plan);
-    const have = new Uint8Array(k);
-    for (let i = 0; i < n; i++) if (this.esis[i]! < k) have[this.esis[i]!] = 1;
     const extra = new PlanBuilder(k * 8, true);
     const tup = new Int32Array(6);
     const cols = new Int32Array(64);
     for (let i = 0; i < k; i++) {
       if (have[i]) continue;
       const m = ltIndices(bp, i, tup, cols);
-      extra.push(OP_COPY, i, layout.cBase + cols[0]!, 0);
-      for (let j = 1; j < m; j++) extra.push(OP_XOR, i, layout.cBase + cols[j]!, 0);
+      extra.push(OP_COPY, i, cBase + cols[0]!, 0);
+      for (let j = 1; j < m; j++) extra.push(OP_XOR, i, cBase + cols[j]!, 0);
     }
     const fill = extra.finish(false);
     arena.run(fill);
     recyclePlan(fill);
-    for (let i = 0; i < n; i++) {
-      const esi = this.esis[i]!;
-      if (esi < k) bytes.set(this.store.subarray(i * t, (i + 1) * t), esi * t);
+  }
+
+  /**
+   * In-place decoding, for a receiver that already holds the received source symbols of a block
+   * with one sub-block (N = 1) and needs only the missing ones: records the plan for the first
+   * `count` of `esis` and returns where their symbols go, in that order (count*T bytes of the
+   * decoder's own working memory: no K*T buffer of the caller's, no copy), or undefined when
+   * these ESIs cannot determine the block (then nothing is kept). Fill it, then decodeMissing().
+   */
+  prepareInPlace(esis: ArrayLike<number>, count: number = esis.length): Uint8Array | undefined {
+    if (this.subs.length !== 1) throw fecError('argument', 'prepareInPlace needs one sub-block (N = 1)');
+    if (this.esis.length > 0 || this.decoded !== undefined || this.prepared !== undefined) throw fecError('argument', 'prepareInPlace needs a fresh decoder');
+    if (!Number.isInteger(count) || count < 0 || count > esis.length) throw fecError('argument', `count ${count} outside 0..${esis.length}`);
+    const seen = new Set<number>();
+    for (let i = 0; i < count; i++) {
+      const esi = esis[i]!;
+      if (!Number.isInteger(esi) || esi < 0 || esi > MAX_ESI) throw fecError('esi', `ESI ${esi} outside 0..2^24-1`);
+      if (seen.has(esi)) throw fecError('argument', `ESI ${esi} appears twice`);
+      seen.add(esi);
     }
-    const block = this.toBlock(bytes.subarray(0, k * t));
-    arena.release();
-    return block;
+    const rec = count < this.k ? undefined : this.record(esis, count);
+    if (rec === undefined) {
+      this.failures++;
+      return undefined;
+    }
+    this.prepared = rec;
+    return rec.arena.bytes.subarray(rec.at, rec.at + count * this.symbolSize);
+  }
+
+  /**
+   * Decodes what prepareInPlace set up. Returns K*T bytes of the decoder's memory in which
+   * source symbol i (bytes i*T .. i*T+T, zero padded past the block's end) is valid for every
+   * source ESI i that was not among the prepared ESIs; the other rows hold working data. Valid
+   * until release().
+   */
+  decodeMissing(): Uint8Array {
+    const rec = this.prepared;
+    if (rec === undefined) throw fecError('argument', 'decodeMissing without prepareInPlace');
+    this.recover(rec);
+    return rec.arena.bytes.subarray(0, this.k * this.symbolSize);
+  }
+
+  /** Hands an in-place decode's working memory back (the views it returned become invalid). */
+  release(): void {
+    this.prepared?.arena.release();
+    this.prepared = undefined;
   }
 }
+
+interface Recorded {
+  arena: Arena;
+  plan: Plan;
+  cBase: number;
+  /** Byte offset in the arena of the first received symbol. */
+  at: number;
+  /** have[i] = 1 when source symbol i was received. */
+  have: Uint8Array;
+}
+

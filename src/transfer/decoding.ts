@@ -37,6 +37,49 @@ export interface DecodeExecutor {
    * garbage per block). Valid until the job's `done` returns.
    */
   buffer?(bytes: number): Uint8Array;
+  /**
+   * Decodes one block with one sub-block in the decoder's own memory (BlockDecoder
+   * prepareInPlace): `select` names the symbols, its `fill` writes them where the decoder wants
+   * them; `done` gets the rows of the source symbols that were not selected (InPlaceResult),
+   * valid until it returns. No job buffer: K*T bytes less, and no copy, per block.
+   */
+  decodeInPlace?(select: () => InPlaceJob, done: (result: InPlaceResult, job: InPlaceJob) => void): void;
+}
+
+/** The symbols of one block (N = 1) for an in-place decode, and how to write them. */
+export interface InPlaceJob {
+  k: number;
+  symbolSize: number;
+  blockLength: number;
+  /** ESIs of the symbols (count entries), in the order `fill` writes them. */
+  esis: Int32Array;
+  count: number;
+  /** Writes the symbols back to back into `into` (count*T bytes); false if one could not be read. */
+  fill(into: Uint8Array): boolean;
+}
+
+/**
+ * K*T bytes in which source symbol i (at i*T) is valid for every source ESI i not among the
+ * job's ESIs; undefined when the ESIs do not determine the block; 'unreadable' when `fill` failed.
+ */
+export type InPlaceResult = Uint8Array | undefined | 'unreadable';
+
+/** Runs one in-place decode; the result handed to `done` is valid until `done` returns. */
+export function runInPlaceJob(job: InPlaceJob, done: (result: InPlaceResult, job: InPlaceJob) => void): void {
+  const dec = new BlockDecoder(job.k, job.symbolSize, job.blockLength, 1, 1);
+  const into = job.count >= job.k ? dec.prepareInPlace(job.esis, job.count) : undefined;
+  let result: InPlaceResult;
+  try {
+    result = into === undefined ? undefined : job.fill(into) ? dec.decodeMissing() : 'unreadable';
+  } catch (err) {
+    dec.release();
+    throw err;
+  }
+  try {
+    done(result, job);
+  } finally {
+    dec.release();
+  }
 }
 
 /**
@@ -55,6 +98,9 @@ export const syncDecoder: DecodeExecutor = {
   decode(gather, done) {
     const job = gather();
     done(runDecodeJob(job), job);
+  },
+  decodeInPlace(select, done) {
+    runInPlaceJob(select(), done);
   },
   close: () => Promise.resolve(),
 };
@@ -78,7 +124,8 @@ interface Pending {
 export class InlineDecoder implements DecodeExecutor {
   private buf: ArrayBuffer | undefined;
   private inUse = false;
-  private readonly queue: Pending[] = [];
+  /** Decodes waiting for their turn, each a thunk that gathers (or selects) and decodes. */
+  private readonly queue: (() => void)[] = [];
   private turn: NodeJS.Immediate | NodeJS.Timeout | undefined;
   private closed = false;
   private receiving = false;
@@ -105,7 +152,13 @@ export class InlineDecoder implements DecodeExecutor {
 
   decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
     if (this.closed) return;
-    this.queue.push({ gather, done });
+    this.queue.push(() => this.run({ gather, done }));
+    this.schedule();
+  }
+
+  decodeInPlace(select: () => InPlaceJob, done: (result: InPlaceResult, job: InPlaceJob) => void): void {
+    if (this.closed) return;
+    this.queue.push(() => runInPlaceJob(select(), done));
     this.schedule();
   }
 
@@ -129,11 +182,16 @@ export class InlineDecoder implements DecodeExecutor {
 
   private runNext(): void {
     this.turn = undefined;
+    // A timer may fire early by the event loop's cached clock: check the real one.
+    if (this.receiving && performance.now() < this.lastEnd + this.lastTook) {
+      this.schedule();
+      return;
+    }
     const next = this.queue.shift();
     if (!next) return;
     const start = performance.now();
     try {
-      this.run(next);
+      next();
     } catch (err) {
       if (this.onError) this.onError(err instanceof Error ? err : new Error(String(err)));
       else throw err;

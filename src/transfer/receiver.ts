@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, accessSync, constants as fsConstants } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { blockPartition, decodeOti, type Oti } from '../fec/index.js';
-import { syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from './decoding.js';
+import { syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult, type InPlaceJob, type InPlaceResult } from './decoding.js';
 import { decodePacket, objectIdHex, HASH_LENGTH, type DescriptionBody, type FountainPacket } from '../wire/fountain.js';
 import { IotupdError, StorageError } from '../errors.js';
 import { bytesEqual, createHasher, deriveObjectId, type Hasher } from './object.js';
@@ -528,69 +528,142 @@ export class FountainReceiver {
     }
     b.decoding = true;
     const generation = this.generation;
+    // Blocks of one sub-block decode in the decoder's own memory when it can (no K*T job buffer);
+    // a caller's block check needs the whole decoded block, which the other path returns.
+    if (direct && !this.opts.checkBlock && this.decoder.decodeInPlace) {
+      this.decoder.decodeInPlace(
+        () => this.selectInPlace(b, generation),
+        (result, job) => this.onDecodedInPlace(b, generation, job, result),
+      );
+      return;
+    }
     this.decoder.decode(
       () => this.gather(b, generation),
       (result, job) => this.onDecoded(b, generation, job, result),
     );
   }
 
-  /** Read a block's symbols back (source symbols from data.part, the others from the spool). */
+  /**
+   * The symbols of a block's decode attempt: exactly the attempt's number (K, then K+1, ...),
+   * source symbols first (the decoder needs them anyway), then repair symbols. More would only
+   * cost decode time and memory, and would count as reception overhead. Undefined when the
+   * block is no longer worth decoding (a newer object, or done).
+   */
+  private select(b: BlockState, generation: number): { esis: Int32Array; count: number } | undefined {
+    if (!this.spool || generation !== this.generation || b.done) return undefined;
+    const n = Math.min(Math.max(b.nextAttempt, b.k), b.held.inData + b.spoolEsi.length);
+    const esis = new Int32Array(n);
+    let count = 0;
+    for (let esi = 0; esi < b.k && count < n; esi++) if (b.held.isInData(esi)) esis[count++] = esi;
+    for (let i = 0; i < b.spoolEsi.length && count < n; i++) esis[count++] = b.spoolEsi[i] as number;
+    return { esis, count };
+  }
+
+  /**
+   * Reads the selected symbols back to back into `into`: source symbols from data.part, each
+   * run of consecutive ESIs in one read, then repair symbols from the spool. A repair record
+   * that fails its check is dropped from the block (and counted); returns false then.
+   */
+  private fill(b: BlockState, esis: Int32Array, count: number, into: Uint8Array): boolean {
+    const spool = this.spool as Spool;
+    const T = (this.object as ObjectInfo).oti.symbolSize;
+    let i = 0;
+    while (i < count && (esis[i] as number) < b.k) {
+      const first = esis[i] as number;
+      const at = i;
+      while (i + 1 < count && esis[i + 1] === (esis[i] as number) + 1 && (esis[i + 1] as number) < b.k) i++;
+      i++;
+      const start = first * T;
+      const end = Math.min(b.length, (esis[i - 1] as number) * T + T);
+      spool.readDataInto(b.offset + start, into.subarray(at * T, at * T + (end - start)));
+      // The last source symbol is zero-padded (RFC 6330 4.4.1.2); reused memory is not zero.
+      if (end - start < (i - at) * T) into.fill(0, at * T + (end - start), i * T);
+    }
+    // The repair symbols were selected in spool order (select), so the j-th is spoolEsi[j].
+    const firstRepair = i;
+    const bad: number[] = [];
+    for (; i < count; i++) {
+      const j = i - firstRepair;
+      const esi = esis[i] as number;
+      const sym = b.spoolEsi[j] === esi ? spool.readSymbol(b.spoolIndex[j] as number, b.sbn, esi) : undefined;
+      if (sym) into.set(sym, i * T);
+      else bad.push(j);
+    }
+    for (let x = bad.length - 1; x >= 0; x--) {
+      const j = bad[x] as number;
+      this.stats.corruptRecords += 1;
+      b.held.delete(b.spoolEsi[j] as number);
+      b.spoolEsi.splice(j, 1);
+      b.spoolIndex.splice(j, 1);
+    }
+    return bad.length === 0;
+  }
+
+  /** Read a block's symbols back into a job buffer (for decoders that need one: a worker's). */
   private gather(b: BlockState, generation: number): DecodeJob {
     const obj = this.object as ObjectInfo;
     const T = obj.oti.symbolSize;
     const empty: DecodeJob = { k: b.k, symbolSize: T, blockLength: b.length, subBlocks: obj.oti.subBlocks, alignment: obj.oti.alignment, esis: new Int32Array(0), symbols: new Uint8Array(0), count: 0 };
-    const spool = this.spool;
-    if (!spool || generation !== this.generation || b.done) return empty;
-    // Exactly the attempt's number of symbols (K, then K+1, ...): source symbols first (the
-    // decoder needs them anyway), then repair symbols. More would only cost decode time and
-    // memory, and would count as reception overhead.
-    const limit = Math.max(b.nextAttempt, b.k);
-    const n = Math.min(limit, b.held.inData + b.spoolEsi.length);
-    const esis = new Int32Array(n);
+    const sel = this.select(b, generation);
+    if (!sel) return empty;
     // At least blockLength bytes: the decoded block comes back in this buffer (DecodeJob).
-    const bytes = Math.max(n * T, b.length);
+    const bytes = Math.max(sel.count * T, b.length);
     const symbols = this.decoder.buffer ? this.decoder.buffer(bytes) : new Uint8Array(bytes);
-    let count = 0;
-    // Source symbols: each run of consecutive ESIs in data.part is one read, straight into the
-    // job buffer (no block-sized staging buffer).
-    for (let esi = 0; esi < b.k && count < n && b.held.inData > 0; ) {
-      if (!b.held.isInData(esi)) {
-        esi++;
-        continue;
-      }
-      const first = esi;
-      const at = count;
-      while (esi < b.k && count < n && b.held.isInData(esi)) esis[count++] = esi++;
-      const start = first * T;
-      const end = Math.min(b.length, esi * T);
-      spool.readDataInto(b.offset + start, symbols.subarray(at * T, at * T + (end - start)));
-      // The last source symbol is zero-padded (RFC 6330 4.4.1.2); a recycled buffer is not zero.
-      if (end - start < (count - at) * T) symbols.fill(0, at * T + (end - start), count * T);
+    if (!this.fill(b, sel.esis, sel.count, symbols)) {
+      // A corrupt repair record: decode from what remains (held is smaller now, see onDecoded).
+      return empty;
     }
-    const keepEsi: number[] = [];
-    const keepIndex: number[] = [];
-    for (let i = 0; i < b.spoolEsi.length; i++) {
-      const esi = b.spoolEsi[i] as number;
-      const index = b.spoolIndex[i] as number;
-      if (count === n) {
-        keepEsi.push(esi);
-        keepIndex.push(index);
-        continue;
+    return { ...empty, esis: sel.esis.subarray(0, sel.count), symbols: symbols.subarray(0, sel.count * T), count: sel.count };
+  }
+
+  /** An in-place decode's selection: the decoder asks for the symbols once it has room for them. */
+  private selectInPlace(b: BlockState, generation: number): InPlaceJob {
+    const T = (this.object as ObjectInfo).oti.symbolSize;
+    const sel = this.select(b, generation) ?? { esis: new Int32Array(0), count: 0 };
+    return { k: b.k, symbolSize: T, blockLength: b.length, esis: sel.esis, count: sel.count, fill: (into) => this.fill(b, sel.esis, sel.count, into) };
+  }
+
+  private onDecodedInPlace(b: BlockState, generation: number, job: InPlaceJob, result: InPlaceResult): void {
+    b.decoding = false;
+    if (generation !== this.generation || !this.spool || this.failed || b.done) return;
+    try {
+      if (result === 'unreadable') {
+        // A corrupt repair record was dropped: try again with what remains, or wait for more.
+        if (b.held.size >= b.nextAttempt) this.tryDecode(b);
+        return;
       }
-      const sym = spool.readSymbol(index, b.sbn, esi);
-      if (!sym) {
-        this.stats.corruptRecords += 1;
-        b.held.delete(esi);
-        continue;
+      if (!result) {
+        this.decodeFailed(b, job.count);
+        return;
       }
-      keepEsi.push(esi);
-      keepIndex.push(index);
-      symbols.set(sym, count * T);
-      esis[count++] = esi;
+      const used = new Uint8Array(b.k);
+      for (let i = 0; i < job.count; i++) if ((job.esis[i] as number) < b.k) used[job.esis[i] as number] = 1;
+      this.writeMissing(b, result, used);
+      this.blockComplete(b, job.count, undefined);
+      this.opts.afterDecode?.();
+      if (this.complete) this.opts.onComplete?.();
+    } catch (err) {
+      this.fail(err);
     }
-    b.spoolEsi = keepEsi;
-    b.spoolIndex = keepIndex;
-    return { ...empty, esis: esis.subarray(0, count), symbols: symbols.subarray(0, count * T), count };
+  }
+
+  private decodeFailed(b: BlockState, count: number): void {
+    this.stats.decodeFailures += 1;
+    b.nextAttempt = Math.max(b.k, count + 1);
+    if (b.held.size >= b.nextAttempt) this.tryDecode(b);
+  }
+
+  /** Writes the block's source symbols that are not in data.part (`inData`) from `rows` (i at i*T), adding them to the block check. */
+  private writeMissing(b: BlockState, rows: Uint8Array, inData: Uint8Array): void {
+    const spool = this.spool as Spool;
+    const T = (this.object as ObjectInfo).oti.symbolSize;
+    for (let esi = 0; esi < b.k; esi++) {
+      if (inData[esi]) continue;
+      const start = esi * T;
+      const unit = rows.subarray(start, Math.min(b.length, start + T));
+      spool.writeData(b.offset + start, unit);
+      b.check = (b.check + spool.unitCrc(b.sbn, esi, unit)) >>> 0;
+    }
   }
 
   private onDecoded(b: BlockState, generation: number, job: DecodeJob, result: DecodeResult): void {
@@ -601,10 +674,13 @@ export class FountainReceiver {
       const obj = this.object as ObjectInfo;
       const spool = this.spool;
       const T = obj.oti.symbolSize;
-      if (!result) {
-        this.stats.decodeFailures += 1;
-        b.nextAttempt = Math.max(b.k, job.count + 1);
+      if (job.count === 0) {
+        // gather found a corrupt repair record and dropped it: try again with what remains.
         if (b.held.size >= b.nextAttempt) this.tryDecode(b);
+        return;
+      }
+      if (!result) {
+        this.decodeFailed(b, job.count);
         return;
       }
       if (this.opts.checkBlock && !this.opts.checkBlock(b.sbn, result.subarray(0, b.length))) {
@@ -613,13 +689,9 @@ export class FountainReceiver {
       }
       if (obj.oti.subBlocks === 1) {
         // Write only the source symbols that are not in data.part already.
-        for (let esi = 0; esi < b.k; esi++) {
-          if (b.held.isInData(esi)) continue;
-          const start = esi * T;
-          const unit = result.subarray(start, Math.min(b.length, start + T));
-          spool.writeData(b.offset + start, unit);
-          b.check = (b.check + spool.unitCrc(b.sbn, esi, unit)) >>> 0;
-        }
+        const inData = new Uint8Array(b.k);
+        for (let esi = 0; esi < b.k; esi++) if (b.held.isInData(esi)) inData[esi] = 1;
+        this.writeMissing(b, result, inData);
       } else {
         spool.writeData(b.offset, result.subarray(0, b.length));
         b.check = 0;

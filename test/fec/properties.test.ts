@@ -234,3 +234,46 @@ test('EncoderBuild: built in slices of any size on dirty pooled memory, its repa
     assert.throws(() => enc.symbolInto(k, new Uint8Array(t - 1)), /too small/);
   }
 });
+
+test('in-place decoding: the missing source symbols, from symbols written into the decoder\'s own memory', () => {
+  const rnd = prng(77);
+  for (const [k, t] of [[10, 16], [103, 48], [1000, 32]] as const) {
+    const block = randomBytes(k * t - 5, rnd);
+    const enc = new BlockEncoder(block, k, t, 1, 4);
+    // Lose about a fifth of the source symbols; make up with repair symbols (plus one spare).
+    const esis: number[] = [];
+    for (let i = 0; i < k; i++) if (rnd() >= 0.2) esis.push(i);
+    const missing = k - esis.length;
+    for (let r = 0; r <= missing; r++) esis.push(k + 3 * r);
+    shuffle(esis, rnd);
+    const dec = new BlockDecoder(k, t, block.length, 1, 4);
+    const into = dec.prepareInPlace(esis);
+    assert.ok(into, `K=${k}: K+1 symbols determine the block`);
+    assert.equal(into.length, esis.length * t);
+    esis.forEach((esi, i) => into.set(enc.symbol(esi), i * t));
+    const rows = dec.decodeMissing();
+    const have = new Set(esis);
+    const padded = new Uint8Array(k * t);
+    padded.set(block);
+    for (let i = 0; i < k; i++) {
+      if (have.has(i)) continue;
+      assert.deepEqual(rows.subarray(i * t, (i + 1) * t), padded.subarray(i * t, (i + 1) * t), `K=${k}: source symbol ${i}`);
+    }
+    dec.release();
+  }
+});
+
+test('in-place decoding refuses what cannot work: too few or dependent ESIs (undefined), N > 1, duplicates, reuse', () => {
+  const k = 100;
+  const few = new BlockDecoder(k, 16, k * 16, 1, 4);
+  assert.equal(few.prepareInPlace(Array.from({ length: k - 1 }, (_, i) => i)), undefined);
+  assert.equal(few.failures, 1);
+  assert.throws(() => new BlockDecoder(k, 16, k * 16, 2, 4).prepareInPlace([0]), fecCode('ERR_FEC_ARGUMENT'));
+  assert.throws(() => new BlockDecoder(k, 16, k * 16, 1, 4).prepareInPlace([1, 1]), fecCode('ERR_FEC_ARGUMENT'));
+  assert.throws(() => new BlockDecoder(k, 16, k * 16, 1, 4).prepareInPlace([2 ** 24]), fecCode('ERR_FEC_ESI'));
+  assert.throws(() => new BlockDecoder(k, 16, k * 16, 1, 4).decodeMissing(), fecCode('ERR_FEC_ARGUMENT'));
+  const once = new BlockDecoder(k, 16, k * 16, 1, 4);
+  assert.ok(once.prepareInPlace(Array.from({ length: k }, (_, i) => i)));
+  assert.throws(() => once.prepareInPlace([0]), fecCode('ERR_FEC_ARGUMENT'));
+  once.release();
+});
