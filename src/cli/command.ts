@@ -2,9 +2,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 
 /** One CLI sub-command. `run` returns the process exit code. */
+/** A sub-command's implementation (src/cli/commands/*.ts); its name and summary are in the index. */
 export interface Command {
-  name: string;
-  summary: string;
   usage: string;
   run(argv: string[], signal: AbortSignal): Promise<number>;
 }

@@ -9,7 +9,7 @@ import { DEFAULT_RATE_BPS, type SenderStats } from '../transfer/sender.js';
 import { receiveFile, sendFile } from '../transfer/driver.js';
 import type { ReceiverStats } from '../transfer/receiver.js';
 import { Progress, formatBytes } from './progress.js';
-import { planSecureRecv, planSecureSend, secureSendHooks, SECURE_RECV_OPTIONS, SECURE_RECV_USAGE, SECURE_SEND_OPTIONS, SECURE_SEND_USAGE } from './secure.js';
+import { SECURE_RECV_OPTIONS, SECURE_RECV_USAGE, SECURE_SEND_OPTIONS, SECURE_SEND_USAGE, usesSecurity } from './secure-options.js';
 
 const channelOptions = {
   channel: { type: 'string' },
@@ -138,13 +138,16 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
       detail: { symbols: s.symbols, packets: s.packets, rounds: s.rounds, mbit: Math.round(mbit * 100) / 100 },
     };
   };
+  // Security (src/cli/secure.ts, loaded only when asked for): signed manifest, tags, encryption.
+  const secure = usesSecurity(v, SECURE_SEND_OPTIONS) ? await import('./secure.js') : undefined;
+  const hooks = secure ? secure.secureSendHooks(secure.planSecureSend(v, file, rate * 1e6), rate * 1e6) : { rateBps: rate * 1e6 };
   const stats = await sendFile({
     file,
     group,
     interface: iface,
     port,
     hopLimit,
-    ...secureSendHooks(planSecureSend(v, file, rate * 1e6), rate * 1e6),
+    ...hooks,
     symbolSize: T,
     maxBlockSymbols: blockSymbols,
     senderIndex: index,
@@ -207,7 +210,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
   if (decodeOn !== 'auto' && decodeOn !== 'worker' && decodeOn !== 'inline') throw new UsageError('--decoder must be auto, worker or inline');
   if (v['low-memory'] === true && decodeOn === 'worker') throw new UsageError('--low-memory decodes inline: it cannot be combined with --decoder worker');
   // Security (src/cli/secure.ts): nothing reaches the receiver before a verified manifest.
-  const sec = planSecureRecv(v);
+  const sec = usesSecurity(v, SECURE_RECV_OPTIONS) ? (await import('./secure.js')).planSecureRecv(v) : undefined;
   const security = () => (sec ? { security: sec.summary() } : {});
   const out = new Progress({ json: v.json === true ? true : undefined, label: 'recv', jsonIntervalMs: 250 });
   const t0 = performance.now();

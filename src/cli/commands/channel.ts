@@ -36,8 +36,6 @@ function parsePort(raw: string | undefined): number {
 }
 
 export const channelCommand: Command = {
-  name: 'channel',
-  summary: 'print the multicast group of a channel name (Librecast-compatible)',
   usage,
   async run(argv: string[]): Promise<number> {
     const { values, positionals } = parse(argv, {

@@ -210,8 +210,6 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
 }
 
 export const demoCommand: Command = {
-  name: 'demo',
-  summary: 'lab demo: one sender, three devices (10 % loss, late join), verified copies',
   usage,
   async run(argv, signal) {
     const { values, positionals } = parse(argv, {

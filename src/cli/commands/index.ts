@@ -1,17 +1,20 @@
 import type { Command } from '../command.js';
-import { keygenCommand } from './keygen.js';
-import { manifestCommand } from './manifest.js';
-import { channelCommand } from './channel.js';
-import { sendCommand } from './send.js';
-import { recvCommand } from './recv.js';
-import { demoCommand } from './demo.js';
 
-// One line per sub-command; each lives in its own file in this folder.
-export const commands: Command[] = [
-  sendCommand,
-  recvCommand,
-  demoCommand,
-  keygenCommand,
-  manifestCommand,
-  channelCommand,
+/** A sub-command as the top-level help lists it; its module is loaded only when it runs. */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+// One line per sub-command; each lives in its own file in this folder. Loading only the one that
+// runs keeps the others' code out of the process: a receiver does not load the lab, the key tools
+// or the carousel (less memory on a device, and a sender starts sending sooner).
+export const commands: CommandEntry[] = [
+  { name: 'send', summary: 'send a file to a multicast channel, as a carousel', load: async () => (await import('./send.js')).sendCommand },
+  { name: 'recv', summary: 'receive a file from a multicast channel (resumable)', load: async () => (await import('./recv.js')).recvCommand },
+  { name: 'demo', summary: 'lab demo: one sender, three devices (10 % loss, late join), verified copies', load: async () => (await import('./demo.js')).demoCommand },
+  { name: 'keygen', summary: 'generate signing keys (root / delegated) and group keys', load: async () => (await import('./keygen.js')).keygenCommand },
+  { name: 'manifest', summary: 'inspect and verify signed manifests', load: async () => (await import('./manifest.js')).manifestCommand },
+  { name: 'channel', summary: 'print the multicast group of a channel name (Librecast-compatible)', load: async () => (await import('./channel.js')).channelCommand },
 ];

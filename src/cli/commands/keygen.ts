@@ -49,8 +49,6 @@ function parseSeq(name: string, raw: string | undefined, fallback: bigint): bigi
 }
 
 export const keygenCommand: Command = {
-  name: 'keygen',
-  summary: 'generate signing keys (root / delegated) and group keys',
   usage,
   async run(argv) {
     const { values, positionals } = parse(argv, {

@@ -44,8 +44,6 @@ function iso(s: number): string {
 }
 
 export const manifestCommand: Command = {
-  name: 'manifest',
-  summary: 'inspect and verify signed manifests',
   usage,
   async run(argv) {
     if (argv[0] === 'sign') return sign(argv.slice(1));

@@ -125,8 +125,6 @@ async function recvIotupd(a: RecvArgs, signal: AbortSignal, progress: Progress):
 const formats: Record<string, RecvFormat> = { iotupd: recvIotupd };
 
 export const recvCommand: Command = {
-  name: 'recv',
-  summary: 'receive a file from a multicast channel (resumable)',
   usage: `${FOUNTAIN_USAGE}\n\nOriginal iotupd format (--format iotupd):\n${usage}`,
   async run(argv, signal) {
     if (usesFountainFormat(argv)) return fountainRecv(argv, signal);

@@ -86,8 +86,6 @@ async function sendIotupd(a: SendArgs, signal: AbortSignal, progress: Progress):
 const formats: Record<string, SendFormat> = { iotupd: sendIotupd };
 
 export const sendCommand: Command = {
-  name: 'send',
-  summary: 'send a file to a multicast channel, as a carousel',
   usage: `${FOUNTAIN_USAGE}\n\nOriginal iotupd format (--format iotupd):\n${usage}`,
   async run(argv, signal) {
     if (usesFountainFormat(argv)) return fountainSend(argv, signal);
