@@ -4,7 +4,7 @@
 // Reports seconds until every receiver holds an intact copy (SHA-256 checked), goodput, reception
 // overhead and receiver peak memory; then the receiver's peak memory for a 1 GiB object.
 // Three more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
-// iotupd receivers in low-memory mode (recv --low-memory, node --max-semi-space-size=1,
+// iotupd receivers in low-memory mode (recv --low-memory, node --max-semi-space-size=2,
 // MALLOC_ARENA_MAX=1), and the
 // floor: bare Node processes that only move and count the datagrams (bench/floor-peer.ts).
 // Environment: BENCH_MIB (default 100), BENCH_GIB (default 1; 0 skips the large run),
@@ -140,8 +140,8 @@ interface FountainArgs {
   recvEnv?: Record<string, string>;
 }
 
-/** The device settings of README "Usage": --low-memory, a 1 MiB young generation, one malloc arena. */
-const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=1'], recvEnv: { MALLOC_ARENA_MAX: '1' } };
+/** The device settings of README "Usage": --low-memory, 2 MiB semi-spaces for the young generation, one malloc arena. */
+const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=2'], recvEnv: { MALLOC_ARENA_MAX: '1' } };
 
 async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, extra: FountainArgs = {}): Promise<Row> {
   const sendArgs = extra.send ?? [];
