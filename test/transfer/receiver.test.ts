@@ -9,7 +9,7 @@ import { makeObject, newSender, rng } from './sim.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
 import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
-import { InlineDecoder, WorkerDecoder, syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
+import { InlineDecoder, WorkerDecoder, syncDecoder, warmUpDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { decodePacket, encodeDescription } from '../../src/wire/fountain.js';
 import { blockPartition, encodeOti } from '../../src/fec/index.js';
@@ -587,6 +587,20 @@ test('a repair record that went bad in the spool is dropped when its block decod
     assert.ok(r.isComplete);
     assert.equal(r.stats.decodeFailures, 0, 'the bad symbol never reached the decoder');
     assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), obj.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('after the decoder warm-up (synthetic plans, their recycled buffers), blocks still decode exactly', () => {
+  warmUpDecoder();
+  const dir = tmp();
+  try {
+    const r = new FountainReceiver({ out: join(dir, 'o.bin') });
+    const lose = rng(5);
+    assert.ok(feedUntilDone(r, stream(newSender(OBJ), 6000).filter(() => lose() >= 0.2)));
+    assert.ok(r.stats.decodeAttempts >= BLOCKS_OF_OBJ);
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
