@@ -131,9 +131,9 @@ interface Pending {
 }
 
 /**
- * Decodes on the receiving thread, one block per event-loop turn (setImmediate), into one reused
- * job buffer: no second isolate, for devices with little memory (`recv --low-memory`) and for
- * receivers whose socket buffer can absorb a decode. Deferring the decode (rather than running it
+ * Decodes on the receiving thread, one block per event-loop turn (setImmediate), in place
+ * (decodeInPlace) or into one reused job buffer: no second isolate, for devices with little
+ * memory (`recv --low-memory`) and for receivers whose socket buffer can absorb a decode. Deferring the decode (rather than running it
  * inside push) lets the datagrams at hand be processed first, the socket be read between two
  * blocks' decodes, and the driver leave the group as soon as every block has what its decode
  * needs (FountainReceiver.saturated) instead of after the last decode. A queued block holds no
