@@ -118,6 +118,13 @@ interface BlockState {
 
 export type PushResult = 'complete' | 'progress' | 'ignored';
 
+/** The symbols of a decode attempt: the first `fromData` are in data.part, the rest in the spool. */
+interface Selection {
+  esis: Int32Array;
+  count: number;
+  fromData: number;
+}
+
 /**
  * The symbols held for one block. Source ESIs (< K) live in typed arrays (5 bytes per source
  * symbol: a 1 GiB object costs ~1 MB), only the few repair ESIs in a Set; per-symbol JS
@@ -549,29 +556,32 @@ export class FountainReceiver {
    * cost decode time and memory, and would count as reception overhead. Undefined when the
    * block is no longer worth decoding (a newer object, or done).
    */
-  private select(b: BlockState, generation: number): { esis: Int32Array; count: number } | undefined {
+  private select(b: BlockState, generation: number): Selection | undefined {
     if (!this.spool || generation !== this.generation || b.done) return undefined;
     const n = Math.min(Math.max(b.nextAttempt, b.k), b.held.inData + b.spoolEsi.length);
     const esis = new Int32Array(n);
     let count = 0;
     for (let esi = 0; esi < b.k && count < n; esi++) if (b.held.isInData(esi)) esis[count++] = esi;
+    const fromData = count;
     for (let i = 0; i < b.spoolEsi.length && count < n; i++) esis[count++] = b.spoolEsi[i] as number;
-    return { esis, count };
+    return { esis, count, fromData };
   }
 
   /**
-   * Reads the selected symbols back to back into `into`: source symbols from data.part, each
-   * run of consecutive ESIs in one read, then repair symbols from the spool. A repair record
-   * that fails its check is dropped from the block (and counted); returns false then.
+   * Reads the selected symbols back to back into `into`: the ones in data.part (source symbols
+   * with N = 1), each run of consecutive ESIs in one read, then the spooled ones (repair
+   * symbols, and every symbol with sub-blocks). A spool record that fails its check is dropped
+   * from the block (and counted); returns false then.
    */
-  private fill(b: BlockState, esis: Int32Array, count: number, into: Uint8Array): boolean {
+  private fill(b: BlockState, sel: Selection, into: Uint8Array): boolean {
     const spool = this.spool as Spool;
     const T = (this.object as ObjectInfo).oti.symbolSize;
+    const { esis, count, fromData } = sel;
     let i = 0;
-    while (i < count && (esis[i] as number) < b.k) {
+    while (i < fromData) {
       const first = esis[i] as number;
       const at = i;
-      while (i + 1 < count && esis[i + 1] === (esis[i] as number) + 1 && (esis[i + 1] as number) < b.k) i++;
+      while (i + 1 < fromData && esis[i + 1] === (esis[i] as number) + 1) i++;
       i++;
       const start = first * T;
       const end = Math.min(b.length, (esis[i - 1] as number) * T + T);
@@ -579,7 +589,7 @@ export class FountainReceiver {
       // The last source symbol is zero-padded (RFC 6330 4.4.1.2); reused memory is not zero.
       if (end - start < (i - at) * T) into.fill(0, at * T + (end - start), i * T);
     }
-    // The repair symbols were selected in spool order (select), so the j-th is spoolEsi[j].
+    // The spooled symbols were selected in spool order (select), so the j-th is spoolEsi[j].
     const firstRepair = i;
     const bad: number[] = [];
     for (; i < count; i++) {
@@ -609,7 +619,7 @@ export class FountainReceiver {
     // At least blockLength bytes: the decoded block comes back in this buffer (DecodeJob).
     const bytes = Math.max(sel.count * T, b.length);
     const symbols = this.decoder.buffer ? this.decoder.buffer(bytes) : new Uint8Array(bytes);
-    if (!this.fill(b, sel.esis, sel.count, symbols)) {
+    if (!this.fill(b, sel, symbols)) {
       // A corrupt repair record: decode from what remains (held is smaller now, see onDecoded).
       return empty;
     }
@@ -619,8 +629,8 @@ export class FountainReceiver {
   /** An in-place decode's selection: the decoder asks for the symbols once it has room for them. */
   private selectInPlace(b: BlockState, generation: number): InPlaceJob {
     const T = (this.object as ObjectInfo).oti.symbolSize;
-    const sel = this.select(b, generation) ?? { esis: new Int32Array(0), count: 0 };
-    return { k: b.k, symbolSize: T, blockLength: b.length, esis: sel.esis, count: sel.count, fill: (into) => this.fill(b, sel.esis, sel.count, into) };
+    const sel = this.select(b, generation) ?? { esis: new Int32Array(0), count: 0, fromData: 0 };
+    return { k: b.k, symbolSize: T, blockLength: b.length, esis: sel.esis, count: sel.count, fill: (into) => this.fill(b, sel, into) };
   }
 
   private onDecodedInPlace(b: BlockState, generation: number, job: InPlaceJob, result: InPlaceResult): void {

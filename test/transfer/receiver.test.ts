@@ -11,8 +11,8 @@ import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
 import { InlineDecoder, WorkerDecoder, syncDecoder, warmUpDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
 import { hashBytes } from '../../src/transfer/object.js';
-import { decodePacket, encodeDescription } from '../../src/wire/fountain.js';
-import { blockPartition, encodeOti } from '../../src/fec/index.js';
+import { decodePacket, encodeDescription, HashAlgorithm } from '../../src/wire/fountain.js';
+import { blockPartition, encodeOti, otiFor } from '../../src/fec/index.js';
 import { StorageError } from '../../src/errors.js';
 
 const OBJ = makeObject(120_000, 256, 100, 2);
@@ -601,6 +601,35 @@ test('after the decoder warm-up (synthetic plans, their recycled buffers), block
     assert.ok(feedUntilDone(r, stream(newSender(OBJ), 6000).filter(() => lose() >= 0.2)));
     assert.ok(r.stats.decodeAttempts >= BLOCKS_OF_OBJ);
     assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('objects with sub-blocks (N = 2, from another sender): decoded with loss, and resumed from the spool with BLOCK_DONE trusted', () => {
+  const dir = tmp();
+  try {
+    const data = OBJ.data;
+    const oti = otiFor(data.length, 256, { maxBlockSymbols: 100, subBlocks: 2, alignment: 4 });
+    assert.equal(oti.subBlocks, 2);
+    const obj = { data, oti, hash: hashBytes(HashAlgorithm.SHA256, data) };
+    const packets = stream(newSender(obj), 6000);
+    const out = join(dir, 'o.bin');
+    const lose = rng(12);
+    const kept = packets.filter(() => lose() >= 0.15);
+    // Stop the first receiver once some blocks are done, as a crash would.
+    const r1 = new FountainReceiver({ out });
+    let i = 0;
+    while (i < kept.length && r1.progress().blocksDone < 2) r1.push(kept[i++] as Uint8Array);
+    const done1 = r1.progress().blocksDone;
+    assert.ok(done1 >= 2 && !r1.isComplete);
+    r1.close();
+    const r2 = new FountainReceiver({ out });
+    assert.equal(r2.stats.resumedBlocks, done1, 'every finished block was trusted again');
+    assert.equal(r2.stats.corruptRecords, 0);
+    assert.ok(feedUntilDone(r2, kept.slice(i)));
+    assert.equal(r2.stats.hashMismatches, 0);
+    assert.deepEqual(new Uint8Array(readFileSync(out)), data);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
