@@ -553,7 +553,12 @@ test('the whole-object hash, fed block by block, is right when blocks finish out
   }
 });
 
-test('a repair record that went bad in the spool is dropped when its block decodes, counted, and the block still completes', () => {
+for (const [how, decoder] of [
+  ['in place', syncDecoder],
+  // The job-buffer path (a worker's): the same executor without decodeInPlace.
+  ['into a job buffer', { decode: syncDecoder.decode, close: syncDecoder.close } as DecodeExecutor],
+] as const) {
+test(`a repair record that went bad in the spool is dropped when its block decodes (${how}), counted, and the block still completes`, () => {
   const dir = tmp();
   try {
     const T = 1024;
@@ -565,7 +570,7 @@ test('a repair record that went bad in the spool is dropped when its block decod
       return d.kind !== 'symbol' || d.symbol.esi < 100;
     });
     const repair = stream(newSender(obj, { startRound: K }), 600).filter((p) => decodePacket(p).kind === 'symbol');
-    const r = new FountainReceiver({ out: join(dir, 'o.bin') });
+    const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder });
     for (const p of source) r.push(p);
     // 100 source and 299 repair symbols: one short of K. The spool writes its symbol records
     // 256 KiB at a time, so the first ~250 are on disk now.
@@ -591,6 +596,7 @@ test('a repair record that went bad in the spool is dropped when its block decod
     rmSync(dir, { recursive: true, force: true });
   }
 });
+}
 
 test('after the decoder warm-up (synthetic plans, their recycled buffers), blocks still decode exactly', () => {
   warmUpDecoder();
