@@ -558,44 +558,44 @@ for (const [how, decoder] of [
   // The job-buffer path (a worker's): the same executor without decodeInPlace.
   ['into a job buffer', { decode: syncDecoder.decode, close: syncDecoder.close } as DecodeExecutor],
 ] as const) {
-test(`a repair record that went bad in the spool is dropped when its block decodes (${how}), counted, and the block still completes`, () => {
-  const dir = tmp();
-  try {
-    const T = 1024;
-    const K = 400;
-    const obj = makeObject(K * T - 100, T, K, 9);
-    assert.equal(blockPartition(obj.oti).length, 1);
-    const source = stream(newSender(obj), 2000).filter((p) => {
-      const d = decodePacket(p);
-      return d.kind !== 'symbol' || d.symbol.esi < 100;
-    });
-    const repair = stream(newSender(obj, { startRound: K }), 600).filter((p) => decodePacket(p).kind === 'symbol');
-    const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder });
-    for (const p of source) r.push(p);
-    // 100 source and 299 repair symbols: one short of K. The spool writes its symbol records
-    // 256 KiB at a time, so the first ~250 are on disk now.
-    for (let i = 0; i < 299; i++) r.push(repair[i] as Uint8Array);
-    const fd = openSync(join(r.spoolDir, 'symbols'), 'r+');
+  test(`a repair record that went bad in the spool is dropped when its block decodes (${how}), counted, and the block still completes`, () => {
+    const dir = tmp();
     try {
-      const at = 16 + 7; // a byte of the first record's symbol
-      const byte = new Uint8Array(1);
-      assert.equal(readSync(fd, byte, 0, 1, at), 1);
-      byte[0] = (byte[0] as number) ^ 0x5a;
-      writeSync(fd, byte, 0, 1, at);
+      const T = 1024;
+      const K = 400;
+      const obj = makeObject(K * T - 100, T, K, 9);
+      assert.equal(blockPartition(obj.oti).length, 1);
+      const source = stream(newSender(obj), 2000).filter((p) => {
+        const d = decodePacket(p);
+        return d.kind !== 'symbol' || d.symbol.esi < 100;
+      });
+      const repair = stream(newSender(obj, { startRound: K }), 600).filter((p) => decodePacket(p).kind === 'symbol');
+      const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder });
+      for (const p of source) r.push(p);
+      // 100 source and 299 repair symbols: one short of K. The spool writes its symbol records
+      // 256 KiB at a time, so the first ~250 are on disk now.
+      for (let i = 0; i < 299; i++) r.push(repair[i] as Uint8Array);
+      const fd = openSync(join(r.spoolDir, 'symbols'), 'r+');
+      try {
+        const at = 16 + 7; // a byte of the first record's symbol
+        const byte = new Uint8Array(1);
+        assert.equal(readSync(fd, byte, 0, 1, at), 1);
+        byte[0] = (byte[0] as number) ^ 0x5a;
+        writeSync(fd, byte, 0, 1, at);
+      } finally {
+        closeSync(fd);
+      }
+      r.push(repair[299] as Uint8Array);
+      assert.equal(r.stats.corruptRecords, 1, 'the bad record was caught when the decode read it');
+      assert.ok(!r.isComplete, 'one symbol short again');
+      for (let i = 300; !r.isComplete && i < repair.length; i++) r.push(repair[i] as Uint8Array);
+      assert.ok(r.isComplete);
+      assert.equal(r.stats.decodeFailures, 0, 'the bad symbol never reached the decoder');
+      assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), obj.data);
     } finally {
-      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
     }
-    r.push(repair[299] as Uint8Array);
-    assert.equal(r.stats.corruptRecords, 1, 'the bad record was caught when the decode read it');
-    assert.ok(!r.isComplete, 'one symbol short again');
-    for (let i = 300; !r.isComplete && i < repair.length; i++) r.push(repair[i] as Uint8Array);
-    assert.ok(r.isComplete);
-    assert.equal(r.stats.decodeFailures, 0, 'the bad symbol never reached the decoder');
-    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), obj.data);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  });
 }
 
 test('after the decoder warm-up (synthetic plans, their recycled buffers), blocks still decode exactly', () => {
