@@ -348,28 +348,33 @@ test('checkBlock (per-block commitment) rejects a poisoned block before it is wr
   }
 });
 
-test('job buffers from the executor may hold old bytes: the short last source symbol is still zero-padded', () => {
-  const dir = tmp();
-  try {
-    // Like WorkerDecoder's recycled buffers, but always dirty.
-    const dirty: DecodeExecutor = { ...syncDecoder, buffer: (bytes) => new Uint8Array(bytes).fill(0xa5) };
-    assert.ok(OBJ.data.length % OBJ.oti.symbolSize !== 0, 'the object ends with a short symbol');
-    const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder: dirty });
-    const lose = rng(12);
-    // Lose 20 % but keep the final (short) source symbol, so that the last block's decode uses it.
-    const packets = stream(newSender(OBJ), 6000).filter((p) => {
-      const d = decodePacket(p);
-      if (d.kind === 'symbol' && d.symbol.sbn === BLOCKS_OF_OBJ - 1 && d.symbol.esi === LAST_BLOCK_K - 1) return true;
-      return lose() >= 0.2;
-    });
-    assert.ok(feedUntilDone(r, packets));
-    assert.equal(r.stats.hashMismatches, 0);
-    assert.ok(r.stats.decodeAttempts > r.stats.decodeFailures, 'blocks were decoded, not just copied');
-    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+for (const [how, decoder] of [
+  // Like WorkerDecoder's recycled job buffers, but always dirty (no decodeInPlace: this path).
+  ['job buffers always dirty', { decode: syncDecoder.decode, close: syncDecoder.close, buffer: (bytes: number) => new Uint8Array(bytes).fill(0xa5) } as DecodeExecutor],
+  // In place: each block's arena is the pooled memory of the block decoded before it.
+  ['in-place arenas reused from the previous block', syncDecoder],
+] as const) {
+  test(`reused memory (${how}) may hold old bytes: the short last source symbol is still zero-padded`, () => {
+    const dir = tmp();
+    try {
+      assert.ok(OBJ.data.length % OBJ.oti.symbolSize !== 0, 'the object ends with a short symbol');
+      const r = new FountainReceiver({ out: join(dir, 'o.bin'), decoder });
+      const lose = rng(12);
+      // Lose 20 % but keep the final (short) source symbol, so that the last block's decode uses it.
+      const packets = stream(newSender(OBJ), 6000).filter((p) => {
+        const d = decodePacket(p);
+        if (d.kind === 'symbol' && d.symbol.sbn === BLOCKS_OF_OBJ - 1 && d.symbol.esi === LAST_BLOCK_K - 1) return true;
+        return lose() >= 0.2;
+      });
+      assert.ok(feedUntilDone(r, packets));
+      assert.equal(r.stats.hashMismatches, 0);
+      assert.ok(r.stats.decodeAttempts > r.stats.decodeFailures, 'blocks were decoded, not just copied');
+      assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 test('saturated: true while every unfinished block is decoding with spare symbols, false again when a decode fails', () => {
   const dir = tmp();
