@@ -79,10 +79,11 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
     const results = [];
     for (const r of [...rx, late]) results.push(await done(r.p, r.out, hash));
     await stop(sender);
-    // The sender kept to --rate 30 (the default is 20): UDP payload bytes over its lifetime.
+    // The sender kept to --rate 30, not the default 20 (which measures about 18 here): UDP
+    // payload bytes over its lifetime, start-up included.
     const sent = sender.events.find((e) => e.type === 'stats');
     const mbit = (Number(sent?.bytes) * 8) / Number(sent?.seconds) / 1e6;
-    assert.ok(mbit > 24 && mbit <= 30, `sender at ${mbit.toFixed(1)} Mbit/s with --rate 30`);
+    assert.ok(mbit > 22 && mbit <= 30, `sender at ${mbit.toFixed(1)} Mbit/s with --rate 30`);
     for (const d of results) {
       assert.ok(Number(d.overhead) <= 0.02, `overhead ${String(d.overhead)}`);
       assert.equal(d.malformed, 0);
