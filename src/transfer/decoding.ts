@@ -65,8 +65,8 @@ export interface InPlaceJob {
 export type InPlaceResult = Uint8Array | undefined | 'unreadable';
 
 /**
- * Records and runs two decode plans of a synthetic block of K = `k` with 8-byte symbols (about
- * 50-80 ms once), so that a receiver's first real decodes run optimized code: cold, the first
+ * Records and runs two decode plans of a synthetic block of K = `k` with 8-byte symbols (60-100
+ * ms once here), so that a receiver's first real decodes run optimized code: cold, the first
  * few blocks of K = 2013 took 50-180 ms each instead of 12-25 ms in the three-receiver runs,
  * while the blocks still collecting symbols waited.
  */
@@ -133,13 +133,13 @@ interface Pending {
 /**
  * Decodes on the receiving thread, one block per event-loop turn (setImmediate), in place
  * (decodeInPlace) or into one reused job buffer: no second isolate, for devices with little
- * memory (`recv --low-memory`) and for receivers whose socket buffer can absorb a decode. Deferring the decode (rather than running it
- * inside push) lets the datagrams at hand be processed first, the socket be read between two
- * blocks' decodes, and the driver leave the group as soon as every block has what its decode
- * needs (FountainReceiver.saturated) instead of after the last decode. A queued block holds no
- * symbols: its `gather` runs when its turn comes. Reception pauses during each decode (tens of
- * ms at K = 2048); the socket buffer absorbs that, and what it cannot absorb is loss, which the
- * fountain code makes up for.
+ * memory (`recv --low-memory`) and for receivers whose socket buffer can absorb a decode.
+ * Deferring the decode (rather than running it inside push) lets the datagrams at hand be
+ * processed first, the socket be read between two blocks' decodes, and the driver leave the
+ * group as soon as every block has what its decode needs (FountainReceiver.saturated) instead
+ * of after the last decode. A queued block holds no symbols: its `gather` (or `select`) runs
+ * when its turn comes. Reception pauses during each decode (tens of ms at K = 2048); the socket
+ * buffer absorbs that, and what it cannot absorb is loss, which the fountain code makes up for.
  */
 export class InlineDecoder implements DecodeExecutor {
   private buf: ArrayBuffer | undefined;

@@ -179,7 +179,7 @@ export interface ReceiveFileOptions extends ReceiverOptions {
   decodeOn?: 'auto' | 'worker' | 'inline';
   /** Decode inline and scavenge more often: the least memory. */
   lowMemory?: boolean;
-  /** Warm the inline decoder up before joining (default true; ~50-80 ms of CPU once). */
+  /** Warm the inline decoder up before joining (default true; 60-100 ms of CPU once). */
   warmUp?: boolean;
 }
 
