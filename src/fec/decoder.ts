@@ -110,10 +110,19 @@ export class BlockDecoder {
    */
   decodeFrom(esis: ArrayLike<number>, symbols: Uint8Array, count: number, out?: Uint8Array): Uint8Array | undefined {
     const t = this.symbolSize;
-    if (this.esis.length > 0 || this.decoded !== undefined) throw fecError('argument', 'decodeFrom needs a fresh decoder');
+    if (this.esis.length > 0 || this.decoded !== undefined || this.prepared !== undefined) throw fecError('argument', 'decodeFrom needs a fresh decoder');
     if (!(symbols instanceof Uint8Array) || !Number.isInteger(count) || count < 0 || count > esis.length || count * t > symbols.length)
       throw fecError('argument', `${count} symbols of T=${t} do not fit the buffer`);
     if (out !== undefined && out.length < this.blockLength) throw fecError('argument', 'output buffer too small');
+    this.esis = this.takeEsis(esis, count);
+    this.store = symbols;
+    this.external = true;
+    this.output = out;
+    return this.tryDecode() ? this.decoded : undefined;
+  }
+
+  /** The first `count` ESIs, checked (range, no repeats) and counted in; for a fresh decoder. */
+  private takeEsis(esis: ArrayLike<number>, count: number): number[] {
     const list: number[] = [];
     for (let i = 0; i < count; i++) {
       const esi = esis[i]!;
@@ -123,11 +132,7 @@ export class BlockDecoder {
       list.push(esi);
       if (esi < this.k) this.sourceCount++;
     }
-    this.esis = list;
-    this.store = symbols;
-    this.external = true;
-    this.output = out;
-    return this.tryDecode() ? this.decoded : undefined;
+    return list;
   }
 
   /** Attempts a decode if at least K symbols are in and nothing new failed already. */
@@ -252,13 +257,7 @@ export class BlockDecoder {
     if (this.subs.length !== 1) throw fecError('argument', 'prepareInPlace needs one sub-block (N = 1)');
     if (this.esis.length > 0 || this.decoded !== undefined || this.prepared !== undefined) throw fecError('argument', 'prepareInPlace needs a fresh decoder');
     if (!Number.isInteger(count) || count < 0 || count > esis.length) throw fecError('argument', `count ${count} outside 0..${esis.length}`);
-    const seen = new Set<number>();
-    for (let i = 0; i < count; i++) {
-      const esi = esis[i]!;
-      if (!Number.isInteger(esi) || esi < 0 || esi > MAX_ESI) throw fecError('esi', `ESI ${esi} outside 0..2^24-1`);
-      if (seen.has(esi)) throw fecError('argument', `ESI ${esi} appears twice`);
-      seen.add(esi);
-    }
+    this.takeEsis(esis, count);
     const rec = count < this.k ? undefined : this.record(esis, count);
     if (rec === undefined) {
       this.failures++;

@@ -87,7 +87,7 @@ export function warmUpDecoder(k = 1500): void {
 /** Runs one in-place decode; the result handed to `done` is valid until `done` returns. */
 export function runInPlaceJob(job: InPlaceJob, done: (result: InPlaceResult, job: InPlaceJob) => void): void {
   const dec = new BlockDecoder(job.k, job.symbolSize, job.blockLength, 1, 1);
-  const into = job.count >= job.k ? dec.prepareInPlace(job.esis, job.count) : undefined;
+  const into = dec.prepareInPlace(job.esis, job.count);
   let result: InPlaceResult;
   try {
     result = into === undefined ? undefined : job.fill(into) ? dec.decodeMissing() : 'unreadable';

@@ -443,7 +443,7 @@ export class FountainReceiver {
       }
       if (!cur || cur.sbn !== s.sbn) cur = { sbn: s.sbn, data: spool.readDataInto(b.offset, this.scratchFor(b.length)) };
       const bytes = cur.data.subarray(s.esi * T, s.esi * T + s.length);
-      if (!Spool.checkSource(s.crc, s.sbn, s.esi, spool.tagValue, bytes)) {
+      if (spool.unitCrc(s.sbn, s.esi, bytes) !== s.crc >>> 0) {
         this.stats.corruptRecords += 1;
         continue;
       }
@@ -646,9 +646,8 @@ export class FountainReceiver {
         this.decodeFailed(b, job.count);
         return;
       }
-      const used = new Uint8Array(b.k);
-      for (let i = 0; i < job.count; i++) if ((job.esis[i] as number) < b.k) used[job.esis[i] as number] = 1;
-      this.writeMissing(b, result, used);
+      // The selection took every source symbol in data.part: the rows of all others are valid.
+      this.writeMissing(b, result);
       this.blockComplete(b, job.count, undefined);
       this.opts.afterDecode?.();
       if (this.complete) this.opts.onComplete?.();
@@ -663,12 +662,12 @@ export class FountainReceiver {
     if (b.held.size >= b.nextAttempt) this.tryDecode(b);
   }
 
-  /** Writes the block's source symbols that are not in data.part (`inData`) from `rows` (i at i*T), adding them to the block check. */
-  private writeMissing(b: BlockState, rows: Uint8Array, inData: Uint8Array): void {
+  /** Writes the block's source symbols that are not in data.part from `rows` (i at i*T), adding them to the block check. */
+  private writeMissing(b: BlockState, rows: Uint8Array): void {
     const spool = this.spool as Spool;
     const T = (this.object as ObjectInfo).oti.symbolSize;
     for (let esi = 0; esi < b.k; esi++) {
-      if (inData[esi]) continue;
+      if (b.held.isInData(esi)) continue;
       const start = esi * T;
       const unit = rows.subarray(start, Math.min(b.length, start + T));
       spool.writeData(b.offset + start, unit);
@@ -699,9 +698,7 @@ export class FountainReceiver {
       }
       if (obj.oti.subBlocks === 1) {
         // Write only the source symbols that are not in data.part already.
-        const inData = new Uint8Array(b.k);
-        for (let esi = 0; esi < b.k; esi++) if (b.held.isInData(esi)) inData[esi] = 1;
-        this.writeMissing(b, result, inData);
+        this.writeMissing(b, result);
       } else {
         spool.writeData(b.offset, result.subarray(0, b.length));
         b.check = 0;

@@ -411,22 +411,6 @@ export class Spool {
     return data;
   }
 
-  /** CRC check of a SOURCE record against bytes read back from data.part. */
-  static checkSource(expectedCrc: number, sbn: number, esi: number, tag: number, data: Uint8Array): boolean {
-    return Spool.check(expectedCrc, RecordKind.SOURCE, sbn, esi, data.length, tag, data);
-  }
-
-  private static check(expectedCrc: number, kind: number, sbn: number, esi: number, length: number, tag: number, data: Uint8Array): boolean {
-    const h = new Uint8Array(RECORD_HEADER);
-    const dv = new DataView(h.buffer);
-    dv.setUint8(4, kind);
-    dv.setUint8(5, sbn);
-    dv.setUint16(6, length);
-    dv.setUint32(8, esi);
-    dv.setUint32(12, tag >>> 0);
-    return Spool.crc(h, data) === expectedCrc >>> 0;
-  }
-
   private parseHeader(h: Uint8Array, index: number | undefined): (SpoolRecord & { crc: number }) | undefined {
     const dv = new DataView(h.buffer, h.byteOffset, RECORD_HEADER);
     if (dv.getUint32(12) !== this.tag) return undefined;
@@ -471,10 +455,6 @@ export class Spool {
       }
     }
     return { corrupt };
-  }
-
-  get tagValue(): number {
-    return this.tag;
   }
 
   close(): void {
