@@ -287,6 +287,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         overhead: Math.round(result.overhead * 1e5) / 1e5,
         pauses: result.pauses,
         decoder: result.decoder,
+        warmUps: result.warmUps,
         recvBatch: result.recvBatch,
         recvBufferBytes: result.recvBufferBytes,
         ...summary(s),

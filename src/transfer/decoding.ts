@@ -65,23 +65,26 @@ export interface InPlaceJob {
 export type InPlaceResult = Uint8Array | undefined | 'unreadable';
 
 /**
- * Records and runs two decode plans of a synthetic block of K = `k` with 8-byte symbols (60-100
- * ms once here), so that a receiver's first real decodes run optimized code: cold, the first
- * few blocks of K = 2013 took 50-180 ms each instead of 12-25 ms in the three-receiver runs,
- * while the blocks still collecting symbols waited.
+ * Synthetic decodes an InlineDecoder runs to warm itself up (InlineDecoder.warmUp). Measured in
+ * the three-receiver runs at 10 % loss: the first 10-12 real decodes of K = 2013 took 20-110 ms
+ * each for the plan instead of 4-7 ms (V8 tiering the solver up), about 0.3 s of the time after
+ * the last symbol; warm-up plans recorded before joining with other shapes (8-byte symbols, ESIs
+ * in a plain array) did not carry over. Eight decodes through the same code path, at the
+ * object's own K and T, during reception did.
  */
-export function warmUpDecoder(k = 1500): void {
-  for (const every of [10, 4]) {
-    const esis: number[] = [];
-    for (let i = 0; i < k; i++) if (i % every !== 0) esis.push(i);
-    for (let r = 0; esis.length < k + 2; r++) esis.push(k + r);
-    const dec = new BlockDecoder(k, 8, k * 8, 1, 1);
-    try {
-      if (dec.prepareInPlace(esis)) dec.decodeMissing();
-    } finally {
-      dec.release();
-    }
-  }
+export const WARM_UP_DECODES = 8;
+
+/** A synthetic in-place decode of K = `k`, T = `t`: every `gap`-th source symbol lost, repair symbols in their place. */
+export function warmUpJob(k: number, t: number, gap: number): InPlaceJob {
+  const esis = new Int32Array(k);
+  let n = 0;
+  for (let esi = 0; n < k && esi < k; esi++) if (esi % gap !== 0) esis[n++] = esi;
+  for (let r = 0; n < k; r++) esis[n++] = k + r;
+  const fill = (into: Uint8Array): boolean => {
+    into.fill(gap);
+    return true;
+  };
+  return { k, symbolSize: t, blockLength: k * t, esis, count: k, fill };
 }
 
 /** Runs one in-place decode; the result handed to `done` is valid until `done` returns. */
@@ -146,6 +149,10 @@ export class InlineDecoder implements DecodeExecutor {
   private inUse = false;
   /** Decodes waiting for their turn, each a thunk that gathers (or selects) and decodes. */
   private readonly queue: (() => void)[] = [];
+  /** Warm-up decodes (warmUp): they run only when no real decode waits. */
+  private readonly idle: (() => void)[] = [];
+  /** Warm-up decodes run so far. */
+  warmUps = 0;
   private turn: NodeJS.Immediate | NodeJS.Timeout | undefined;
   private closed = false;
   private receiving = false;
@@ -182,13 +189,32 @@ export class InlineDecoder implements DecodeExecutor {
     this.schedule();
   }
 
-  /** Decodes waiting for their turn. */
+  /**
+   * Queues `count` synthetic decodes of K = `k`, T = `t` (warmUpJob) behind every real decode, so
+   * that V8 has optimized the decoder by the time the real ones come: the driver calls it once the
+   * receiver sees loss (FountainReceiver.lossSeen). They follow the half-time rule of
+   * setReceiving, use the memory of one real decode, and a real decode queued later goes first.
+   */
+  warmUp(k: number, t: number, count = WARM_UP_DECODES): void {
+    if (this.closed) return;
+    for (let i = 0; i < count; i++) {
+      const job = warmUpJob(k, t, [10, 4, 3, 7][i % 4] as number);
+      this.idle.push(() =>
+        runInPlaceJob(job, () => {
+          this.warmUps += 1;
+        }),
+      );
+    }
+    this.schedule();
+  }
+
+  /** Decodes waiting for their turn (not counting warm-ups). */
   get pending(): number {
     return this.queue.length;
   }
 
   private schedule(): void {
-    if (this.turn !== undefined || this.closed || this.queue.length === 0) return;
+    if (this.turn !== undefined || this.closed || (this.queue.length === 0 && this.idle.length === 0)) return;
     const wait = this.receiving ? this.lastEnd + this.lastTook - performance.now() : 0;
     this.turn = wait > 0 ? setTimeout(() => this.runNext(), Math.ceil(wait)) : setImmediate(() => this.runNext());
   }
@@ -207,7 +233,7 @@ export class InlineDecoder implements DecodeExecutor {
       this.schedule();
       return;
     }
-    const next = this.queue.shift();
+    const next = this.queue.shift() ?? this.idle.shift();
     if (!next) return;
     const start = performance.now();
     try {
@@ -252,6 +278,7 @@ export class InlineDecoder implements DecodeExecutor {
   close(): Promise<void> {
     this.closed = true;
     this.queue.length = 0;
+    this.idle.length = 0;
     this.cancelTurn();
     return Promise.resolve();
   }

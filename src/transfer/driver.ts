@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { otiFor, type Oti } from '../fec/index.js';
+import { blockPartition, otiFor, type Oti } from '../fec/index.js';
 import { McastSocket, DEFAULT_PORT, GSO_MAX_SEGMENTS } from '../net/index.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm } from '../wire/fountain.js';
 import { IotupdError, UsageError } from '../errors.js';
@@ -9,7 +9,7 @@ import { hashFile } from './object.js';
 import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver.js';
 import { FountainSender, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
-import { InlineDecoder, WorkerDecoder, warmUpDecoder } from './decoding.js';
+import { InlineDecoder, WorkerDecoder } from './decoding.js';
 
 export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
@@ -179,7 +179,10 @@ export interface ReceiveFileOptions extends ReceiverOptions {
   decodeOn?: 'auto' | 'worker' | 'inline';
   /** Decode inline and scavenge more often: the least memory. */
   lowMemory?: boolean;
-  /** Warm the inline decoder up before joining (default true; 60-100 ms of CPU once). */
+  /**
+   * Warm the inline decoder up once loss is seen, while symbols still arrive (default true):
+   * WARM_UP_DECODES synthetic decodes at the object's K and T (InlineDecoder.warmUp).
+   */
   warmUp?: boolean;
 }
 
@@ -201,6 +204,8 @@ export interface ReceiveResult {
   pauses: number;
   /** Where blocks were decoded: a worker thread, or inline on the receiving thread. */
   decoder: 'worker' | 'inline';
+  /** Synthetic decodes run to warm the inline decoder up once loss was seen (InlineDecoder.warmUp). */
+  warmUps: number;
   /** 'on' when datagrams were read by recvmmsg() in batches (McastSocket.onDatagrams), else why not. */
   recvBatch: string;
   /** The socket's receive buffer as the kernel reports it (twice the usable size on Linux). */
@@ -247,8 +252,6 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   const on = opts.lowMemory ? 'inline' : (opts.decodeOn ?? 'auto');
   const inline = on === 'inline' || (on === 'auto' && sock.recvBufferSize / 2 >= INLINE_DECODE_MIN_RCVBUF);
   const decoder = opts.decoder ?? (inline ? new InlineDecoder() : new WorkerDecoder(1));
-  // Before joining, while nothing arrives: the first blocks then decode at full speed.
-  if (decoder instanceof InlineDecoder && opts.warmUp !== false) warmUpDecoder();
   if (decoder instanceof WorkerDecoder || decoder instanceof InlineDecoder) decoder.onError = (err) => rejectDone(err);
   // Leave the group while every unfinished block is decoding with spare symbols; join again as
   // soon as one needs more (a failed decode) or a new object starts (after a hash mismatch).
@@ -276,9 +279,16 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   }
   let timer: NodeJS.Timeout | undefined;
   let follower: NodeJS.Timeout | undefined;
+  // A receiver that loses nothing never decodes: it warms the decoder up only once loss is seen.
+  let warm = decoder instanceof InlineDecoder && opts.warmUp !== false;
   function follow(): void {
     // Not before the receiver exists and the first join (a decode may finish in its constructor).
     if (!started || sock.closed) return;
+    const info = receiver.info;
+    if (warm && info && receiver.lossSeen && !receiver.isComplete) {
+      warm = false;
+      (decoder as InlineDecoder).warmUp(Math.max(...blockPartition(info.oti).map((b) => b.k)), info.oti.symbolSize);
+    }
     const want = !receiver.saturated;
     if (want === joined) return;
     if (want) sock.join(opts.group);
@@ -326,6 +336,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       overhead: receiver.overhead,
       pauses,
       decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker',
+      warmUps: decoder instanceof InlineDecoder ? decoder.warmUps : 0,
       recvBatch: batch.enabled ? 'on' : batch.reason,
       recvBufferBytes: sock.recvBufferSize,
     };

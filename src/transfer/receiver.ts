@@ -231,6 +231,7 @@ export class FountainReceiver {
    */
   private hasher: Hasher | undefined;
   private hashedBlocks = 0;
+  private sawLoss = false;
 
   constructor(private readonly opts: ReceiverOptions) {
     this.decoder = opts.decoder ?? syncDecoder;
@@ -267,6 +268,15 @@ export class FountainReceiver {
     if (!this.object || this.complete || this.failed) return false;
     for (const b of this.blocks) if (!b.done && !(b.decoding && b.held.size >= b.nextAttempt + SPARE_WHILE_DECODING)) return false;
     return true;
+  }
+
+  /**
+   * True once some block will have to be decoded: a source symbol came after a gap in its
+   * block's source symbols (one was lost, or another sender sends them), or a repair symbol was
+   * kept. The driver then warms the decoder up while symbols still arrive (InlineDecoder.warmUp).
+   */
+  get lossSeen(): boolean {
+    return this.sawLoss;
   }
 
   /** Reception overhead: symbols used / sum of K - 1 (0 when no block is done yet). */
@@ -499,9 +509,11 @@ export class FountainReceiver {
       // RFC 6330 4.4.1.2, N = 1: source symbol ESI holds block bytes [ESI*T, ESI*T+T).
       const real = Math.min(T, b.length - esi * T);
       const bytes = symbol.subarray(0, real);
+      if (b.held.inData < esi) this.sawLoss = true;
       b.check = (b.check + spool.writeSource(sbn, esi, b.offset + esi * T, bytes)) >>> 0;
       b.held.addInData(esi);
     } else {
+      if (esi >= b.k || b.held.size < esi) this.sawLoss = true;
       b.held.add(esi);
       b.spoolEsi.push(esi);
       b.spoolIndex.push(spool.appendSymbol(sbn, esi, symbol));

@@ -93,6 +93,9 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
     const auto = Number(results[1]?.recvBufferBytes) / 2 >= 4 * 2 ** 20 ? 'inline' : 'worker';
     assert.ok(Number(results[1]?.recvBufferBytes) > 0);
     assert.deepEqual(results.map((d) => d.decoder), ['worker', auto, 'inline', 'inline']);
+    // Inline decoders that see loss warm up while symbols arrive; the worker's thread does not.
+    assert.equal(results[0]?.warmUps, 0);
+    for (const d of results.slice(2)) assert.ok(Number(d.warmUps) >= 1, `${String(d.out)}: ${String(d.warmUps)} warm-up decodes`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -200,8 +203,14 @@ labTest('twelve receivers all get an intact copy', { hosts: ['sender', ...TWELVE
     const rx = TWELVE.map((h) => ({ out: join(dir, `${h}.bin`), p: start(lab, h, ['recv', join(dir, `${h}.bin`), ...ch]) }));
     await new Promise((res) => setTimeout(res, 500));
     const sender = start(lab, 'sender', ['send', file, ...ch, '--rate', '10']);
-    for (const r of rx) await done(r.p, r.out, hash);
+    const results = [];
+    for (const r of rx) results.push(await done(r.p, r.out, hash));
     await stop(sender);
+    // A receiver that loses nothing never decodes, so it never warms its decoder up.
+    for (const [i, d] of results.entries()) {
+      if (i % 3 !== 1) assert.equal(d.warmUps, 0, `${TWELVE[i]} lost nothing`);
+      else if (d.decoder === 'inline') assert.ok(Number(d.warmUps) >= 1, `${TWELVE[i]}: ${String(d.warmUps)} warm-up decodes at ${5 * i} % loss`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import { makeObject, newSender, rng } from './sim.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
 import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
-import { InlineDecoder, WorkerDecoder, syncDecoder, warmUpDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
+import { InlineDecoder, WorkerDecoder, syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { decodePacket, encodeDescription, HashAlgorithm } from '../../src/wire/fountain.js';
 import { blockPartition, encodeOti, otiFor } from '../../src/fec/index.js';
@@ -612,15 +612,71 @@ for (const [how, decoder] of [
   });
 }
 
-test('after the decoder warm-up (synthetic plans, their recycled buffers), blocks still decode exactly', () => {
-  warmUpDecoder();
+test('InlineDecoder.warmUp: synthetic decodes run behind real ones; real blocks still decode exactly after them; close() drops the rest', async () => {
+  const dir = tmp();
+  const inline = new InlineDecoder();
+  try {
+    const order: string[] = [];
+    let warmAtFirstReal = -1;
+    const decoder: DecodeExecutor = {
+      decode: (gather, done) => inline.decode(gather, done),
+      decodeInPlace(select, done) {
+        inline.decodeInPlace(select, (result, job) => {
+          if (warmAtFirstReal < 0) warmAtFirstReal = inline.warmUps;
+          order.push('real');
+          done(result, job);
+        });
+      },
+      buffer: (bytes) => inline.buffer(bytes),
+      close: () => inline.close(),
+    };
+    // Warm-ups first, at the object's own K and T (their arenas are then reused by real decodes).
+    inline.warmUp(LAST_BLOCK_K, OBJ.oti.symbolSize, 3);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(inline.warmUps, 1, 'one warm-up per event-loop turn');
+    const out = join(dir, 'o.bin');
+    const lose = rng(5);
+    await new Promise<void>((resolve, reject) => {
+      const r = new FountainReceiver({ out, decoder, onComplete: resolve, onError: reject });
+      for (const p of stream(newSender(OBJ), 6000).filter(() => lose() >= 0.2)) if (r.push(p) === 'complete') break;
+      assert.ok(r.lossSeen);
+    });
+    assert.equal(warmAtFirstReal, 1, 'the real decodes queued meanwhile went ahead of the two warm-ups left');
+    assert.ok(order.length >= BLOCKS_OF_OBJ, 'every block decoded');
+    assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(inline.warmUps, 3, 'the other warm-ups ran once no real decode waited');
+    inline.warmUp(LAST_BLOCK_K, OBJ.oti.symbolSize, 2);
+    await inline.close();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(inline.warmUps, 3, 'close() dropped the queued warm-ups');
+  } finally {
+    await inline.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lossSeen: false for an object received whole from its source symbols; true after a lost source symbol or a kept repair symbol', () => {
   const dir = tmp();
   try {
-    const r = new FountainReceiver({ out: join(dir, 'o.bin') });
-    const lose = rng(5);
-    assert.ok(feedUntilDone(r, stream(newSender(OBJ), 6000).filter(() => lose() >= 0.2)));
-    assert.ok(r.stats.decodeAttempts >= BLOCKS_OF_OBJ);
-    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'o.bin'))), OBJ.data);
+    const whole = new FountainReceiver({ out: join(dir, 'a.bin') });
+    assert.ok(feedUntilDone(whole, stream(newSender(OBJ), 6000)));
+    assert.equal(whole.lossSeen, false, 'nothing lost, nothing to decode');
+    const packets = stream(newSender(OBJ), 6000);
+    const gap = new FountainReceiver({ out: join(dir, 'b.bin') });
+    // The description, then the second round of source symbols without the first.
+    gap.push(packets[0] as Uint8Array);
+    assert.equal(gap.lossSeen, false);
+    gap.push(packets[1 + BLOCKS_OF_OBJ + 1] as Uint8Array);
+    assert.equal(gap.lossSeen, true, 'ESI 1 came without ESI 0');
+    // A late joiner that hears only repair symbols.
+    const late = new FountainReceiver({ out: join(dir, 'c.bin') });
+    late.push(packets[0] as Uint8Array);
+    const repair = stream(newSender(OBJ, { startRound: 200 }), 3);
+    for (const p of repair) late.push(p);
+    assert.equal(late.lossSeen, true);
+    gap.close();
+    late.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
