@@ -644,7 +644,7 @@ test('InlineDecoder.warmUp: synthetic decodes run behind real ones; real blocks 
     assert.equal(warmAtFirstReal, 1, 'the real decodes queued meanwhile went ahead of the two warm-ups left');
     assert.ok(order.length >= BLOCKS_OF_OBJ, 'every block decoded');
     assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
-    await new Promise((r) => setTimeout(r, 50));
+    for (let waited = 0; inline.warmUps < 3 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
     assert.equal(inline.warmUps, 3, 'the other warm-ups ran once no real decode waited');
     inline.warmUp(LAST_BLOCK_K, OBJ.oti.symbolSize, 2);
     await inline.close();
