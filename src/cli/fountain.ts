@@ -49,8 +49,9 @@ Fountain format (default): takes the first object seen on the channel unless tol
   --decoder WHERE        auto (default): on the receiving thread when the socket's receive
                          buffer holds >= 4 MiB (it absorbs what arrives during a decode),
                          else in a worker thread; or worker, or inline
-  --low-memory           decode on the receiving thread and collect garbage more often: the
-                         least memory (reception pauses for each block's decode)
+  --low-memory           decode on the receiving thread, collect garbage more often and do
+                         not warm the decoder up: the least memory (reception pauses for
+                         each block's decode)
   --group ADDR --port P --scheme librecast|sha3 --scope link|site|org|global --json
   --format fountain|iotupd
 
