@@ -208,6 +208,8 @@ export interface ReceiveResult {
   decoder: 'worker' | 'inline';
   /** Synthetic decodes run to warm the inline decoder up once loss was seen (InlineDecoder.warmUp). */
   warmUps: number;
+  /** Whether some block had to be decoded: a source symbol was missed, or a repair symbol kept (FountainReceiver.lossSeen). */
+  lossSeen: boolean;
   /** 'on' when datagrams were read by recvmmsg() in batches (McastSocket.onDatagrams), else why not. */
   recvBatch: string;
   /** The socket's receive buffer as the kernel reports it (twice the usable size on Linux). */
@@ -339,6 +341,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       pauses,
       decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker',
       warmUps: decoder instanceof InlineDecoder ? decoder.warmUps : 0,
+      lossSeen: receiver.lossSeen,
       recvBatch: batch.enabled ? 'on' : batch.reason,
       recvBufferBytes: sock.recvBufferSize,
     };

@@ -209,11 +209,17 @@ labTest('twelve receivers all get an intact copy', { hosts: ['sender', ...TWELVE
     const results = [];
     for (const r of rx) results.push(await done(r.p, r.out, hash));
     await stop(sender);
-    // A receiver that loses nothing never decodes, so it never warms its decoder up.
+    // A receiver that misses nothing never decodes, so it never warms its decoder up. The links
+    // without loss are not enough to know that: with twelve receivers starting on two cores, one
+    // may join after the first symbols went out.
     for (const [i, d] of results.entries()) {
-      if (i % 3 !== 1) assert.equal(d.warmUps, 0, `${TWELVE[i]} lost nothing`);
-      else if (d.decoder === 'inline') assert.ok(Number(d.warmUps) >= 1, `${TWELVE[i]}: ${String(d.warmUps)} warm-up decodes at ${5 * i} % loss`);
+      if (Number(d.warmUps) > 0) assert.equal(d.lossSeen, true, `${TWELVE[i]} warmed up without loss`);
+      if (i % 3 === 1) {
+        assert.equal(d.lossSeen, true, `${TWELVE[i]} at ${5 * i} % loss`);
+        if (d.decoder === 'inline') assert.ok(Number(d.warmUps) >= 1, `${TWELVE[i]}: ${String(d.warmUps)} warm-up decodes at ${5 * i} % loss`);
+      }
     }
+    assert.ok(results.some((d) => d.lossSeen === false && d.warmUps === 0), 'some receiver missed nothing and did not warm up');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
