@@ -31,6 +31,21 @@ export function encoderPlan(bp: BlockParams): SolveResult {
   return r;
 }
 
+/**
+ * Puts a plan that another thread recorded with encoderPlan for the same K' into this thread's
+ * cache (a sender records it while it hashes the object: src/transfer/plans.ts).
+ */
+export function adoptEncoderPlan(kPrime: number, r: SolveResult): void {
+  if (planCache.has(kPrime)) return;
+  planCache.set(kPrime, r);
+  if (planCache.size > PLAN_CACHE_LIMIT) planCache.delete(planCache.keys().next().value!);
+}
+
+/** Whether the plan for K' is cached (encoderPlan returns it without a solve). */
+export function hasEncoderPlan(kPrime: number): boolean {
+  return planCache.has(kPrime);
+}
+
 /** Drops cached plans (benchmarks use it to measure a cold first block). */
 export function clearPlanCache(): void {
   planCache.clear();

@@ -5,7 +5,7 @@ export type { SourceBlock } from './partition.js';
 export { blockPartition, subSymbolSizes, MAX_TRANSFER_LENGTH } from './partition.js';
 export type { PayloadId } from './payload-id.js';
 export { encodePayloadId, decodePayloadId, PAYLOAD_ID_LENGTH, MAX_ESI } from './payload-id.js';
-export { BlockEncoder, EncoderBuild, clearPlanCache } from './encoder.js';
+export { BlockEncoder, EncoderBuild, clearPlanCache, encoderPlan, adoptEncoderPlan, hasEncoderPlan } from './encoder.js';
 export type { RepairEncoder } from './encoder.js';
 export { BlockDecoder } from './decoder.js';
 export { ObjectEncoder, ObjectDecoder } from './object.js';

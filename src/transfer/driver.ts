@@ -10,6 +10,7 @@ import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type Rec
 import { FountainSender, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
 import { InlineDecoder, WorkerDecoder } from './decoding.js';
+import { recordEncoderPlans, type PlanRecording } from './plans.js';
 
 export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
@@ -48,18 +49,27 @@ export interface SendFileOptions {
   progressIntervalMs?: number;
 }
 
-/** Prepare a FountainSender for a file: hash it (streaming), choose the OTI, derive the object id. */
-export function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interface'>): FountainSender {
+/** The OTI a sender chooses for an object of `size` bytes. */
+function fileOti(size: number, opts: Pick<SendFileOptions, 'symbolSize' | 'maxBlockSymbols'>): Oti {
+  const T = opts.symbolSize ?? DEFAULT_SYMBOL_SIZE;
+  // K = 2048 decodes fastest and with the least memory here (docs/protocol.md); larger objects get larger blocks so that Z <= 255.
+  const maxK = opts.maxBlockSymbols ?? Math.max(DEFAULT_BLOCK_SYMBOLS, Math.ceil(Math.ceil(size / T) / 255));
+  return otiFor(size, T, { maxBlockSymbols: maxK, subBlocks: 1, alignment: 4 });
+}
+
+/**
+ * Prepare a FountainSender for a file: hash it (streaming), choose the OTI, derive the object id.
+ * `onOti` sees the OTI before the hashing pass (sendFile records the encoder plans meanwhile).
+ */
+export function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interface'>, onOti?: (oti: Oti) => void): FountainSender {
   const source = new FileSource(opts.file);
   if (source.size === 0) {
     source.close();
     throw new UsageError(`${opts.file} is empty: RaptorQ needs at least one byte (RFC 6330 3.3.2)`);
   }
   const hashAlgorithm = opts.hashAlgorithm ?? HashAlgorithm.SHA256;
-  const T = opts.symbolSize ?? DEFAULT_SYMBOL_SIZE;
-  // K = 2048 decodes fastest and with the least memory here (docs/protocol.md); larger objects get larger blocks so that Z <= 255.
-  const maxK = opts.maxBlockSymbols ?? Math.max(DEFAULT_BLOCK_SYMBOLS, Math.ceil(Math.ceil(source.size / T) / 255));
-  const oti = otiFor(source.size, T, { maxBlockSymbols: maxK, subBlocks: 1, alignment: 4 });
+  const oti = fileOti(source.size, opts);
+  onOti?.(oti);
   const hash = hashFile(hashAlgorithm, opts.file, source.size, opts.observe?.(oti));
   return new FountainSender({
     oti,
@@ -85,14 +95,28 @@ export interface SendFileResult extends SenderStats {
   gsoCalls: number;
   /** Send failures the socket saw (sampled on the one-by-one path). */
   sendErrors: number;
+  /** Encoder plans recorded in a worker thread while the file was hashed (recordEncoderPlans). */
+  encoderPlansRecorded: number;
 }
 
 /** Send a file by fountain code until the duration / symbol budget ends or `signal` aborts. */
 export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
-  const sender = createFileSender(opts);
+  // The encoder plans are recorded in a worker while this thread hashes the file.
+  let plans: PlanRecording | undefined;
+  let sender: FountainSender;
+  try {
+    sender = createFileSender(opts, (oti) => {
+      plans = recordEncoderPlans(blockPartition(oti).map((b) => b.k));
+    });
+  } catch (err) {
+    plans?.cancel();
+    throw err;
+  }
+  await plans?.done;
   const stepper = opts.wrap ? opts.wrap(sender) : sender;
   const port = opts.port ?? DEFAULT_PORT;
-  if (opts.signal?.aborted) return { ...sender.stats, gso: 'aborted before start', gsoCalls: 0, sendErrors: 0 };
+  const encoderPlansRecorded = plans?.adopted ?? 0;
+  if (opts.signal?.aborted) return { ...sender.stats, gso: 'aborted before start', gsoCalls: 0, sendErrors: 0, encoderPlansRecorded };
   const sock = await McastSocket.open({ interface: opts.interface, port: 0, hopLimit: opts.hopLimit, signal: opts.signal });
   const every = opts.progressIntervalMs ?? 500;
   let lastReport = performance.now();
@@ -156,7 +180,7 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
     await sock.close();
   }
   const gso = sock.gso;
-  return { ...sender.stats, gso: gso.enabled ? 'on' : gso.reason, gsoCalls: sock.stats.gsoCalls, sendErrors: sock.stats.sendErrors };
+  return { ...sender.stats, gso: gso.enabled ? 'on' : gso.reason, gsoCalls: sock.stats.gsoCalls, sendErrors: sock.stats.sendErrors, encoderPlansRecorded };
 }
 
 export interface ReceiveFileOptions extends ReceiverOptions {

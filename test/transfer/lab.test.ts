@@ -84,6 +84,8 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
     const sent = sender.events.find((e) => e.type === 'stats');
     const mbit = (Number(sent?.bytes) * 8) / Number(sent?.seconds) / 1e6;
     assert.ok(mbit > 22 && mbit <= 30, `sender at ${mbit.toFixed(1)} Mbit/s with --rate 30`);
+    // The one block's encoder plan was recorded in a worker while the sender hashed the file.
+    assert.equal(sent?.encoderPlansRecorded, 1);
     for (const d of results) {
       assert.ok(Number(d.overhead) <= 0.02, `overhead ${String(d.overhead)}`);
       assert.equal(d.malformed, 0);

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeObject, newSender } from './sim.js';
 import { decodePacket, IPV6_UDP_OVERHEAD } from '../../src/wire/fountain.js';
-import { blockPartition } from '../../src/fec/index.js';
+import { blockParams, blockPartition, clearPlanCache, encoderPlan, hasEncoderPlan } from '../../src/fec/index.js';
+import { recordEncoderPlans } from '../../src/transfer/plans.js';
 import type { FountainSender } from '../../src/transfer/sender.js';
 
 const OBJ = makeObject(100_000, 256, 100, 4); // 391 symbols in 4 blocks
@@ -146,4 +147,32 @@ test('prepare() has nothing to do when no repair symbol will be sent, and stops 
   let n = 0;
   while (tiny.prepare() && n < 1e6) n++;
   assert.equal(tiny.stats.encodersPrepared, 1, 'one encoder fits');
+});
+
+test('recordEncoderPlans: a worker records the encoder plans, the same ones this thread would, into this thread cache', async () => {
+  const ks = [1771, 300];
+  clearPlanCache();
+  const rec = recordEncoderPlans(ks);
+  await rec.done;
+  assert.equal(rec.adopted, 2);
+  const kPrimes = ks.map((k) => blockParams(k).kPrime);
+  for (const kp of kPrimes) assert.ok(hasEncoderPlan(kp), `K' = ${kp} adopted`);
+  const adopted = kPrimes.map((kp) => encoderPlan(blockParams(kp)));
+  clearPlanCache();
+  for (const [i, kp] of kPrimes.entries()) {
+    const local = encoderPlan(blockParams(kp));
+    const got = adopted[i] as ReturnType<typeof encoderPlan>;
+    assert.equal(got.plan.length, local.plan.length);
+    assert.deepEqual(got.plan.ops, local.plan.ops);
+    assert.deepEqual(got.layout, local.layout);
+    assert.equal(got.inactive, local.inactive);
+  }
+  // Nothing to do for cached plans; a cancelled recording adopts nothing.
+  recordEncoderPlans(ks).cancel();
+  clearPlanCache();
+  const cancelled = recordEncoderPlans([1000]);
+  cancelled.cancel();
+  await cancelled.done;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(hasEncoderPlan(blockParams(1000).kPrime), false);
 });
