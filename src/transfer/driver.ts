@@ -7,7 +7,7 @@ import { DEFAULT_SYMBOL_SIZE, HashAlgorithm } from '../wire/fountain.js';
 import { IotupdError, UsageError } from '../errors.js';
 import { hashFile } from './object.js';
 import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver.js';
-import { FountainSender, type PacketSealer, type SenderStats } from './sender.js';
+import { FountainSender, repairBlocks, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
 import { InlineDecoder, WorkerDecoder } from './decoding.js';
 import { recordEncoderPlans, type PlanRecording } from './plans.js';
@@ -106,7 +106,8 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
   let sender: FountainSender;
   try {
     sender = createFileSender(opts, (oti) => {
-      plans = recordEncoderPlans(blockPartition(oti).map((b) => b.k));
+      const ks = repairBlocks(blockPartition(oti), opts).map((b) => b.k);
+      if (ks.length > 0) plans = recordEncoderPlans(ks);
     });
   } catch (err) {
     plans?.cancel();

@@ -54,6 +54,15 @@ export interface SenderOptions {
   sealer?: PacketSealer;
 }
 
+/**
+ * The blocks a sender with these options will send repair symbols for: all of them, unless
+ * `symbolsPerBlock` stops it before its ESIs reach a block's K.
+ */
+export function repairBlocks<B extends { k: number }>(blocks: readonly B[], opts: Pick<SenderOptions, 'senderIndex' | 'senders' | 'startRound' | 'symbolsPerBlock'>): B[] {
+  const lastEsi = opts.symbolsPerBlock === undefined ? Infinity : (opts.senderIndex ?? 0) + (opts.senders ?? 1) * ((opts.startRound ?? 0) + opts.symbolsPerBlock - 1);
+  return blocks.filter((b) => lastEsi >= b.k);
+}
+
 export type SenderStep = { datagram: Uint8Array; kind: 'description' | 'symbol' } | { wait: number } | { done: true };
 
 export interface SenderStats {
@@ -179,8 +188,7 @@ export class FountainSender {
     this.repairBatch = this.blocks.length > this.maxEncoders ? 64 * Math.ceil(this.blocks.length / this.maxEncoders) : 1;
     // Encoders worth preparing: N = 1 (with sub-blocks the encoder makes source symbols too), and
     // only if this sender will send repair symbols at all; as many as the cache keeps.
-    const lastEsi = opts.symbolsPerBlock === undefined ? Infinity : this.index + this.n * ((opts.startRound ?? 0) + opts.symbolsPerBlock - 1);
-    const repairs = this.blocks.some((b) => lastEsi >= b.k);
+    const repairs = repairBlocks(this.blocks, opts).length > 0;
     this.prepareLimit = oti.subBlocks === 1 && repairs ? Math.min(this.blocks.length, this.maxEncoders) : 0;
   }
 

@@ -4,7 +4,7 @@ import { makeObject, newSender } from './sim.js';
 import { decodePacket, IPV6_UDP_OVERHEAD } from '../../src/wire/fountain.js';
 import { blockParams, blockPartition, clearPlanCache, encoderPlan, hasEncoderPlan } from '../../src/fec/index.js';
 import { recordEncoderPlans } from '../../src/transfer/plans.js';
-import type { FountainSender } from '../../src/transfer/sender.js';
+import { repairBlocks, type FountainSender } from '../../src/transfer/sender.js';
 
 const OBJ = makeObject(100_000, 256, 100, 4); // 391 symbols in 4 blocks
 const BLOCKS = blockPartition(OBJ.oti);
@@ -175,4 +175,17 @@ test('recordEncoderPlans: a worker records the encoder plans, the same ones this
   await cancelled.done;
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(hasEncoderPlan(blockParams(1000).kPrime), false);
+});
+
+test('repairBlocks: the blocks a sender will send repair symbols for, given where symbolsPerBlock stops it', () => {
+  const ks = BLOCKS.map((b) => b.k);
+  const minK = Math.min(...ks);
+  const maxK = Math.max(...ks);
+  assert.equal(repairBlocks(BLOCKS, {}).length, BLOCKS.length, 'a sender that runs forever');
+  assert.deepEqual(repairBlocks(BLOCKS, { symbolsPerBlock: minK }), [], 'ESIs 0..minK-1: source symbols only');
+  assert.deepEqual(repairBlocks(BLOCKS, { symbolsPerBlock: maxK + 1 }), BLOCKS, 'ESI maxK reaches every block');
+  // Sender 1 of 2 sends ESIs 1, 3, 5, ...: with ceil(minK / 2) symbols per block its last ESI is minK (minK even) or minK - 1.
+  const half = Math.ceil(minK / 2);
+  assert.equal(repairBlocks(BLOCKS, { senderIndex: 1, senders: 2, symbolsPerBlock: half }).length, BLOCKS.filter((b) => 1 + 2 * (half - 1) >= b.k).length);
+  assert.deepEqual(repairBlocks(BLOCKS, { symbolsPerBlock: 1, startRound: maxK }), BLOCKS, 'a restarted sender past the source round');
 });
