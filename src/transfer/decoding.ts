@@ -75,7 +75,7 @@ export type InPlaceResult = Uint8Array | undefined | 'unreadable';
 export const WARM_UP_DECODES = 8;
 
 /** A synthetic in-place decode of K = `k`, T = `t`: every `gap`-th source symbol lost, repair symbols in their place. */
-export function warmUpJob(k: number, t: number, gap: number): InPlaceJob {
+function warmUpJob(k: number, t: number, gap: number): InPlaceJob {
   const esis = new Int32Array(k);
   let n = 0;
   for (let esi = 0; n < k && esi < k; esi++) if (esi % gap !== 0) esis[n++] = esi;

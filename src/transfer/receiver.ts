@@ -232,8 +232,8 @@ export class FountainReceiver {
   private generation = 0;
   /** One reusable buffer for block reads and hashing: memory stays flat over many blocks. */
   private scratch = new Uint8Array(0);
-  /** READ_WINDOW bytes of data.part from byte `start`, valid during one fill (nothing is written meanwhile). */
-  private window = { start: 0, length: 0, bytes: new Uint8Array(0) };
+  /** The read window's buffer (READ_WINDOW bytes once a decode needed it), reused by every fill. */
+  private windowBytes = new Uint8Array(0);
   /**
    * The whole-object hash, fed in block order as blocks complete (blockComplete, hashDoneBlocks):
    * each block's bytes are hashed while they are in memory anyway, instead of all of data.part
@@ -599,8 +599,8 @@ export class FountainReceiver {
     const spool = this.spool as Spool;
     const T = (this.object as ObjectInfo).oti.symbolSize;
     const { esis, count, fromData } = sel;
-    // data.part changes between decodes: the window from an earlier fill is stale.
-    this.window.length = 0;
+    // data.part changes between decodes, not during one: the window lives for this fill only.
+    const window = { start: 0, length: 0 };
     let i = 0;
     while (i < fromData) {
       const first = esis[i] as number;
@@ -609,7 +609,7 @@ export class FountainReceiver {
       i++;
       const start = first * T;
       const end = Math.min(b.length, (esis[i - 1] as number) * T + T);
-      this.readData(b.offset + start, into.subarray(at * T, at * T + (end - start)));
+      this.readData(window, b.offset + start, into.subarray(at * T, at * T + (end - start)));
       // The last source symbol is zero-padded (RFC 6330 4.4.1.2); reused memory is not zero.
       if (end - start < (i - at) * T) into.fill(0, at * T + (end - start), i * T);
     }
@@ -634,25 +634,25 @@ export class FountainReceiver {
   }
 
   /**
-   * Fills `out` from data.part at `offset` through the read window: a range inside the window is
-   * copied, a short one outside moves the window there, a long one is read directly.
+   * Fills `out` from data.part at `offset` through a read window (bytes `w.start` on of data.part
+   * in windowBytes): a range inside the window is copied, a short one outside moves the window
+   * there, a long one is read directly.
    */
-  private readData(offset: number, out: Uint8Array): void {
+  private readData(w: { start: number; length: number }, offset: number, out: Uint8Array): void {
     const spool = this.spool as Spool;
-    const w = this.window;
     if (offset >= w.start && offset + out.length <= w.start + w.length) {
-      out.set(w.bytes.subarray(offset - w.start, offset - w.start + out.length));
+      out.set(this.windowBytes.subarray(offset - w.start, offset - w.start + out.length));
       return;
     }
     if (out.length >= DIRECT_READ) {
       spool.readDataInto(offset, out);
       return;
     }
-    if (w.bytes.length === 0) w.bytes = new Uint8Array(READ_WINDOW);
-    spool.readDataInto(offset, w.bytes);
+    if (this.windowBytes.length === 0) this.windowBytes = new Uint8Array(READ_WINDOW);
+    spool.readDataInto(offset, this.windowBytes);
     w.start = offset;
     w.length = READ_WINDOW;
-    out.set(w.bytes.subarray(0, out.length));
+    out.set(this.windowBytes.subarray(0, out.length));
   }
 
   /** Read a block's symbols back into a job buffer (for decoders that need one: a worker's). */
