@@ -4,8 +4,7 @@
 // Reports seconds until every receiver holds an intact copy (SHA-256 checked), goodput, reception
 // overhead and receiver peak memory; then the receiver's peak memory for a 1 GiB object.
 // Three more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
-// iotupd receivers in low-memory mode (recv --low-memory, node --max-semi-space-size=2,
-// MALLOC_ARENA_MAX=1), and the
+// iotupd receivers in low-memory mode (recv --low-memory, MALLOC_ARENA_MAX=1), and the
 // floor: bare Node processes that only move and count the datagrams (bench/floor-peer.ts).
 // Environment: BENCH_MIB (default 100), BENCH_GIB (default 1; 0 skips the large run),
 // BENCH_PEERS (default 1; 0 runs only iotupd).
@@ -134,20 +133,17 @@ function lastJson(stdout: string, type: string): Record<string, unknown> | undef
 interface FountainArgs {
   send?: string[];
   recv?: string[];
-  /** Node options of the receivers (e.g. a smaller young generation for --low-memory). */
-  recvNode?: string[];
   /** Extra environment of the receivers (e.g. MALLOC_ARENA_MAX=1). */
   recvEnv?: Record<string, string>;
 }
 
-/** The device settings of README "Usage": --low-memory, 2 MiB semi-spaces for the young generation, one malloc arena. */
-const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'], recvNode: ['--max-semi-space-size=2'], recvEnv: { MALLOC_ARENA_MAX: '1' } };
+/** The device settings of README "Usage": --low-memory and one malloc arena. */
+const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'], recvEnv: { MALLOC_ARENA_MAX: '1' } };
 
 async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, extra: FountainArgs = {}): Promise<Row> {
   const sendArgs = extra.send ?? [];
   const recvArgs = extra.recv ?? [];
-  const recvNode = extra.recvNode ?? [];
-  const tool = ['iotupd fountain', ...sendArgs, ...recvArgs, ...recvNode, ...Object.entries(extra.recvEnv ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ');
+  const tool = ['iotupd fountain', ...sendArgs, ...recvArgs, ...Object.entries(extra.recvEnv ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ');
   const outs = receivers.map((h) => join(dir, `fountain-${h}.bin`));
   for (const o of outs) rmSync(o, { force: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.iotupd')) rmSync(join(dir, f), { recursive: true, force: true });
@@ -155,7 +151,7 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   const rx = receivers.map((h, i) => {
     const host = lab.host(h);
     const env = extra.recvEnv ? { ...process.env, ...extra.recvEnv } : undefined;
-    const child = lab.spawn(host, process.execPath, [...recvNode, MAIN, 'recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json', ...recvArgs], env ? { env } : {});
+    const child = lab.spawn(host, process.execPath, [MAIN, 'recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json', ...recvArgs], env ? { env } : {});
     return watch(child);
   });
   await sleep(500);
@@ -175,11 +171,12 @@ async function runFountain(lab: Lab, dir: string, file: string, hash: string, si
   const overheads = done.map((d) => Number(d?.overhead ?? NaN));
   const rss = done.map((d) => Number(d?.maxRssKiB ?? NaN) / 1024);
   const received = done.map((d) => Number(d?.received ?? NaN));
+  const young = Math.max(...done.map((d) => Number(d?.youngGenerationMiB ?? NaN)));
   for (const o of outs) rmSync(o, { force: true });
   return row(tool, loss, size, seconds, ok, {
     overhead: `${(Math.max(...overheads) * 100).toFixed(2)} %`,
     peakMiB: Math.max(...rss).toFixed(0),
-    note: `symbols received ${received.join('/')}`,
+    note: `symbols received ${received.join('/')}; young generation <= ${young} MiB`,
   });
 }
 
@@ -353,8 +350,8 @@ async function main(): Promise<void> {
       const big = join(dir, 'big.bin');
       const bigHash = makeFile(big, BIG);
       await lab.impair('r3', { rateMbit: CAP_MBIT, lossPercent: 10 });
-      // The default receiver (decoder thread), then the low-memory one (decodes on its receiving
-      // thread; a 1 MiB young generation and one malloc arena, as a device's service file would set).
+      // The default receiver, then the low-memory one (no warm-up, more scavenges, and one malloc
+      // arena, as a device's service file would set).
       for (const extra of [{}, LOW_MEMORY]) {
         const r = await runFountain(lab, dir, big, bigHash, BIG, 10, ['r3'], 15 * TIMEOUT_MS, extra);
         console.log(JSON.stringify(r));

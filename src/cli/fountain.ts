@@ -289,6 +289,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         pauses: result.pauses,
         decoder: result.decoder,
         warmUps: result.warmUps,
+        youngGenerationMiB: result.youngGenerationMiB,
         lossSeen: result.lossSeen,
         recvBatch: result.recvBatch,
         recvBufferBytes: result.recvBufferBytes,

@@ -1,0 +1,59 @@
+// What a receiver does about V8's heap: scavenges on its own schedule, and a bound on the young
+// generation that Node otherwise only takes on its command line (docs/protocol.md, "Memory").
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/**
+ * A minor (young-generation) garbage collection, when this Node allows exposing it. Every
+ * datagram node:dgram delivers is a fresh Buffer whose bytes live outside the JS heap while its
+ * wrapper is tiny, so the young generation fills slowly and tens of MB of dead datagrams pile up
+ * before V8 collects them. Scavenging every few thousand datagrams keeps a receiver's peak memory
+ * near its working set. A scavenge of a small young generation costs well under a millisecond.
+ */
+export function exposedGc(): ((opts?: { type: string }) => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as ((opts?: { type: string }) => void) | undefined;
+    return typeof gc === 'function' ? gc : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The young generation's size now (V8's new space: both semi-spaces), bytes. */
+export function youngGenerationBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+}
+
+/**
+ * Holds V8's young generation at semi-spaces of at most `semiSpaceMiB` (a power of two) from
+ * inside the process, as `node --max-semi-space-size` does from the command line: that flag is
+ * read only when the heap is set up. V8 grows the young generation by the factor
+ * --semi-space-growth-factor, a flag it reads at each growth. The returned function sets it to 2
+ * only while a doubling stays within the cap, and to 1 otherwise, so a growth can reach the cap
+ * and not pass it; V8 may also shrink it, and it grows back the same way. Node's young generation
+ * starts at 1 MiB and goes to 2 MiB even with a factor of 1 (Node 20).
+ * Call it often (every few dozen datagrams; about 12 µs): two growths between two calls would
+ * pass the cap. `peakBytes` is the largest young generation it has seen.
+ */
+export function youngGenerationCap(semiSpaceMiB: number): { check: () => void; readonly peakBytes: number } {
+  const capBytes = 2 * semiSpaceMiB * 1024 * 1024;
+  let factor = 0;
+  let peakBytes = 0;
+  const check = (): void => {
+    const now = youngGenerationBytes();
+    if (now > peakBytes) peakBytes = now;
+    // Below 2 MiB, V8 grows without a factor (see above): a factor of 2 there could double twice.
+    const want = now >= 2 * 1024 * 1024 && 2 * now <= capBytes ? 2 : 1;
+    if (want === factor) return;
+    setFlagsFromString(`--semi-space-growth-factor=${want}`);
+    factor = want;
+  };
+  check();
+  return {
+    check,
+    get peakBytes() {
+      return peakBytes;
+    },
+  };
+}
