@@ -5,7 +5,8 @@
 // overhead and receiver peak memory; then the receiver's peak memory for a 1 GiB object.
 // Three more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
 // iotupd receivers in low-memory mode (recv --low-memory, MALLOC_ARENA_MAX=1), and the
-// floor: bare Node processes that only move and count the datagrams (bench/floor-peer.ts).
+// floors: bare Node processes that only move and count the datagrams (bench/floor-peer.ts), once
+// with plain node:dgram and once with iotupd's own paced, batched socket layer.
 // Environment: BENCH_MIB (default 100), BENCH_GIB (default 1; 0 skips the large run),
 // BENCH_PEERS (default 1; 0 runs only iotupd).
 import type { ChildProcess } from 'node:child_process';
@@ -196,27 +197,32 @@ async function awaitReceivers(rx: { c: ChildProcess; exit: Promise<Exit> }[], se
 }
 
 /**
- * The floor: a bare Node sender (connected McastSocket, trySend as fast as the kernel takes
- * datagrams, no coding, no disk) and three bare receivers that only count, on the same lab with
- * the same loss. Timed, like the fountain row, from the sender's start until every receiver has
- * counted as many datagrams as the object has source symbols at the default T. No Node program
- * moving these datagrams through this lab on this machine can finish sooner.
+ * The floors: a bare Node sender and three bare receivers that only count, on the same lab with
+ * the same loss, timed like the fountain row from the sender's start until every receiver has
+ * counted as many datagrams as the object has source symbols at the default T. No coding, no
+ * disk, no hashing.
+ * - plain: node:dgram one datagram at a time (trySend as fast as the kernel takes them, the tbf
+ *   drops the excess; onMessage). What a Node program that moves datagrams the simple way takes.
+ * - batched: the socket layer iotupd itself uses, paced like iotupd (a 4 ms token bucket at
+ *   FOUNTAIN_RATE), UDP GSO runs of up to 64 and recvmmsg. What iotupd would take here if its
+ *   coding, spooling, hashing and decoding cost nothing.
  */
-async function runFloor(lab: Lab, size: number, loss: number, receivers: string[]): Promise<Row> {
+async function runFloor(lab: Lab, size: number, loss: number, receivers: string[], batched: boolean): Promise<Row> {
   const group = 'ff15::f100';
   const need = Math.ceil(size / 1184);
   const rx = receivers.map((h) => {
     const host = lab.host(h);
-    const c = lab.spawnNode(host, FLOOR_PEER, ['recv', host.ifname, group, String(need)]);
+    const c = lab.spawnNode(host, FLOOR_PEER, ['recv', host.ifname, group, String(need), ...(batched ? ['batch'] : [])]);
     return { c, exit: watch(c) };
   });
   await sleep(500);
   const s = lab.host('sender');
   const t0 = performance.now();
-  const sender = lab.spawnNode(s, FLOOR_PEER, ['send', s.ifname, group, String(Math.ceil((need / (1 - loss / 100)) * 1.5)), '1232']);
+  const sender = lab.spawnNode(s, FLOOR_PEER, ['send', s.ifname, group, String(Math.ceil((need / (1 - loss / 100)) * 1.5)), '1232', ...(batched ? [String(FOUNTAIN_RATE)] : [])]);
   const { all, seconds } = await awaitReceivers(rx, sender, t0, 'SIGTERM');
   const ok = all === 'timeout' ? receivers.map(() => false) : all.map((e) => e.code === 0);
-  return row('floor: bare node:dgram, no coding', loss, size, seconds, ok, { overhead: '-', peakMiB: '-', note: `${need} datagrams of 1232 bytes to each receiver` });
+  const tool = batched ? `floor: batched I/O paced at ${FOUNTAIN_RATE} Mbit/s, no coding` : 'floor: bare node:dgram, no coding';
+  return row(tool, loss, size, seconds, ok, { overhead: '-', peakMiB: '-', note: `${need} datagrams of 1232 bytes to each receiver` });
 }
 
 async function runUftp(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[]): Promise<Row> {
@@ -326,9 +332,11 @@ async function main(): Promise<void> {
       const lm = await runFountain(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3'], TIMEOUT_MS, LOW_MEMORY);
       console.log(JSON.stringify(lm));
       rows.push(lm);
-      const f = await runFloor(lab, SIZE, loss, ['r1', 'r2', 'r3']);
-      console.log(JSON.stringify(f));
-      rows.push(f);
+      for (const batched of [false, true]) {
+        const f = await runFloor(lab, SIZE, loss, ['r1', 'r2', 'r3'], batched);
+        console.log(JSON.stringify(f));
+        rows.push(f);
+      }
       if (PEERS) {
         const u = await runUftp(lab, dir, file, hash, SIZE, loss, ['r1', 'r2', 'r3']);
         console.log(JSON.stringify(u));

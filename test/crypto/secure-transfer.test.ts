@@ -13,7 +13,7 @@ import { groupSealer, SecureSender } from '../../src/crypto/guard.js';
 import { blockCommitments, deviceGuard, signFileManifest } from '../../src/crypto/secure-transfer.js';
 import { hierarchy, randomBytesSeeded, T0, DAY } from './fixtures.js';
 
-test('file sender + signed manifest + device guard from files: installs once, then refuses the replay', () => {
+test('file sender + signed manifest + device guard from files: installs once, then refuses the replay', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-st-'));
   try {
     const { root, signer } = hierarchy();
@@ -26,9 +26,9 @@ test('file sender + signed manifest + device guard from files: installs once, th
     writeFileSync(file, object);
     const sealer = groupSealer(gk, 'aes-256-gcm');
     const release = { product: 'sensor-v2', sequence: 9n, version: '9.0', created: T0 - DAY, expires: T0 + DAY, groupKey: gk, cipher: 'aes-256-gcm' as const, digests: true };
-    const runOnce = () => {
+    const runOnce = async () => {
       const commitments = blockCommitments();
-      const inner = createFileSender({ file, rateBps: 1e15, sealer, maxBlockSymbols: 100, observe: commitments.observe });
+      const inner = await createFileSender({ file, rateBps: 1e15, sealer, maxBlockSymbols: 100, observe: commitments.observe });
       const manifest = signFileManifest(inner, commitments.blockHashes(), signer, release);
       const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true, rateBps: 1e15 });
       const { guard, state } = deviceGuard({ trustFiles: [join(dir, 'root.pub')], groupKeyFile: gkFile, stateDir: join(dir, 'state'), product: 'sensor-v2', cipher: 'aes-256-gcm', requireEncryption: true });
@@ -44,7 +44,7 @@ test('file sender + signed manifest + device guard from files: installs once, th
       receiver.close();
       return { done, guard, state, out };
     };
-    const first = runOnce();
+    const first = await runOnce();
     assert.equal(first.done, true);
     assert.deepEqual(new Uint8Array(readFileSync(first.out)), object);
     assert.equal(first.guard.stats.manifestsVerified, 1);
@@ -53,7 +53,7 @@ test('file sender + signed manifest + device guard from files: installs once, th
     first.state.commit(first.guard.manifest!);
     rmSync(first.out);
     // The same release again (a replay): the device now refuses the manifest and so every packet.
-    const second = runOnce();
+    const second = await runOnce();
     assert.equal(second.done, false);
     assert.ok((second.guard.stats.manifestErrors.ERR_ROLLBACK ?? 0) >= 1);
     assert.equal(second.guard.stats.delivered, 0);

@@ -136,7 +136,7 @@ async function sign(argv: string[]): Promise<number> {
   const key = loadSigningKey(values.key);
   const now = Math.floor(Date.now() / 1000);
   const commitments = blockCommitments();
-  const sender = createFileSender({
+  const sender = await createFileSender({
     file: image,
     observe: commitments.observe,
     symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
