@@ -31,8 +31,8 @@ export function youngGenerationBytes(): number {
  * read only when the heap is set up. V8 grows the young generation by the factor
  * --semi-space-growth-factor, a flag it reads at each growth. The returned function sets it to 2
  * only while a doubling stays within the cap, and to 1 otherwise, so a growth can reach the cap
- * and not pass it; V8 may also shrink it, and it grows back the same way. Node's young generation
- * starts at 1 MiB and goes to 2 MiB even with a factor of 1 (Node 20).
+ * and not pass it. Node's young generation starts at 1 MiB and goes to 2 MiB even with a factor
+ * of 1 (Node 20). V8 may shrink it later; it then stays at most 2 MiB.
  * Call it often (every few dozen datagrams; about 12 µs): two growths between two calls would
  * pass the cap. `peakBytes` is the largest young generation it has seen.
  */
@@ -44,7 +44,9 @@ export function youngGenerationCap(semiSpaceMiB: number): { check: () => void; r
     const now = youngGenerationBytes();
     if (now > peakBytes) peakBytes = now;
     // Below 2 MiB, V8 grows without a factor (see above): a factor of 2 there could double twice.
-    const want = now >= 2 * 1024 * 1024 && 2 * now <= capBytes ? 2 : 1;
+    // Once the cap was reached, never again: after V8 shrank it from 4 to 2 MiB, a growth with a
+    // factor of 2 went to 8 MiB (Node 20).
+    const want = peakBytes < capBytes && now >= 2 * 1024 * 1024 && 2 * now <= capBytes ? 2 : 1;
     if (want === factor) return;
     setFlagsFromString(`--semi-space-growth-factor=${want}`);
     factor = want;
