@@ -74,6 +74,14 @@ export type InPlaceResult = Uint8Array | undefined | 'unreadable';
  */
 export const WARM_UP_DECODES = 8;
 
+/**
+ * Warm-up decodes at the start that are smaller (K / 8), so that no single one stalls the
+ * receiving thread for long while V8 is still compiling: with them the longest warm-up decode in
+ * the three-receiver lab took 110-150 ms instead of 230-260 ms, and the 8 MiB socket buffer no
+ * longer overflowed (six runs against two of three; 2026-11-26).
+ */
+const WARM_UP_SMALL = 2;
+
 /** A synthetic in-place decode of K = `k`, T = `t`: every `gap`-th source symbol lost, repair symbols in their place. */
 function warmUpJob(k: number, t: number, gap: number): InPlaceJob {
   const esis = new Int32Array(k);
@@ -190,7 +198,8 @@ export class InlineDecoder implements DecodeExecutor {
   }
 
   /**
-   * Queues `count` synthetic decodes of K = `k`, T = `t` (warmUpJob) behind every real decode, so
+   * Queues `count` synthetic decodes of K = `k` (the first WARM_UP_SMALL of them K / 8), T = `t`
+   * (warmUpJob) behind every real decode, so
    * that V8 has optimized the decoder by the time the real ones come: the driver calls it once the
    * receiver sees loss (FountainReceiver.lossSeen). They follow the half-time rule of
    * setReceiving, use the memory of one real decode, and a real decode queued later goes first.
@@ -198,7 +207,10 @@ export class InlineDecoder implements DecodeExecutor {
   warmUp(k: number, t: number, count = WARM_UP_DECODES): void {
     if (this.closed) return;
     for (let i = 0; i < count; i++) {
-      const job = warmUpJob(k, t, [10, 4, 3, 7][i % 4] as number);
+      // The first ones are an eighth of the size: cold, one of K = 2013 took 230-260 ms, longer
+      // than the socket buffer holds at 390 Mbit/s (it overflowed: 450-690 datagrams lost).
+      const size = i < WARM_UP_SMALL ? Math.max(32, Math.ceil(k / 8)) : k;
+      const job = warmUpJob(size, t, [10, 4, 3, 7][i % 4] as number);
       this.idle.push(() =>
         runInPlaceJob(job, () => {
           this.warmUps += 1;
