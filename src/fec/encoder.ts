@@ -33,12 +33,14 @@ export function encoderPlan(bp: BlockParams): SolveResult {
 
 /**
  * Puts a plan that another thread recorded with encoderPlan for the same K' into this thread's
- * cache (a sender records it while it hashes the object: src/transfer/plans.ts).
+ * cache (a sender records it while it hashes the object: src/transfer/plans.ts). False when
+ * one was cached already: that one stays.
  */
-export function adoptEncoderPlan(kPrime: number, r: SolveResult): void {
-  if (planCache.has(kPrime)) return;
+export function adoptEncoderPlan(kPrime: number, r: SolveResult): boolean {
+  if (planCache.has(kPrime)) return false;
   planCache.set(kPrime, r);
   if (planCache.size > PLAN_CACHE_LIMIT) planCache.delete(planCache.keys().next().value!);
+  return true;
 }
 
 /** Whether the plan for K' is cached (encoderPlan returns it without a solve). */

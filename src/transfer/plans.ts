@@ -46,8 +46,8 @@ export function recordEncoderPlans(ks: readonly number[]): PlanRecording {
   };
   worker.once('message', (plans: RecordedPlan[]) => {
     if (!cancelled) {
-      for (const p of plans) adoptEncoderPlan(p.kPrime, { plan: { ops: p.ops, length: p.length }, layout: p.layout, inactive: p.inactive });
-      recording.adopted = plans.length;
+      // A plan this thread recorded meanwhile (an encoder due before the worker was done) stays.
+      for (const p of plans) if (adoptEncoderPlan(p.kPrime, { plan: { ops: p.ops, length: p.length }, layout: p.layout, inactive: p.inactive })) recording.adopted += 1;
     }
     settle();
     void worker.terminate();

@@ -175,6 +175,14 @@ test('recordEncoderPlans: a worker records the encoder plans, the same ones this
   await cancelled.done;
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(hasEncoderPlan(blockParams(1000).kPrime), false);
+  // A plan this thread recorded while the worker ran (an encoder due early) stays, and is not
+  // counted as the worker's.
+  clearPlanCache();
+  const late = recordEncoderPlans([1000]);
+  const own = encoderPlan(blockParams(blockParams(1000).kPrime));
+  await late.done;
+  assert.equal(late.adopted, 0);
+  assert.equal(encoderPlan(blockParams(blockParams(1000).kPrime)), own);
 });
 
 test('repairBlocks: the blocks a sender will send repair symbols for, given where symbolsPerBlock stops it', () => {
