@@ -33,8 +33,9 @@ export function youngGenerationBytes(): number {
  * only while a doubling stays within the cap, and to 1 otherwise, so a growth can reach the cap
  * and not pass it. Node's young generation starts at 1 MiB and goes to 2 MiB even with a factor
  * of 1 (Node 20). V8 may shrink it later; it then stays at most 2 MiB.
- * Call it often (every few dozen datagrams; about 12 µs): two growths between two calls would
- * pass the cap. `peakBytes` is the largest young generation it has seen.
+ * Call it often (about 12 µs a call): two growths between two calls would pass the cap; the
+ * receiver calls it every 1024 datagrams and after each decode. `peakBytes` is the largest young
+ * generation it has seen.
  */
 export function youngGenerationCap(semiSpaceMiB: number): { check: () => void; readonly peakBytes: number } {
   const capBytes = 2 * semiSpaceMiB * 1024 * 1024;

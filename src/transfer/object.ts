@@ -41,13 +41,10 @@ export function hashBytes(algorithm: number, data: Uint8Array): Uint8Array {
 }
 
 /**
- * Hash a file (or its first `length` bytes) streaming, in 1 MiB reads: bounded memory.
- * `observe` sees the same bytes in order (one read serves several digests).
- */
-/**
- * Hashes the first `length` bytes of a file (all of it by default), passing each chunk to
- * `observe` in order. The next 1 MiB is read by libuv's thread pool while this thread hashes the
- * current one: 100 MiB took 84-120 ms here against 100-167 ms reading and hashing in turn.
+ * Hashes the first `length` bytes of a file (all of it by default) streaming, in 1 MiB reads:
+ * bounded memory. `observe` sees the same bytes in order (one read serves several digests). The
+ * next 1 MiB is read by libuv's thread pool while this thread hashes the current one: 100 MiB
+ * took 84-120 ms here against 100-167 ms reading and hashing in turn.
  */
 export async function hashFile(algorithm: number, path: string, length?: number, observe?: (chunk: Uint8Array) => void): Promise<Uint8Array> {
   let fd: number;
