@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeObject, newSender, rng } from './sim.js';
 import { FountainReceiver } from '../../src/transfer/receiver.js';
+import { Spool } from '../../src/transfer/spool.js';
 import { FountainSender } from '../../src/transfer/sender.js';
 import { BytesSource } from '../../src/transfer/source.js';
 import { InlineDecoder, WorkerDecoder, syncDecoder, type DecodeExecutor, type DecodeJob, type DecodeResult } from '../../src/transfer/decoding.js';
@@ -148,6 +149,28 @@ test('a torn spool tail (record cut by a crash) is ignored', () => {
     const r2 = new FountainReceiver({ out });
     assert.ok(feedUntilDone(r2, packets.slice(300)));
     assert.deepEqual(new Uint8Array(readFileSync(out)), OBJ.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the spool starts writeback of data.part by the pages its writes dirty, not their bytes', async () => {
+  const dir = tmp();
+  try {
+    const spool = new Spool(join(dir, 'spool'), 1, 1184);
+    // 4096 short writes 8 KiB apart (a decoded block's missing symbols): 400 KB of bytes that
+    // dirty 4096 pages, 16 MiB, the writeback threshold: one background fdatasync.
+    const bytes = new Uint8Array(100).fill(7);
+    for (let i = 0; i < 4095; i++) spool.writeData(i * 8192, bytes);
+    assert.equal(spool.writebacks, 0);
+    spool.writeData(4095 * 8192, bytes);
+    assert.equal(spool.writebacks, 1);
+    // A write across a page boundary dirties two pages.
+    for (let i = 0; i < 2048; i++) spool.writeData(i * 8192 + 4090, bytes);
+    await new Promise((r) => setTimeout(r, 200)); // the first fdatasync has ended
+    spool.writeData(0, bytes);
+    assert.equal(spool.writebacks, 2);
+    spool.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
