@@ -4,7 +4,7 @@
 // Reports seconds until every receiver holds an intact copy (SHA-256 checked), goodput, reception
 // overhead and receiver peak memory; then the receiver's peak memory for a 1 GiB object.
 // Three more rows per loss rate: iotupd with 1500-byte packets (--symbol-size 1404, the lab's MTU),
-// iotupd receivers in low-memory mode (recv --low-memory, MALLOC_ARENA_MAX=1), and the
+// iotupd receivers in low-memory mode (recv --low-memory), and the
 // floors: bare Node processes that only move and count the datagrams (bench/floor-peer.ts), once
 // with plain node:dgram and once with iotupd's own paced, batched socket layer.
 // Environment: BENCH_MIB (default 100), BENCH_GIB (default 1; 0 skips the large run),
@@ -134,25 +134,22 @@ function lastJson(stdout: string, type: string): Record<string, unknown> | undef
 interface FountainArgs {
   send?: string[];
   recv?: string[];
-  /** Extra environment of the receivers (e.g. MALLOC_ARENA_MAX=1). */
-  recvEnv?: Record<string, string>;
 }
 
-/** The device settings of README "Usage": --low-memory and one malloc arena. */
-const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'], recvEnv: { MALLOC_ARENA_MAX: '1' } };
+/** The device setting of README "Usage" (every receiver holds glibc to one malloc arena itself). */
+const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'] };
 
 async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, extra: FountainArgs = {}): Promise<Row> {
   const sendArgs = extra.send ?? [];
   const recvArgs = extra.recv ?? [];
-  const tool = ['iotupd fountain', ...sendArgs, ...recvArgs, ...Object.entries(extra.recvEnv ?? {}).map(([k, v]) => `${k}=${v}`)].join(' ');
+  const tool = ['iotupd fountain', ...sendArgs, ...recvArgs].join(' ');
   const outs = receivers.map((h) => join(dir, `fountain-${h}.bin`));
   for (const o of outs) rmSync(o, { force: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.iotupd')) rmSync(join(dir, f), { recursive: true, force: true });
   const ch = ['--channel', 'bench.transfer'];
   const rx = receivers.map((h, i) => {
     const host = lab.host(h);
-    const env = extra.recvEnv ? { ...process.env, ...extra.recvEnv } : undefined;
-    const child = lab.spawn(host, process.execPath, [MAIN, 'recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json', ...recvArgs], env ? { env } : {});
+    const child = lab.spawn(host, process.execPath, [MAIN, 'recv', outs[i] as string, ...ch, '--interface', host.ifname, '--json', ...recvArgs]);
     return watch(child);
   });
   await sleep(500);
@@ -358,8 +355,7 @@ async function main(): Promise<void> {
       const big = join(dir, 'big.bin');
       const bigHash = makeFile(big, BIG);
       await lab.impair('r3', { rateMbit: CAP_MBIT, lossPercent: 10 });
-      // The default receiver, then the low-memory one (no warm-up, more scavenges, and one malloc
-      // arena, as a device's service file would set).
+      // The default receiver, then the low-memory one (no warm-up, more scavenges).
       for (const extra of [{}, LOW_MEMORY]) {
         const r = await runFountain(lab, dir, big, bigHash, BIG, 10, ['r3'], 15 * TIMEOUT_MS, extra);
         console.log(JSON.stringify(r));

@@ -290,6 +290,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         decoder: result.decoder,
         warmUps: result.warmUps,
         youngGenerationMiB: result.youngGenerationMiB,
+        mallocArenaLimit: result.mallocArenaLimit,
         lossSeen: result.lossSeen,
         recvBatch: result.recvBatch,
         recvBufferBytes: result.recvBufferBytes,

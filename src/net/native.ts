@@ -1,7 +1,7 @@
 // The optional native addon (src/net/native/udp_batch.c, built by scripts/build-native.mjs):
 // many datagrams per system call, UDP GSO to send (gso.ts) and recvmmsg() to receive
 // (McastSocket.onDatagrams). Without it McastSocket makes one system call per datagram, as
-// node:dgram does.
+// node:dgram does. It also lets a receiver bound glibc's malloc arenas (mallocArenaMax).
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:dgram';
 
@@ -10,6 +10,8 @@ export interface UdpBatchAddon {
   sendSegments(fd: number, datagrams: readonly Uint8Array[], from: number, count: number, segmentSize: number): number;
   recvStart(fd: number, slot: number, batch: number, lengths: Int32Array, callback: (buffer: ArrayBuffer, count: number) => void): RecvHandle;
   recvStop(handle: RecvHandle): void;
+  /** mallopt(M_ARENA_MAX, n); 1 when glibc took it, 0 otherwise (not glibc). */
+  mallocArenaMax(n: number): number;
 }
 
 /** What recvStart returns (an N-API External). */
@@ -28,7 +30,7 @@ export function nativeAddon(): UdpBatchAddon | null {
   }
   try {
     const loaded = createRequire(import.meta.url)('./native/udp_batch.node') as Partial<UdpBatchAddon>;
-    const names = ['check', 'sendSegments', 'recvStart', 'recvStop'] as const;
+    const names = ['check', 'sendSegments', 'recvStart', 'recvStop', 'mallocArenaMax'] as const;
     const missing = names.filter((n) => typeof loaded[n] !== 'function');
     if (missing.length === 0) addon = loaded as UdpBatchAddon;
     else unavailable = `udp_batch.node lacks ${missing.join(', ')} (stale build: npm run build)`;

@@ -9,7 +9,7 @@ import { FountainSender, repairBlocks, type PacketSealer, type SenderStats } fro
 import { FileSource } from './source.js';
 import { InlineDecoder, WorkerDecoder } from './decoding.js';
 import { recordEncoderPlans, type PlanRecording } from './plans.js';
-import { exposedGc, youngGenerationCap } from './heap.js';
+import { exposedGc, limitMallocArenas, youngGenerationCap } from './heap.js';
 
 export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
@@ -235,6 +235,11 @@ export interface ReceiveFileOptions extends ReceiverOptions {
    * bound (16 MiB).
    */
   maxSemiSpaceMiB?: number;
+  /**
+   * Hold glibc to this many malloc arenas (limitMallocArenas), as MALLOC_ARENA_MAX would. Default
+   * 1; 0 leaves glibc's own bound (eight per core).
+   */
+  mallocArenas?: number;
 }
 
 /**
@@ -268,6 +273,8 @@ export interface ReceiveResult {
   warmUps: number;
   /** The largest young generation seen (both semi-spaces, MiB); 0 when not bounded (maxSemiSpaceMiB 0). */
   youngGenerationMiB: number;
+  /** 'on' when glibc's malloc arenas were bounded (mallocArenas), else why not. */
+  mallocArenaLimit: string;
   /** Whether some block had to be decoded: a source symbol was missed, or a repair symbol kept (FountainReceiver.lossSeen). */
   lossSeen: boolean;
   /** 'on' when datagrams were read by recvmmsg() in batches (McastSocket.onDatagrams), else why not. */
@@ -290,6 +297,7 @@ const SATURATION_CHECK_MS = 20;
 export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResult> {
   const gcFn = opts.gcEvery === 0 ? undefined : exposedGc();
   const young = opts.maxSemiSpaceMiB === 0 ? undefined : youngGenerationCap(opts.maxSemiSpaceMiB ?? DEFAULT_MAX_SEMI_SPACE_MIB);
+  const mallocArenaLimit = opts.mallocArenas === 0 ? 'off' : limitMallocArenas(opts.mallocArenas ?? 1);
   // A block decode leaves ~2 K*T bytes of dead buffers (the gathered job, the decoded block),
   // young objects holding external memory: a scavenge right after it keeps the peak near one
   // block's working set, for far less than a full collection.
@@ -398,6 +406,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker',
       warmUps: decoder instanceof InlineDecoder ? decoder.warmUps : 0,
       youngGenerationMiB: young ? young.peakBytes / 2 ** 20 : 0,
+      mallocArenaLimit,
       lossSeen: receiver.lossSeen,
       recvBatch: batch.enabled ? 'on' : batch.reason,
       recvBufferBytes: sock.recvBufferSize,

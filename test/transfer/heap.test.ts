@@ -37,3 +37,39 @@ test('youngGenerationCap holds the young generation at its bound from inside the
   assert.equal(youngPeakMiB(2), 4); // two semi-spaces of 2 MiB, as node --max-semi-space-size=2
   assert.equal(youngPeakMiB(1), 2); // Node starts at 1 MiB: it never grows
 });
+
+/**
+ * In a fresh Node, with the arena limit or without: four worker threads allocate (each thread
+ * that mallocs gets an arena of its own from glibc unless bounded); returns how many glibc heaps
+ * were added, counted in /proc/self/maps as read-write anonymous mappings at a 64 MiB boundary
+ * (HEAP_MAX_SIZE, where glibc places each thread arena).
+ */
+function arenasAdded(limit: boolean): { added: number; result: string } {
+  const script = `
+    const { readFileSync } = await import('node:fs');
+    const { Worker } = await import('node:worker_threads');
+    const { limitMallocArenas } = await import(${JSON.stringify(HEAP)});
+    const heaps = () => readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => {
+      const m = /^([0-9a-f]+)-[0-9a-f]+ rw-p 00000000 00:00 0\\s*$/.exec(l);
+      return m !== null && BigInt('0x' + m[1]) % (64n << 20n) === 0n;
+    }).length;
+    const result = ${limit ? 'limitMallocArenas(1)' : "'not asked'"};
+    const before = heaps();
+    await Promise.all([1, 2, 3, 4].map(() => new Promise((resolve) => {
+      const w = new Worker('const b = []; for (let i = 0; i < 200; i++) b.push(Buffer.alloc(100000 + i)); import("node:worker_threads").then((t) => t.parentPort.postMessage(b.length));', { eval: true });
+      w.once('message', () => { resolve(); w.terminate(); });
+    })));
+    console.log(JSON.stringify({ added: heaps() - before, result }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim()) as { added: number; result: string };
+}
+
+test('limitMallocArenas bounds glibc to one malloc arena from inside the process', { skip: process.platform !== 'linux' && 'glibc arenas are Linux-only' }, () => {
+  const without = arenasAdded(false);
+  const limited = arenasAdded(true);
+  assert.equal(limited.result, 'on');
+  // Without the bound the worker threads' allocations opened heaps of their own (8-10 here).
+  assert.ok(without.added >= 4, `${without.added} heaps added without the bound`);
+  assert.ok(limited.added <= 2, `${limited.added} heaps added with the bound`);
+});

@@ -91,6 +91,8 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
       assert.equal(d.malformed, 0);
       // Every receiver holds V8's young generation at semi-spaces of 2 MiB (youngGenerationCap).
       assert.ok(Number(d.youngGenerationMiB) >= 1 && Number(d.youngGenerationMiB) <= 4, `young generation ${String(d.youngGenerationMiB)} MiB`);
+      // ... and glibc to one malloc arena (limitMallocArenas, through the native addon).
+      assert.equal(d.mallocArenaLimit, 'on');
     }
     assert.ok(Number(results[2]?.received) > Number(results[0]?.received) * 0.9);
     // 'auto' decodes inline when the granted receive buffer (half of what the kernel reports) is >= 4 MiB

@@ -33,6 +33,9 @@
  */
 #define _GNU_SOURCE /* recvmmsg */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -363,6 +366,23 @@ static napi_value recv_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* mallocArenaMax(n): mallopt(M_ARENA_MAX, n), as MALLOC_ARENA_MAX=n would have set at start-up;
+ * returns 1 if glibc took it, 0 if not (or not glibc). */
+static napi_value malloc_arena_max(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1) {
+    napi_throw_range_error(env, NULL, "mallocArenaMax(n): n must be an integer >= 1");
+    return NULL;
+  }
+#ifdef __GLIBC__
+  return number(env, mallopt(M_ARENA_MAX, n) == 1 ? 1 : 0);
+#else
+  return number(env, 0);
+#endif
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "check", NAPI_AUTO_LENGTH, check, NULL, &fn);
@@ -373,5 +393,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "recvStart", fn);
   napi_create_function(env, "recvStop", NAPI_AUTO_LENGTH, recv_stop, NULL, &fn);
   napi_set_named_property(env, exports, "recvStop", fn);
+  napi_create_function(env, "mallocArenaMax", NAPI_AUTO_LENGTH, malloc_arena_max, NULL, &fn);
+  napi_set_named_property(env, exports, "mallocArenaMax", fn);
   return exports;
 }
