@@ -1,11 +1,12 @@
 /* iotupd-csend: a sender of the original iotupd frame built with C and Librecast 0.5.1 alone,
  * for the byte-compatibility test (test/carousel/interop.test.ts).
- *   iotupd-csend IFNAME CHANNEL FILE PASSES
+ *   iotupd-csend IFNAME CHANNEL FILE PASSES [FIRST]
  * The frame is the packed struct of the original (iot.h, iot_frame_t), integers converted with
  * htons/htobe64, the hash computed by Librecast's own BLAKE3, sent raw with lc_channel_send on
  * lc_channel_new(CHANNEL). The walk over the file is the original's:
  *   for (i = 0; i <= size; i += 1194)  (so a size that is a multiple of 1194 ends with an empty frame)
- * Prints {"event":"done","frames":N,"hash":"<hex>"} at the end. */
+ * except that the first pass starts at frame FIRST (default 0): what a receiver sees that joins
+ * the original's endless loop in the middle of a pass.  * Prints {"event":"done","frames":N,"hash":"<hex>"} at the end. */
 #include <librecast/net.h>
 #include <librecast/blake3.h>
 #include <arpa/inet.h>
@@ -32,7 +33,8 @@ _Static_assert(sizeof(struct iot_frame_t) == 1246, "the original frame is 1246 b
 
 int main(int argc, char *argv[])
 {
-	if (argc != 5) { fprintf(stderr, "usage: %s IFNAME CHANNEL FILE PASSES\n", argv[0]); return 2; }
+	if (argc != 5 && argc != 6) { fprintf(stderr, "usage: %s IFNAME CHANNEL FILE PASSES [FIRST]\n", argv[0]); return 2; }
+	long first = argc == 6 ? atol(argv[5]) : 0;
 	unsigned int ifx = if_nametoindex(argv[1]);
 	if (!ifx) { perror("if_nametoindex"); return 2; }
 	int passes = atoi(argv[4]);
@@ -64,7 +66,7 @@ int main(int argc, char *argv[])
 	long frames = 0;
 	struct timespec gap = { 0, 2 * 1000 * 1000 };
 	for (int p = 0; p < passes; p++) {
-		for (long i = 0; i <= size; i += MTU_FIXED) {
+		for (long i = p == 0 ? first * MTU_FIXED : 0; i <= size; i += MTU_FIXED) {
 			uint16_t len = (i + MTU_FIXED > size) ? (uint16_t)(size - i) : MTU_FIXED;
 			f.seq = htons(seq++);
 			f.size = htobe64((uint64_t)size);
