@@ -255,8 +255,9 @@ export const INLINE_DECODE_MIN_RCVBUF = 4 * 1024 * 1024;
 /**
  * The receiver's young-generation bound (semi-spaces, MiB). V8's own, 16 MiB, let the dead
  * datagram buffers and decode temporaries of a 1 GiB transfer take 32 MiB of young generation:
- * the receiver peaked at 102-107 MiB (VmHWM). With 2 MiB it peaked at 93 MiB, and the three
- * receivers of a 100 MiB transfer at 10 % loss finished as fast (three A/B pairs, 2026-11-26).
+ * the receiver peaked at 102-107 MiB (VmHWM). With 2 MiB it peaked at 92-98 MiB in ten runs, and
+ * the three receivers of a 100 MiB transfer at 10 % loss finished as fast (three A/B pairs,
+ * 2026-11-26).
  * 1 MiB was worse: a block decode's working set was promoted to the old generation.
  */
 export const DEFAULT_MAX_SEMI_SPACE_MIB = 2;

@@ -89,9 +89,11 @@ labTest('three receivers with 0 %, 10 % and 30 % loss and one joining halfway al
     for (const d of results) {
       assert.ok(Number(d.overhead) <= 0.02, `overhead ${String(d.overhead)}`);
       assert.equal(d.malformed, 0);
-      // Every receiver holds V8's young generation at semi-spaces of 2 MiB (youngGenerationCap).
+      // Every receiver runs with both memory bounds and reports them: the young generation it
+      // saw stayed within 2 x 2 MiB, and glibc took the one-arena bound through the native addon.
+      // (At this rate the young generation may not grow at all: heap.test.ts drives both
+      // mechanisms hard enough to fail without them.)
       assert.ok(Number(d.youngGenerationMiB) >= 1 && Number(d.youngGenerationMiB) <= 4, `young generation ${String(d.youngGenerationMiB)} MiB`);
-      // ... and glibc to one malloc arena (limitMallocArenas, through the native addon).
       assert.equal(d.mallocArenaLimit, 'on');
     }
     assert.ok(Number(results[2]?.received) > Number(results[0]?.received) * 0.9);
