@@ -10,7 +10,7 @@
  * right size is hashed first (it may already be the file).
  */
 import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { DecodeError, IotupdError, UsageError } from '../errors.js';
+import { AbortError, DecodeError, IotupdError, UsageError, abortError } from '../errors.js';
 import { hashFile, hex, removeIfExists, storageError, writeFileAtomicSync } from '../fsutil/index.js';
 import { McastSocket } from '../net/index.js';
 import { CHUNK_SIZE } from '../wire/iotupd-frame.js';
@@ -106,7 +106,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   const out = opts.out;
   const statePath = out + STATE_SUFFIX;
   const emit = (e: ReceiveEvent): void => opts.onEvent?.(e);
-  if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted');
+  if (opts.signal?.aborted) throw abortError(opts.signal);
 
   let fd: number;
   try {
@@ -209,7 +209,7 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
         ? 'no frame of any file was received'
         : `partial file kept in ${out} (${p.chunks}/${p.chunksTotal} chunks); run the same command again to resume`;
     };
-    const onAbort = (): void => fail(new IotupdError('ERR_INTERRUPTED', `interrupted: ${kept()}`));
+    const onAbort = (): void => fail(new AbortError(`${abortError(opts.signal).message}: ${kept()}`, { cause: opts.signal?.reason }));
 
     /** Hash OUT; `final` = the bitmap is full (a mismatch then starts over). */
     const verify = (final: boolean): void => {

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { IotupdError, UsageError } from '../errors.js';
+import { AbortError, ErrorCode, IotupdError, UsageError } from '../errors.js';
 import { commands } from './commands/index.js';
 
 /** Exit status by error code (a UsageError exits 2); every other IotupdError exits 1. */
-const exitCodes: Record<string, number> = { ERR_TIMEOUT: 3, ERR_INTERRUPTED: 130 };
+const exitCodes: Record<string, number> = { [ErrorCode.TIMEOUT]: 3, [ErrorCode.ABORTED]: 130 };
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 4);
@@ -32,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts += 1;
     if (interrupts > 1) process.exit(130);
-    ac.abort(new IotupdError('ERR_INTERRUPTED', `interrupted by ${sig}`));
+    ac.abort(new AbortError(`interrupted by ${sig}`));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { blake3 } from '@noble/hashes/blake3.js';
 import type { Command } from '../command.js';
 import { numberOption, parse } from '../command.js';
-import { IotupdError, LabError, UsageError } from '../../errors.js';
+import { LabError, UsageError, abortError } from '../../errors.js';
 import { JsonLines, Lab, labSupport, reexecInUserns } from '../../lab/index.js';
 import { formatBytes } from '../progress.js';
 
@@ -166,7 +166,7 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
     clearInterval(ticker);
     if (tty) draw();
     sender.kill('SIGINT');
-    if (outcome === 'aborted') throw signal.reason instanceof Error ? signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted');
+    if (outcome === 'aborted') throw abortError(signal);
     if (outcome === 'sender-exit') throw new LabError(`the sender stopped: ${senderOut.stderr.trim() || 'no message'}`, 'ERR_DEMO_SENDER');
     if (outcome === 'timeout') throw new LabError(`devices still running after ${opts.timeoutS} s`, 'ERR_DEMO_TIMEOUT');
 
