@@ -2,14 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { blockPartition, otiFor, type Oti } from '../fec/index.js';
 import { McastSocket, DEFAULT_PORT, GSO_MAX_SEGMENTS } from '../net/index.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm } from '../wire/fountain.js';
-import { IotupdError, UsageError } from '../errors.js';
+import { IotupdError, UsageError, abortError } from '../errors.js';
 import { hashFile } from './object.js';
 import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver.js';
 import { FountainSender, repairBlocks, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
 import { InlineDecoder, WorkerDecoder } from './decoding.js';
 import { recordEncoderPlans, type PlanRecording } from './plans.js';
-import { exposedGc, limitMallocArenas, youngGenerationCap } from './heap.js';
+import type { ReceiverMemoryTuning } from './heap.js';
 
 export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
@@ -209,10 +209,15 @@ export interface ReceiveFileOptions extends ReceiverOptions {
   signal?: AbortSignal;
   onProgress?: (p: ReceiverProgress, stats: ReceiverStats) => void;
   progressIntervalMs?: number;
+  /** Called once the socket has joined the group: datagrams sent from now on reach this receiver. */
+  onListening?: () => void;
   /** Security hook: returns the datagram the receiver may see (decrypted), or null to drop it. */
   filter?: (datagram: Uint8Array) => Uint8Array | null;
-  /** Scavenge the young generation every this many datagrams (0: never). Default 4096, 512 with lowMemory. */
-  gcEvery?: number;
+  /**
+   * Process-wide memory settings the caller opted into (tuneReceiverMemory): checked every few
+   * thousand datagrams and after each decode. Without it the receiver changes nothing process-wide.
+   */
+  memory?: ReceiverMemoryTuning;
   /**
    * Where blocks are decoded (unless `decoder` is given): 'worker' (a thread of its own), 'inline'
    * (on the receiving thread: one isolate, less memory, reception waits during each decode) or
@@ -229,17 +234,6 @@ export interface ReceiveFileOptions extends ReceiverOptions {
    * from 89-90 MiB to 95-99 MiB (V8's heap grew to 22-25 MB instead of 18).
    */
   warmUp?: boolean;
-  /**
-   * Hold V8's young generation at semi-spaces of at most this many MiB (youngGenerationCap), as
-   * `node --max-semi-space-size` would. Default DEFAULT_MAX_SEMI_SPACE_MIB; 0 leaves V8's own
-   * bound (16 MiB).
-   */
-  maxSemiSpaceMiB?: number;
-  /**
-   * Hold glibc to this many malloc arenas (limitMallocArenas), as MALLOC_ARENA_MAX would. Default
-   * 1; 0 leaves glibc's own bound (eight per core).
-   */
-  mallocArenas?: number;
 }
 
 /**
@@ -252,16 +246,6 @@ export interface ReceiveFileOptions extends ReceiverOptions {
  */
 export const INLINE_DECODE_MIN_RCVBUF = 4 * 1024 * 1024;
 
-/**
- * The receiver's young-generation bound (semi-spaces, MiB). V8's own, 16 MiB, let the dead
- * datagram buffers and decode temporaries of a 1 GiB transfer take 32 MiB of young generation:
- * the receiver peaked at 102-107 MiB (VmHWM). With 2 MiB it peaked at 92-98 MiB in ten runs, and
- * the three receivers of a 100 MiB transfer at 10 % loss finished as fast (three A/B pairs,
- * 2026-11-26).
- * 1 MiB was worse: a block decode's working set was promoted to the old generation.
- */
-export const DEFAULT_MAX_SEMI_SPACE_MIB = 2;
-
 export interface ReceiveResult {
   info: ObjectInfo;
   stats: ReceiverStats;
@@ -272,9 +256,9 @@ export interface ReceiveResult {
   decoder: 'worker' | 'inline';
   /** Synthetic decodes run to warm the inline decoder up once loss was seen (InlineDecoder.warmUp). */
   warmUps: number;
-  /** The largest young generation seen (both semi-spaces, MiB); 0 when not bounded (maxSemiSpaceMiB 0). */
+  /** The largest young generation seen (both semi-spaces, MiB); 0 without `memory` tuning. */
   youngGenerationMiB: number;
-  /** 'on' when glibc's malloc arenas were bounded (mallocArenas), else why not. */
+  /** 'on' when glibc's malloc arenas were bounded (`memory` tuning), else why not. */
   mallocArenaLimit: string;
   /** Whether some block had to be decoded: a source symbol was missed, or a repair symbol kept (FountainReceiver.lossSeen). */
   lossSeen: boolean;
@@ -296,9 +280,7 @@ const SATURATION_CHECK_MS = 20;
 
 /** Receive one object into `out`; resolves when it is complete and verified, rejects on abort or storage errors. */
 export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResult> {
-  const gcFn = opts.gcEvery === 0 ? undefined : exposedGc();
-  const young = opts.maxSemiSpaceMiB === 0 ? undefined : youngGenerationCap(opts.maxSemiSpaceMiB ?? DEFAULT_MAX_SEMI_SPACE_MIB);
-  const mallocArenaLimit = opts.mallocArenas === 0 ? 'off' : limitMallocArenas(opts.mallocArenas ?? 1);
+  const memory = opts.memory;
   // A block decode leaves ~2 K*T bytes of dead buffers (the gathered job, the decoded block),
   // young objects holding external memory: a scavenge right after it keeps the peak near one
   // block's working set, for far less than a full collection.
@@ -327,8 +309,8 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       ...opts,
       decoder,
       afterDecode: () => {
-        young?.check();
-        if (gcFn) gcFn({ type: 'minor' });
+        memory?.check();
+        if (memory?.scavenge) memory.scavenge();
         else opts.afterDecode?.();
         // The moment the last blocks have what their decodes need, stop taking traffic.
         follow();
@@ -363,16 +345,16 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     joined = want;
     if (decoder instanceof InlineDecoder) decoder.setReceiving(joined);
   }
-  const gc = gcFn ? () => gcFn({ type: 'minor' }) : undefined;
-  // Fewer dead datagrams between scavenges in low-memory mode (~1.3 KB each).
-  const gcEvery = opts.gcEvery ?? (opts.lowMemory ? 512 : 4096);
+  const gc = memory?.scavenge;
+  const gcEvery = memory?.scavengeEvery ?? 0;
   let sinceGc = 0;
   let sinceCap = 0;
-  const onAbort = () => rejectDone(opts.signal?.reason instanceof Error ? opts.signal.reason : new IotupdError('ERR_INTERRUPTED', 'interrupted'));
+  const onAbort = () => rejectDone(abortError(opts.signal));
   try {
     sock.join(opts.group);
     joined = true;
     started = true;
+    opts.onListening?.();
     if (decoder instanceof InlineDecoder) decoder.setReceiving(true);
     follower = setInterval(follow, SATURATION_CHECK_MS);
     if (receiver.isComplete) resolveDone();
@@ -381,9 +363,9 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
     if (opts.onProgress) timer = setInterval(() => opts.onProgress?.(receiver.progress(), receiver.stats), opts.progressIntervalMs ?? 250);
     // Each datagram is ours to keep or modify (the security filter may decrypt it in place).
     sock.onDatagrams((datagram) => {
-      if (young && ++sinceCap >= YOUNG_CHECK_EVERY) {
+      if (memory && ++sinceCap >= YOUNG_CHECK_EVERY) {
         sinceCap = 0;
-        young.check();
+        memory.check();
       }
       if (gc && ++sinceGc >= gcEvery) {
         sinceGc = 0;
@@ -406,8 +388,8 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       pauses,
       decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker',
       warmUps: decoder instanceof InlineDecoder ? decoder.warmUps : 0,
-      youngGenerationMiB: young ? young.peakBytes / 2 ** 20 : 0,
-      mallocArenaLimit,
+      youngGenerationMiB: memory?.youngGenerationMiB ?? 0,
+      mallocArenaLimit: memory?.mallocArenaLimit ?? 'not requested',
       lossSeen: receiver.lossSeen,
       recvBatch: batch.enabled ? 'on' : batch.reason,
       recvBufferBytes: sock.recvBufferSize,

@@ -76,3 +76,58 @@ export function limitMallocArenas(n: number): string {
   if (!addon) return nativeUnavailableReason();
   return addon.mallocArenaMax(n) === 1 ? 'on' : 'not glibc';
 }
+
+/**
+ * Process-wide memory settings for a process whose main job is receiving: a bound on V8's young
+ * generation, a bound on glibc's malloc arenas and scheduled scavenges. They change the whole
+ * process (V8 flags, mallopt), so no library call applies them by itself: a program opts in once
+ * with tuneReceiverMemory() and passes the result to its receivers (`memory` option). The CLI's
+ * `iotupd recv` and the device agent do.
+ */
+export interface ReceiverMemoryTuning {
+  /** Called every few thousand datagrams and after each block decode. */
+  check(): void;
+  /** A young-generation collection, when this Node lets the process expose one. */
+  readonly scavenge: (() => void) | undefined;
+  /** Scavenge every this many datagrams. */
+  readonly scavengeEvery: number;
+  /** The largest young generation seen (both semi-spaces, MiB); 0 when not bounded. */
+  readonly youngGenerationMiB: number;
+  /** 'on' when glibc's malloc arenas are bounded, else why not. */
+  readonly mallocArenaLimit: string;
+}
+
+export interface ReceiverMemoryOptions {
+  /** Semi-space cap in MiB (youngGenerationCap). Default DEFAULT_MAX_SEMI_SPACE_MIB; 0 leaves V8's. */
+  maxSemiSpaceMiB?: number;
+  /** malloc arenas (limitMallocArenas). Default 1; 0 leaves glibc's. */
+  mallocArenas?: number;
+  /** Scavenge every this many datagrams (default 4096, 512 with lowMemory); 0: never. */
+  scavengeEvery?: number;
+  lowMemory?: boolean;
+}
+
+/**
+ * The receiver's young-generation bound (semi-spaces, MiB). With V8's own bound (16 MiB) the dead
+ * datagram buffers and decode temporaries of a 1 GiB transfer took 32 MiB of young generation; at
+ * 2 MiB a receiver's peak fell by about a tenth at the same speed (docs/benchmarks.md). 1 MiB was
+ * worse: a block decode's working set was promoted to the old generation.
+ */
+export const DEFAULT_MAX_SEMI_SPACE_MIB = 2;
+
+/** Apply the process-wide receiver memory settings (see ReceiverMemoryTuning). */
+export function tuneReceiverMemory(opts: ReceiverMemoryOptions = {}): ReceiverMemoryTuning {
+  const every = opts.scavengeEvery ?? (opts.lowMemory ? 512 : 4096);
+  const gc = every === 0 ? undefined : exposedGc();
+  const young = opts.maxSemiSpaceMiB === 0 ? undefined : youngGenerationCap(opts.maxSemiSpaceMiB ?? DEFAULT_MAX_SEMI_SPACE_MIB);
+  const mallocArenaLimit = opts.mallocArenas === 0 ? 'off' : limitMallocArenas(opts.mallocArenas ?? 1);
+  return {
+    check: () => young?.check(),
+    scavenge: gc ? () => gc({ type: 'minor' }) : undefined,
+    scavengeEvery: every,
+    get youngGenerationMiB() {
+      return young ? young.peakBytes / 2 ** 20 : 0;
+    },
+    mallocArenaLimit,
+  };
+}
