@@ -20,3 +20,4 @@ export {
   type ChannelName,
 } from './naming.js';
 export { Channel, type ChannelOptions } from './channel.js';
+export { resolveGroup, type ChannelTarget } from './resolve.js';

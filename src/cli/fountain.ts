@@ -1,12 +1,14 @@
 // The fountain format's `iotupd send` / `iotupd recv` (the default format). The carousel engineer's
 // src/cli/commands/{send,recv}.ts dispatch here unless `--format iotupd` is given.
 import { readFileSync } from 'node:fs';
-import { channelGroup, SCHEMES, SCOPES, type Scheme, type Scope } from '../channel/index.js';
+import { resolveGroup, type ChannelTarget, type Scheme, type Scope } from '../channel/index.js';
+import { Receiver } from '../session/receiver.js';
 import { numberOption, parse } from './command.js';
-import { IotupdError, UsageError } from '../errors.js';
+import { IotupdError, TimeoutError, UsageError } from '../errors.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
 import { DEFAULT_RATE_BPS, type SenderStats } from '../transfer/sender.js';
-import { receiveFile, sendFile } from '../transfer/driver.js';
+import { sendFile } from '../transfer/driver.js';
+import { tuneReceiverMemory } from '../transfer/heap.js';
 import type { ReceiverStats } from '../transfer/receiver.js';
 import { Progress, formatBytes } from './progress.js';
 import { SECURE_RECV_OPTIONS, SECURE_RECV_USAGE, SECURE_SEND_OPTIONS, SECURE_SEND_USAGE, usesSecurity } from './secure-options.js';
@@ -57,14 +59,15 @@ Fountain format (default): takes the first object seen on the channel unless tol
 
 ${SECURE_RECV_USAGE}`;
 
-function resolveGroup(v: { channel?: string; group?: string; scheme?: string; scope?: string }): string {
-  if (v.group !== undefined) return v.group;
-  if (v.channel === undefined) throw new UsageError('--channel NAME (or --group ADDR) is required');
-  const scheme = (v.scheme ?? 'librecast') as Scheme;
-  if (!SCHEMES.includes(scheme)) throw new UsageError(`--scheme must be one of ${SCHEMES.join(', ')}`);
-  const scope = (v.scope ?? 'global') as Scope;
-  if (!(scope in SCOPES)) throw new UsageError(`--scope must be one of ${Object.keys(SCOPES).join(', ')}`);
-  return channelGroup(v.channel, { scheme, scope });
+/** The channel options as a ChannelTarget (resolveGroup validates them). */
+export function channelTarget(v: { channel?: string; group?: string; scheme?: string; scope?: string }): ChannelTarget {
+  if (v.channel === undefined && v.group === undefined) throw new UsageError('--channel NAME (or --group ADDR) is required');
+  return {
+    ...(v.channel !== undefined ? { channel: v.channel } : {}),
+    ...(v.group !== undefined ? { group: v.group } : {}),
+    ...(v.scheme !== undefined ? { scheme: v.scheme as Scheme } : {}),
+    ...(v.scope !== undefined ? { scope: v.scope as Scope } : {}),
+  };
 }
 
 function requireInterface(v: { interface?: string }): string {
@@ -110,7 +113,7 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
   });
   if (positionals.length !== 1) throw new UsageError('exactly one FILE to send');
   const file = positionals[0] as string;
-  const group = resolveGroup(v);
+  const group = resolveGroup(channelTarget(v));
   const iface = requireInterface(v);
   const rate = numberOption('rate', v.rate, DEFAULT_RATE_BPS / 1e6, 0.001, 100_000);
   const durationSec = v.duration === undefined ? undefined : numberOption('duration', v.duration, 0, 0, 1e9);
@@ -197,7 +200,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
   });
   if (positionals.length !== 1) throw new UsageError('exactly one OUT path');
   const outPath = positionals[0] as string;
-  const group = resolveGroup(v);
+  const target = channelTarget(v);
   const iface = requireInterface(v);
   const port = numberOption('port', v.port, 4242, 1, 65535);
   let objectId: Uint8Array | undefined;
@@ -210,21 +213,10 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
   const decodeOn = v.decoder ?? 'auto';
   if (decodeOn !== 'auto' && decodeOn !== 'worker' && decodeOn !== 'inline') throw new UsageError('--decoder must be auto, worker or inline');
   if (v['low-memory'] === true && decodeOn === 'worker') throw new UsageError('--low-memory decodes inline: it cannot be combined with --decoder worker');
-  // Security (src/cli/secure.ts): nothing reaches the receiver before a verified manifest.
-  const sec = usesSecurity(v, SECURE_RECV_OPTIONS) ? (await import('./secure.js')).planSecureRecv(v) : undefined;
-  const security = () => (sec ? { security: sec.summary() } : {});
+  // Security (src/cli/secure.ts maps the options): nothing reaches the receiver before a verified manifest.
+  const security = usesSecurity(v, SECURE_RECV_OPTIONS) ? (await import('./secure.js')).recvSecurityOptions(v) : undefined;
   const out = new Progress({ json: v.json === true ? true : undefined, label: 'recv', jsonIntervalMs: 250 });
   const t0 = performance.now();
-  const ac = new AbortController();
-  const onAbort = () => ac.abort(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
-  let timedOut = false;
-  const timer = timeout === undefined ? undefined : setTimeout(() => {
-    timedOut = true;
-    ac.abort(new UsageError('timeout'));
-  }, timeout * 1000);
-  timer?.unref();
-  let started = false;
   const summary = (stats: ReceiverStats) => ({
     received: stats.received,
     duplicate: stats.duplicate,
@@ -237,44 +229,48 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     decodeFailures: stats.decodeFailures,
     hashMismatches: stats.hashMismatches,
   });
-  try {
-    const result = await receiveFile({
-      out: outPath,
-      spoolDir: v.spool,
-      lowMemory: v['low-memory'] === true,
-      decodeOn,
-      objectId,
-      name: v.name,
-      group,
-      interface: iface,
-      port,
-      signal: ac.signal,
-      ...(sec ? { filter: sec.filter, checkBlock: sec.checkBlock } : {}),
-      onProgress: (p, stats) => {
-        if (p.object && !started) {
-          started = true;
-          out.event('object', `receiving ${p.object.name || 'object'} ${objectIdHex(p.object.objectId)}: ${formatBytes(p.object.size)}, ${p.blocks} blocks, ${p.needed} source symbols`, {
-            objectId: objectIdHex(p.object.objectId),
-            name: p.object.name,
-            size: p.object.size,
-            blocks: p.blocks,
-            symbols: p.needed,
-            resumedBlocks: stats.resumedBlocks,
-          });
-        }
-        out.update({
-          done: p.have,
-          total: p.needed,
-          unit: 'count',
-          text: p.object ? `symbols, blocks ${p.blocksDone}/${p.blocks}, dup ${stats.duplicate}` : 'waiting for an object description',
-          detail: { blocksDone: p.blocksDone, blocks: p.blocks, ...summary(stats) },
-        });
-      },
+  const rx = new Receiver({
+    ...target,
+    out: outPath,
+    interface: iface,
+    port,
+    ...(v.spool !== undefined ? { spoolDir: v.spool } : {}),
+    ...(objectId ? { objectId } : {}),
+    ...(v.name !== undefined ? { name: v.name } : {}),
+    lowMemory: v['low-memory'] === true,
+    // The CLI process receives one object and nothing else: it opts into the process-wide
+    // memory bounds (young generation, malloc arenas, scavenges; src/transfer/heap.ts).
+    memory: tuneReceiverMemory({ lowMemory: v['low-memory'] === true }),
+    decodeOn,
+    ...(security ? { security } : {}),
+    ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+    progressIntervalMs: 250,
+    signal,
+  });
+  const securityOf = () => (security ? { security: rx.securitySummary() } : {});
+  rx.on('listening', (group) => out.event('listening', `joined [${group}]:${port} on ${iface}`, { group, port, interface: iface }));
+  rx.on('object', (o) => {
+    const p = rx.progress;
+    out.event('object', `receiving ${o.name || 'object'} ${objectIdHex(o.objectId)}: ${formatBytes(o.size)}${p ? `, ${p.blocks} blocks, ${p.needed} source symbols` : ''}`, {
+      objectId: objectIdHex(o.objectId),
+      name: o.name,
+      size: o.size,
+      ...(p ? { blocks: p.blocks, symbols: p.needed, resumedBlocks: p.stats.resumedBlocks } : {}),
     });
+  });
+  rx.on('progress', (p) => {
+    out.update({
+      done: p.have,
+      total: p.needed,
+      unit: 'count',
+      text: p.object ? `symbols, blocks ${p.blocksDone}/${p.blocks}, dup ${p.stats.duplicate}` : 'waiting for an object description',
+      detail: { blocksDone: p.blocksDone, blocks: p.blocks, ...summary(p.stats) },
+    });
+  });
+  try {
+    const result = await rx.done;
     const secs = (performance.now() - t0) / 1000;
     const s = result.stats;
-    // The verified digest and the installed size against the signed manifest, then record the sequence.
-    sec?.commit(outPath, result.info);
     out.finish(
       {
         result: 'ok',
@@ -295,7 +291,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         recvBatch: result.recvBatch,
         recvBufferBytes: result.recvBufferBytes,
         ...summary(s),
-        ...security(),
+        ...securityOf(),
         maxRssKiB: peakRssKiB(),
         cpuSeconds: cpuSeconds(),
       },
@@ -303,15 +299,12 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     );
     return 0;
   } catch (err) {
-    if (timedOut) {
-      out.finish({ result: 'timeout', format: 'fountain', seconds: timeout, ...security() }, `no complete object within ${timeout} s (spool kept for resume)`);
+    if (err instanceof TimeoutError) {
+      out.finish({ result: 'timeout', format: 'fountain', seconds: timeout, ...securityOf() }, `no complete object within ${timeout} s (spool kept for resume)`);
       return 3;
     }
-    out.finish({ result: 'error', format: 'fountain', error: err instanceof IotupdError ? err.code : 'ERR_INTERNAL', ...security() }, `stopped: ${err instanceof Error ? err.message : String(err)}`);
+    out.finish({ result: 'error', format: 'fountain', error: err instanceof IotupdError ? err.code : 'ERR_INTERNAL', ...securityOf() }, `stopped: ${err instanceof Error ? err.message : String(err)}`);
     throw err;
-  } finally {
-    if (timer) clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
   }
 }
 

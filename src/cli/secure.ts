@@ -1,13 +1,11 @@
 // Security options of `iotupd send` / `iotupd recv` (fountain format), kept here so the transfer
 // CLI only spreads the option tables in and calls two functions. Scheme: docs/security.md.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { FountainSender } from '../transfer/index.js';
-import { HashAlgorithm } from '../wire/fountain.js';
 import type { Oti } from '../fec/index.js';
-import { SecurityError, StorageError, UsageError } from '../errors.js';
+import { StorageError, UsageError } from '../errors.js';
 import {
   blockCommitments,
-  deviceGuard,
   equalBytes,
   fromHex,
   groupSealer,
@@ -18,11 +16,9 @@ import {
   signFileManifest,
   toHex,
   type MacSuite,
-  type Manifest,
-  type ReceiveGuard,
   type Sealer,
 } from '../crypto/index.js';
-import type { DeviceState } from '../crypto/index.js';
+import type { ReceiveSecurity } from '../session/receive-security.js';
 import { numberOption } from './command.js';
 import { parseTime } from './commands/keygen.js';
 
@@ -135,22 +131,8 @@ export function secureSendHooks(
   return { rateBps: plan.innerRateBps, ...(plan.sealer ? { sealer: plan.sealer } : {}), ...(plan.observe ? { observe: plan.observe } : {}), wrap: (s) => plan.wrap(s) };
 }
 
-export interface SecureRecvPlan {
-  guard: ReceiveGuard;
-  state: DeviceState;
-  /** Put in front of FountainReceiver.push: null = drop. */
-  filter(datagram: Uint8Array): Uint8Array | null;
-  /** FountainReceiver `checkBlock` (per-block commitment check before writing). */
-  checkBlock(sbn: number, data: Uint8Array): boolean;
-  /**
-   * After the object is in place: check the digest the receiver verified over the bytes it wrote
-   * (and the file's size) against the manifest, then record the install.
-   */
-  commit(outPath: string, verified: { hashAlgorithm: number; hash: Uint8Array }): Manifest;
-  summary(): Record<string, unknown>;
-}
-
-export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
+/** The receive-side security options (docs/security.md) as the library's ReceiveSecurity. */
+export function recvSecurityOptions(v: Values): ReceiveSecurity | undefined {
   const trust = v.trust;
   const trustFiles = Array.isArray(trust) ? trust : [];
   if (trustFiles.length === 0) {
@@ -165,56 +147,19 @@ export function planSecureRecv(v: Values): SecureRecvPlan | undefined {
   const jump = str(v, 'max-jump');
   if (jump !== undefined && !/^\d{1,20}$/.test(jump)) throw new UsageError('--max-jump must be an integer');
   const deviceId = str(v, 'device-id');
+  if (deviceId !== undefined && !/^([0-9a-fA-F]{2})+$/.test(deviceId)) throw new UsageError('--device-id must be hex digits');
   const gk = str(v, 'group-key');
-  const { guard, state } = deviceGuard({
-    trustFiles,
-    stateDir,
+  if (v.encrypt && gk === undefined) throw new UsageError('--encrypt needs --group-key');
+  return {
+    trust: trustFiles,
     product,
+    stateDir,
     cipher: cipherOf(v),
-    macSuite: macSuiteOf(v),
-    // The receive driver gets a fresh buffer per datagram and does not reuse it after the filter.
-    decryptInPlace: true,
-    ...(gk !== undefined ? { groupKeyFile: gk } : {}),
+    mac: macSuiteOf(v),
+    ...(gk !== undefined ? { groupKey: gk } : {}),
     ...(v.encrypt ? { requireEncryption: true } : {}),
     ...(jump !== undefined ? { maxSequenceJump: BigInt(jump) } : {}),
     ...(deviceId !== undefined ? { deviceId: fromHex(deviceId) } : {}),
-  });
-  const noClock = v['no-clock'] === true;
-  return {
-    guard,
-    state,
-    filter(datagram) {
-      const r = guard.filter(datagram, noClock ? undefined : Math.floor(Date.now() / 1000));
-      return r.kind === 'deliver' ? r.datagram : null;
-    },
-    checkBlock: (sbn, data) => guard.checkBlock(sbn, data),
-    commit(outPath, verified) {
-      const m = guard.manifest;
-      if (!m) throw new SecurityError('no verified manifest', 'ERR_NO_MANIFEST');
-      // The receiver hashed every byte it wrote and renamed the file only when that digest
-      // matched the description's; here the description's digest and the file's size must be the
-      // signed ones. (The guard already drops descriptions that disagree with the manifest.)
-      let size: number;
-      try {
-        size = statSync(outPath).size;
-      } catch (err) {
-        throw new StorageError(`cannot read ${outPath}: ${(err as Error).message}`);
-      }
-      if (verified.hashAlgorithm !== HashAlgorithm.SHA256 || size !== m.size || !equalBytes(verified.hash, m.objectHash)) {
-        throw new SecurityError(`${outPath} does not match the signed manifest after writing`, 'ERR_MISMATCH');
-      }
-      state.commit(m);
-      return m;
-    },
-    summary() {
-      const m = guard.manifest;
-      return {
-        manifest: m ? { product: m.product, sequence: m.sequence.toString(), version: m.version, signer: toHex(m.signerKeyId) } : null,
-        drops: guard.stats.drops,
-        manifestErrors: guard.stats.manifestErrors,
-        blocksVerified: guard.stats.blocksVerified,
-        blocksRejected: guard.stats.blocksRejected,
-      };
-    },
+    ...(v['no-clock'] === true ? { clock: false as const } : {}),
   };
 }
