@@ -7,19 +7,19 @@ export {
   CarouselReceiver,
   DROP_REASONS,
   type CarouselReceiverOptions,
-  type DropReason,
+  type DropReason as CarouselDropReason,
   type FileIdentity,
-  type PushResult,
-  type ReceiverStats,
+  type PushResult as CarouselPushResult,
+  type ReceiverStats as CarouselReceiverStats,
 } from './receiver.js';
 export { decodeState, encodeState, type ResumeState } from './state.js';
-export { sendFile, DEFAULT_RATE_MBIT, type SendFileOptions, type SendProgress, type SendResult } from './send.js';
+export { sendCarousel, DEFAULT_RATE_MBIT, type CarouselSendOptions, type CarouselSendProgress, type CarouselSendResult } from './send.js';
 export {
-  receiveFile,
+  receiveCarousel,
   STATE_SUFFIX,
-  type ReceiveFileOptions,
-  type ReceiveProgress,
-  type ReceiveResult,
-  type ReceiveEvent,
-  type ReceivePhase,
+  type CarouselReceiveOptions,
+  type CarouselReceiveProgress,
+  type CarouselReceiveResult,
+  type CarouselReceiveEvent,
+  type CarouselReceivePhase,
 } from './recv.js';

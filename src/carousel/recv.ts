@@ -19,7 +19,7 @@ import { decodeState, encodeState, type ResumeState } from './state.js';
 
 export const STATE_SUFFIX = '.iotupd-state';
 
-export interface ReceiveFileOptions {
+export interface CarouselReceiveOptions {
   out: string;
   interface: string;
   group: string;
@@ -28,20 +28,20 @@ export interface ReceiveFileOptions {
   /** Give up (ERR_TIMEOUT) after this long without a complete, verified file. */
   timeoutMs?: number;
   signal?: AbortSignal;
-  onProgress?: (p: ReceiveProgress) => void;
+  onProgress?: (p: CarouselReceiveProgress) => void;
   /** Default 250 ms. */
   progressIntervalMs?: number;
-  onEvent?: (e: ReceiveEvent) => void;
+  onEvent?: (e: CarouselReceiveEvent) => void;
   /** How often the resume state is saved (default 1000 ms). */
   stateIntervalMs?: number;
   /** Largest file accepted (default 64 GiB). */
   maxSize?: number;
 }
 
-export type ReceivePhase = 'waiting' | 'receiving' | 'verifying' | 'done';
+export type CarouselReceivePhase = 'waiting' | 'receiving' | 'verifying' | 'done';
 
-export interface ReceiveProgress {
-  phase: ReceivePhase;
+export interface CarouselReceiveProgress {
+  phase: CarouselReceivePhase;
   /** File size once known. */
   size: number | undefined;
   chunks: number;
@@ -52,7 +52,7 @@ export interface ReceiveProgress {
   stats: ReceiverStats;
 }
 
-export interface ReceiveResult extends ReceiveProgress {
+export interface CarouselReceiveResult extends CarouselReceiveProgress {
   size: number;
   hash: string;
   /** Chunks found in a resume state at start. */
@@ -61,7 +61,7 @@ export interface ReceiveResult extends ReceiveProgress {
   alreadyPresent: boolean;
 }
 
-export type ReceiveEvent =
+export type CarouselReceiveEvent =
   | { type: 'resume'; chunks: number; chunksTotal: number; size: number; hash: string }
   | { type: 'state-ignored'; reason: string }
   | { type: 'file'; size: number; hash: string }
@@ -77,7 +77,7 @@ function bytesPresent(rx: CarouselReceiver): number {
   return bm.count * CHUNK_SIZE - (bm.has(last) ? last * CHUNK_SIZE + CHUNK_SIZE - id.size : 0);
 }
 
-function loadState(path: string, outSize: number, emit: (e: ReceiveEvent) => void): ResumeState | undefined {
+function loadState(path: string, outSize: number, emit: (e: CarouselReceiveEvent) => void): ResumeState | undefined {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -102,10 +102,10 @@ function loadState(path: string, outSize: number, emit: (e: ReceiveEvent) => voi
   return state;
 }
 
-export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResult> {
+export async function receiveCarousel(opts: CarouselReceiveOptions): Promise<CarouselReceiveResult> {
   const out = opts.out;
   const statePath = out + STATE_SUFFIX;
-  const emit = (e: ReceiveEvent): void => opts.onEvent?.(e);
+  const emit = (e: CarouselReceiveEvent): void => opts.onEvent?.(e);
   if (opts.signal?.aborted) throw abortError(opts.signal);
 
   let fd: number;
@@ -135,10 +135,10 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   }
 }
 
-function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: CarouselReceiver, resumed: boolean, resumedChunks: number): Promise<ReceiveResult> {
+function run(opts: CarouselReceiveOptions, fd: number, sock: McastSocket, rx: CarouselReceiver, resumed: boolean, resumedChunks: number): Promise<CarouselReceiveResult> {
   const out = opts.out;
   const statePath = out + STATE_SUFFIX;
-  const emit = (e: ReceiveEvent): void => opts.onEvent?.(e);
+  const emit = (e: CarouselReceiveEvent): void => opts.onEvent?.(e);
   const t0 = performance.now();
   let prepared = resumed; // OUT sized for the pinned file
   let dirty = false; // chunks written since the last state save
@@ -150,7 +150,7 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
   let alreadyPresent = false;
   const timers: NodeJS.Timeout[] = [];
 
-  const progress = (phase: ReceivePhase): ReceiveProgress => ({
+  const progress = (phase: CarouselReceivePhase): CarouselReceiveProgress => ({
     phase,
     size: rx.identity?.size,
     chunks: rx.bitmap?.count ?? 0,
@@ -159,7 +159,7 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
     elapsedMs: performance.now() - t0,
     stats: rx.stats(),
   });
-  const phase = (): ReceivePhase => (finished ? 'done' : hashing && rx.complete ? 'verifying' : rx.identity ? 'receiving' : 'waiting');
+  const phase = (): CarouselReceivePhase => (finished ? 'done' : hashing && rx.complete ? 'verifying' : rx.identity ? 'receiving' : 'waiting');
 
   const saveState = (): void => {
     const id = rx.identity;
@@ -169,7 +169,7 @@ function run(opts: ReceiveFileOptions, fd: number, sock: McastSocket, rx: Carous
     dirty = false;
   };
 
-  return new Promise<ReceiveResult>((resolve, reject) => {
+  return new Promise<CarouselReceiveResult>((resolve, reject) => {
     const stop = (): void => {
       finished = true;
       for (const t of timers) clearInterval(t);

@@ -14,7 +14,7 @@ import { CarouselSender, WIRE_BYTES_PER_FRAME } from './sender.js';
 /** Default rate: 10 Mbit/s on the wire, a rate any LAN or Wi-Fi link carries without harm. */
 export const DEFAULT_RATE_MBIT = 10;
 
-export interface SendFileOptions {
+export interface CarouselSendOptions {
   file: string;
   /** Interface name (validated by src/net; never a default). */
   interface: string;
@@ -31,11 +31,11 @@ export interface SendFileOptions {
   hopLimit?: number;
   signal?: AbortSignal;
   /** Called about every `progressIntervalMs` (default 250) and once at the end. */
-  onProgress?: (p: SendProgress) => void;
+  onProgress?: (p: CarouselSendProgress) => void;
   progressIntervalMs?: number;
 }
 
-export interface SendProgress {
+export interface CarouselSendProgress {
   size: number;
   hash: Uint8Array;
   frames: number;
@@ -50,7 +50,7 @@ export interface SendProgress {
   done: boolean;
 }
 
-export interface SendResult extends SendProgress {
+export interface CarouselSendResult extends CarouselSendProgress {
   /** True if `signal` stopped the sender before its passes were done. */
   interrupted: boolean;
 }
@@ -91,7 +91,7 @@ class ChunkCache {
   };
 }
 
-export async function sendFile(opts: SendFileOptions): Promise<SendResult> {
+export async function sendCarousel(opts: CarouselSendOptions): Promise<CarouselSendResult> {
   const rateMbit = opts.rateMbit ?? DEFAULT_RATE_MBIT;
   if (!(rateMbit > 0 && rateMbit <= 100_000)) throw new UsageError(`rate must be from 0 to 100000 Mbit/s, got ${rateMbit}`);
   let fd: number;
@@ -125,7 +125,7 @@ export async function sendFile(opts: SendFileOptions): Promise<SendResult> {
     const bucket = new TokenBucket(bitsPerSecond, burst, t0);
     const interval = opts.progressIntervalMs ?? 250;
     let lastReport = t0;
-    const progress = (done: boolean): SendProgress => {
+    const progress = (done: boolean): CarouselSendProgress => {
       const elapsedMs = performance.now() - t0;
       return {
         size,
@@ -160,7 +160,7 @@ export async function sendFile(opts: SendFileOptions): Promise<SendResult> {
       }
     }
     await sock.drain();
-    const result: SendResult = { ...progress(true), interrupted: !tx.done };
+    const result: CarouselSendResult = { ...progress(true), interrupted: !tx.done };
     opts.onProgress?.(result);
     return result;
   } finally {

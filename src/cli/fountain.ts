@@ -307,14 +307,3 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
     throw err;
   }
 }
-
-/** The format named by `--format X` / `--format=X` in argv; the fountain format is the default. */
-export function usesFountainFormat(argv: readonly string[]): boolean {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--') break;
-    if (a === '--format') return argv[i + 1] === 'fountain';
-    if (a.startsWith('--format=')) return a.slice('--format='.length) === 'fountain';
-  }
-  return true;
-}

@@ -2,7 +2,8 @@
  * Small file helpers shared by the transfer formats: streaming reads and BLAKE3 of a file, atomic
  * replacement of small files, and one-line StorageErrors for the errno values users meet.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { IotupdError, StorageError } from '../errors.js';
@@ -104,6 +105,30 @@ export function writeFileAtomicSync(path: string, bytes: Uint8Array): void {
 }
 
 /** unlink that ignores a missing file. */
+/**
+ * Fails at once, with a StorageError naming the path, when `out` cannot become a file: it is a
+ * directory, or no entry can be created beside it (no such directory, read-only or pseudo file
+ * system, no permission). The check creates and removes a probe directory beside `out`: access()
+ * would say yes to root on /proc.
+ */
+export function checkOutputPath(out: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(out).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storageError(err, 'write', out);
+  }
+  if (isDir) throw new StorageError(`cannot write ${out}: it is a directory`, 'ERR_STORAGE');
+  const dir = dirname(resolve(out));
+  let probe: string;
+  try {
+    probe = mkdtempSync(join(dir, '.iotupd-probe-'));
+  } catch (err) {
+    throw storageError(err, 'write in', dir);
+  }
+  rmdirSync(probe);
+}
+
 export function removeIfExists(path: string): void {
   try {
     unlinkSync(path);

@@ -3,6 +3,7 @@
 // driver (src/transfer/driver.ts) and the I/O-free FountainReceiver.
 import { EventEmitter } from 'node:events';
 import { resolveGroup, type ChannelTarget } from '../channel/index.js';
+import { checkOutputPath } from '../fsutil/index.js';
 import { abortError, IotupdError, TimeoutError, UsageError } from '../errors.js';
 import type { Manifest } from '../crypto/index.js';
 import { receiveFile, type ReceiveResult } from '../transfer/driver.js';
@@ -79,6 +80,8 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     if (!opts.out) throw new UsageError('an output path (out) is required');
     if (!opts.interface) throw new UsageError('an interface is required (never a default interface)');
     this.group = resolveGroup(opts);
+    // An output that can never be written is a mistake to report now, not after the transfer.
+    checkOutputPath(opts.out);
     this.done = this.run(opts);
     // `done` is the caller's; an unobserved rejection must not also crash the process.
     this.done.catch(() => {});

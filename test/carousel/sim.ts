@@ -1,6 +1,6 @@
 // Deterministic helpers for the I/O-free carousel tests (not a test file itself).
 import { blake3 } from '@noble/hashes/blake3.js';
-import { CarouselReceiver, type PushResult } from '../../src/carousel/index.js';
+import { CarouselReceiver, type CarouselPushResult as PushResult } from '../../src/carousel/index.js';
 import { prng } from '../support/prng.js';
 export { prng };
 

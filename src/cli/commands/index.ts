@@ -11,8 +11,8 @@ export interface CommandEntry {
 // runs keeps the others' code out of the process: a receiver does not load the lab, the key tools
 // or the carousel (less memory on a device, and a sender starts sending sooner).
 export const commands: CommandEntry[] = [
-  { name: 'send', summary: 'send a file to a multicast channel, as a carousel', load: async () => (await import('./send.js')).sendCommand },
-  { name: 'recv', summary: 'receive a file from a multicast channel (resumable)', load: async () => (await import('./recv.js')).recvCommand },
+  { name: 'send', summary: 'send a file to a multicast channel (RaptorQ fountain; --format iotupd: the original carousel)', load: async () => (await import('./send.js')).sendCommand },
+  { name: 'recv', summary: 'receive a file from a multicast channel (resumable; verifies signed releases with --trust)', load: async () => (await import('./recv.js')).recvCommand },
   { name: 'demo', summary: 'lab demo: one sender, three devices (10 % loss, late join), verified copies', load: async () => (await import('./demo.js')).demoCommand },
   { name: 'keygen', summary: 'generate signing keys (root / delegated) and group keys', load: async () => (await import('./keygen.js')).keygenCommand },
   { name: 'manifest', summary: 'inspect and verify signed manifests', load: async () => (await import('./manifest.js')).manifestCommand },
