@@ -121,8 +121,9 @@ export const syncDecoder: DecodeExecutor = {
  * group as soon as every block has what its decode needs (FountainReceiver.saturated) instead
  * of after the last decode. A block waiting for its turn holds no symbols: the receiver reads
  * them from its store when the turn comes, and decodes within it (in place, or into the one
- * reused job buffer through `decode`). Reception pauses during each decode (tens of ms at K = 2048); the socket
- * buffer absorbs that, and what it cannot absorb is loss, which the fountain code makes up for.
+ * reused job buffer through `decode`). Reception pauses during each decode (tens of ms at
+ * K = 2048); the socket buffer absorbs that, and what it cannot absorb is loss, which the
+ * fountain code makes up for.
  */
 export class InlineDecoder implements DecodeExecutor {
   private buf: ArrayBuffer | undefined;
@@ -133,7 +134,7 @@ export class InlineDecoder implements DecodeExecutor {
   private readonly idle: (() => void)[] = [];
   /** Warm-up decodes run so far. */
   warmUps = 0;
-  private turn: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
   private closed = false;
   private receiving = false;
   /** When the last decode ended, and how long it took (ms, performance.now()). */
@@ -165,12 +166,7 @@ export class InlineDecoder implements DecodeExecutor {
 
   /** Decodes a job on this thread, now (called within a turn). */
   decode(job: DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
-    let result: DecodeResult;
-    try {
-      result = runDecodeJob(job);
-    } finally {
-      this.inUse = false;
-    }
+    const result = runDecodeJob(job);
     // A successful block is written out of the buffer in `done`: a buffer asked for meanwhile
     // is a fresh one. A failed job's symbols are not needed any more.
     this.inUse = result !== undefined;
@@ -185,10 +181,10 @@ export class InlineDecoder implements DecodeExecutor {
 
   /**
    * Queues `count` synthetic decodes of K = `k` (the first WARM_UP_SMALL of them K / 8), T = `t`
-   * (warmUpJob) behind every real decode, so
-   * that V8 has optimized the decoder by the time the real ones come: the driver calls it once the
-   * receiver sees loss (FountainReceiver.lossSeen). They follow the half-time rule of
-   * setReceiving, use the memory of one real decode, and a real decode queued later goes first.
+   * (warmUpDecode) behind every real decode, so that V8 has optimized the decoder by the time
+   * the real ones come: the driver calls it once the receiver sees loss
+   * (FountainReceiver.lossSeen). They follow the half-time rule of setReceiving, use the memory
+   * of one real decode, and a real decode queued later goes first.
    */
   warmUp(k: number, t: number, count = WARM_UP_DECODES): void {
     if (this.closed) return;
@@ -211,20 +207,20 @@ export class InlineDecoder implements DecodeExecutor {
   }
 
   private schedule(): void {
-    if (this.turn !== undefined || this.closed || (this.queue.length === 0 && this.idle.length === 0)) return;
+    if (this.timer !== undefined || this.closed || (this.queue.length === 0 && this.idle.length === 0)) return;
     const wait = this.receiving ? this.lastEnd + this.lastTook - performance.now() : 0;
-    this.turn = wait > 0 ? setTimeout(() => this.runNext(), Math.ceil(wait)) : setImmediate(() => this.runNext());
+    this.timer = wait > 0 ? setTimeout(() => this.runNext(), Math.ceil(wait)) : setImmediate(() => this.runNext());
   }
 
   private cancelTurn(): void {
-    if (this.turn === undefined) return;
-    clearTimeout(this.turn as NodeJS.Timeout);
-    clearImmediate(this.turn as NodeJS.Immediate);
-    this.turn = undefined;
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer as NodeJS.Timeout);
+    clearImmediate(this.timer as NodeJS.Immediate);
+    this.timer = undefined;
   }
 
   private runNext(): void {
-    this.turn = undefined;
+    this.timer = undefined;
     // A timer may fire early by the event loop's cached clock: check the real one.
     if (this.receiving && performance.now() < this.lastEnd + this.lastTook) {
       this.schedule();
