@@ -4,7 +4,7 @@ import { bytesEqual } from '../object.js';
 import { syncDecoder, type DecodeExecutor } from '../decoding.js';
 import { forgetSymbols, newBlock, type BlockState } from './held.js';
 import { resumeBlocks } from './resume.js';
-import { DecodeScheduler } from './schedule.js';
+import { DecodeScheduler, type DecodeHost } from './schedule.js';
 import { describesSame, isWanted, selectObject, type DescriptionPacket, type Selected } from './select.js';
 import type { ReceiverStore } from './store.js';
 import { newStats, type ObjectInfo, type PushResult, type ReceiverOptions, type ReceiverProgress, type ReceiverStats } from './types.js';
@@ -195,7 +195,8 @@ export class FountainReceiver {
       decodes,
     };
     this.cur = cur;
-    this.selectedAt = this.now;
+    // A resumed object was selected in an earlier run, on another clock.
+    this.selectedAt = resuming ? undefined : this.now;
     if (stored) {
       cur.blocksDone = resumeBlocks(blocks, stored, this.stats);
       for (const b of blocks) if (!b.done && b.held.size >= b.k) decodes.schedule(b);
@@ -253,18 +254,18 @@ export class FountainReceiver {
   }
 
   /** How the decode scheduler reports back; results for an object that was replaced are ignored there. */
-  private schedulerHost() {
+  private schedulerHost(): DecodeHost {
     return {
-      completed: (b: BlockState, used: number, bytes: Uint8Array | undefined, decoded: boolean) => {
+      completed: (b, used, bytes, decoded) => {
         const cur = this.cur as Current;
         this.blockComplete(cur, b, used, bytes);
         if (!decoded) return;
         this.opts.afterDecode?.();
         if (this.complete) this.opts.onComplete?.();
       },
-      rejected: (b: BlockState) => this.rejectBlock(b),
-      fail: (err: unknown) => this.fail(err),
-      scratch: (n: number) => this.scratch(n),
+      rejected: (b) => this.rejectBlock(b),
+      fail: (err) => this.fail(err),
+      scratch: (n) => this.scratch(n),
     };
   }
 

@@ -117,7 +117,10 @@ export interface ReceiverProgress {
   /** Distinct useful symbols held (capped at K per block). */
   have: number;
   complete: boolean;
-  /** The caller's clock (push's `now`) when the object was selected, and when it completed. */
+  /**
+   * The caller's clock (push's `now`) when the object was selected (undefined when it was
+   * resumed from the store) and when it completed.
+   */
   selectedAt?: number;
   completedAt?: number;
 }
