@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeOti, otiFor } from '../src/fec/index.js';
-import { FountainReceiver } from '../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../src/transfer/receiver.js';
 import { FountainSender } from '../src/transfer/sender.js';
 import { BytesSource } from '../src/transfer/source.js';
 import {
@@ -178,7 +178,7 @@ function transfer(mode: { name: string; suite?: AuthSuite; digests?: boolean }, 
       next = (t) => secure.next(t);
       guard = new ReceiveGuard({ trust, policy, groupKey: gk, ...(cipher ? { cipher } : { macSuite: mode.suite as 'mac' | 'poly1305' }) });
     }
-    const receiver = new FountainReceiver({ out: join(dir, 'out.bin') });
+    const receiver = new FountainReceiver({ store: new FileStore({ out: join(dir, 'out.bin') }) });
     let x = 12345;
     let packets = 0;
     for (let t = 0; ; t++) {

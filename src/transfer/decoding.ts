@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { BlockDecoder } from '../fec/index.js';
 
-/** One block's symbols, gathered from the spool, for the RaptorQ decoder. */
+/** One block's symbols, gathered from the receiver's store, for the RaptorQ decoder. */
 export interface DecodeJob {
   k: number;
   symbolSize: number;
@@ -23,46 +23,35 @@ export interface DecodeJob {
 export type DecodeResult = Uint8Array | undefined;
 
 /**
- * Where block decodes run. The receiver core hands over a `gather` thunk (called when a decoder
- * is free, so queued blocks do not hold their symbols in memory) and gets `done` called later —
- * synchronously for `syncDecoder` (deterministic simulations), in a later event-loop turn for
- * `InlineDecoder`, from another thread for `WorkerDecoder` (reception goes on while a block
- * decodes, so a small socket buffer does not overflow during a decode).
+ * Where and when block decodes run. Data flows one way: the receiver asks for a turn
+ * (`request`); when the executor grants it, the receiver reads the block's symbols from its
+ * store into a job and hands the job over (`decode`); the executor hands the result back
+ * (`done`), and the receiver writes it to its store. The executor never reads or writes the
+ * store, and a block waiting for its turn holds no symbols in memory.
+ *
+ * `syncDecoder` grants turns at once and decodes inside the call (deterministic simulations);
+ * `InlineDecoder` grants them one per event-loop turn, paced; `WorkerDecoder` grants them while
+ * a worker thread has room (reception goes on while a block decodes, so a small socket buffer
+ * does not overflow during a decode).
  */
 export interface DecodeExecutor {
-  decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void;
+  /** Calls `turn` once a job handed over now would start at once; requests are granted in order. */
+  request(turn: () => void): void;
+  /** Decodes a job gathered in a turn; `done` gets the result (its buffer is the job's). */
+  decode(job: DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void;
   close(): Promise<void>;
   /**
-   * A buffer of at least `bytes` for a job's symbols (recycled by WorkerDecoder: no K*T-sized
-   * garbage per block). Valid until the job's `done` returns.
+   * A buffer of at least `bytes` for a job's symbols (recycled by WorkerDecoder and
+   * InlineDecoder: no K*T-sized garbage per block). Valid until the job's `done` returns.
    */
   buffer?(bytes: number): Uint8Array;
   /**
-   * Decodes one block with one sub-block in the decoder's own memory (BlockDecoder
-   * prepareInPlace): `select` names the symbols, its `fill` writes them where the decoder wants
-   * them; `done` gets the rows of the source symbols that were not selected (InPlaceResult),
-   * valid until it returns. No job buffer: K*T bytes less, and no copy, per block.
+   * True when turns run on the receiving thread (syncDecoder, InlineDecoder): the receiver may
+   * then decode a block of one sub-block in place within its turn (BlockDecoder.prepareInPlace:
+   * the symbols are read straight into the decoder's own memory, no K*T job buffer, no copy).
    */
-  decodeInPlace?(select: () => InPlaceJob, done: (result: InPlaceResult, job: InPlaceJob) => void): void;
+  readonly inPlace?: boolean;
 }
-
-/** The symbols of one block (N = 1) for an in-place decode, and how to write them. */
-export interface InPlaceJob {
-  k: number;
-  symbolSize: number;
-  blockLength: number;
-  /** ESIs of the symbols (count entries), in the order `fill` writes them. */
-  esis: Int32Array;
-  count: number;
-  /** Writes the symbols back to back into `into` (count*T bytes); false if one could not be read. */
-  fill(into: Uint8Array): boolean;
-}
-
-/**
- * K*T bytes in which source symbol i (at i*T) is valid for every source ESI i not among the
- * job's ESIs; undefined when the ESIs do not determine the block; 'unreadable' when `fill` failed.
- */
-export type InPlaceResult = Uint8Array | undefined | 'unreadable';
 
 /**
  * Synthetic decodes an InlineDecoder runs to warm itself up (InlineDecoder.warmUp). Measured in
@@ -83,31 +72,18 @@ export const WARM_UP_DECODES = 8;
 const WARM_UP_SMALL = 2;
 
 /** A synthetic in-place decode of K = `k`, T = `t`: every `gap`-th source symbol lost, repair symbols in their place. */
-function warmUpJob(k: number, t: number, gap: number): InPlaceJob {
+function warmUpDecode(k: number, t: number, gap: number): void {
   const esis = new Int32Array(k);
   let n = 0;
   for (let esi = 0; n < k && esi < k; esi++) if (esi % gap !== 0) esis[n++] = esi;
   for (let r = 0; n < k; r++) esis[n++] = k + r;
-  const fill = (into: Uint8Array): boolean => {
-    into.fill(gap);
-    return true;
-  };
-  return { k, symbolSize: t, blockLength: k * t, esis, count: k, fill };
-}
-
-/** Runs one in-place decode; the result handed to `done` is valid until `done` returns. */
-export function runInPlaceJob(job: InPlaceJob, done: (result: InPlaceResult, job: InPlaceJob) => void): void {
-  const dec = new BlockDecoder(job.k, job.symbolSize, job.blockLength, 1, 1);
-  const into = dec.prepareInPlace(job.esis, job.count);
-  let result: InPlaceResult;
+  const dec = new BlockDecoder(k, t, k * t, 1, 1);
   try {
-    result = into === undefined ? undefined : job.fill(into) ? dec.decodeMissing() : 'unreadable';
-  } catch (err) {
-    dec.release();
-    throw err;
-  }
-  try {
-    done(result, job);
+    const into = dec.prepareInPlace(esis, k);
+    if (into) {
+      into.fill(gap);
+      dec.decodeMissing();
+    }
   } finally {
     dec.release();
   }
@@ -126,42 +102,39 @@ export function runDecodeJob(job: DecodeJob): DecodeResult {
 }
 
 export const syncDecoder: DecodeExecutor = {
-  decode(gather, done) {
-    const job = gather();
+  request(turn) {
+    turn();
+  },
+  decode(job, done) {
     done(runDecodeJob(job), job);
   },
-  decodeInPlace(select, done) {
-    runInPlaceJob(select(), done);
-  },
+  inPlace: true,
   close: () => Promise.resolve(),
 };
 
-interface Pending {
-  gather: () => DecodeJob;
-  done: (result: DecodeResult, job: DecodeJob) => void;
-}
-
 /**
  * Decodes on the receiving thread, one block per event-loop turn (setImmediate), in place
- * (decodeInPlace) or into one reused job buffer: no second isolate, for devices with little
+ * or into one reused job buffer: no second isolate, for devices with little
  * memory (`recv --low-memory`) and for receivers whose socket buffer can absorb a decode.
  * Deferring the decode (rather than running it inside push) lets the datagrams at hand be
  * processed first, the socket be read between two blocks' decodes, and the driver leave the
  * group as soon as every block has what its decode needs (FountainReceiver.saturated) instead
- * of after the last decode. A queued block holds no symbols: its `gather` (or `select`) runs
- * when its turn comes. Reception pauses during each decode (tens of ms at K = 2048); the socket
- * buffer absorbs that, and what it cannot absorb is loss, which the fountain code makes up for.
+ * of after the last decode. A block waiting for its turn holds no symbols: the receiver reads
+ * them from its store when the turn comes, and decodes within it (in place, or into the one
+ * reused job buffer through `decode`). Reception pauses during each decode (tens of ms at
+ * K = 2048); the socket buffer absorbs that, and what it cannot absorb is loss, which the
+ * fountain code makes up for.
  */
 export class InlineDecoder implements DecodeExecutor {
   private buf: ArrayBuffer | undefined;
   private inUse = false;
-  /** Decodes waiting for their turn, each a thunk that gathers (or selects) and decodes. */
+  /** Turns requested and not yet granted. */
   private readonly queue: (() => void)[] = [];
   /** Warm-up decodes (warmUp): they run only when no real decode waits. */
   private readonly idle: (() => void)[] = [];
   /** Warm-up decodes run so far. */
   warmUps = 0;
-  private turn: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
   private closed = false;
   private receiving = false;
   /** When the last decode ended, and how long it took (ms, performance.now()). */
@@ -185,24 +158,33 @@ export class InlineDecoder implements DecodeExecutor {
     this.schedule();
   }
 
-  decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
+  request(turn: () => void): void {
     if (this.closed) return;
-    this.queue.push(() => this.run({ gather, done }));
+    this.queue.push(turn);
     this.schedule();
   }
 
-  decodeInPlace(select: () => InPlaceJob, done: (result: InPlaceResult, job: InPlaceJob) => void): void {
-    if (this.closed) return;
-    this.queue.push(() => runInPlaceJob(select(), done));
-    this.schedule();
+  /** Decodes a job on this thread, now (called within a turn). */
+  decode(job: DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
+    const result = runDecodeJob(job);
+    // A successful block is written out of the buffer in `done`: a buffer asked for meanwhile
+    // is a fresh one. A failed job's symbols are not needed any more.
+    this.inUse = result !== undefined;
+    try {
+      done(result, job);
+    } finally {
+      this.inUse = false;
+    }
   }
+
+  readonly inPlace = true;
 
   /**
    * Queues `count` synthetic decodes of K = `k` (the first WARM_UP_SMALL of them K / 8), T = `t`
-   * (warmUpJob) behind every real decode, so
-   * that V8 has optimized the decoder by the time the real ones come: the driver calls it once the
-   * receiver sees loss (FountainReceiver.lossSeen). They follow the half-time rule of
-   * setReceiving, use the memory of one real decode, and a real decode queued later goes first.
+   * (warmUpDecode) behind every real decode, so that V8 has optimized the decoder by the time
+   * the real ones come: the driver calls it once the receiver sees loss
+   * (FountainReceiver.lossSeen). They follow the half-time rule of setReceiving, use the memory
+   * of one real decode, and a real decode queued later goes first.
    */
   warmUp(k: number, t: number, count = WARM_UP_DECODES): void {
     if (this.closed) return;
@@ -210,36 +192,35 @@ export class InlineDecoder implements DecodeExecutor {
       // The first ones are an eighth of the size: cold, one of K = 2013 took 230-260 ms, longer
       // than the socket buffer holds at 390 Mbit/s (it overflowed: 450-690 datagrams lost).
       const size = i < WARM_UP_SMALL ? Math.max(32, Math.ceil(k / 8)) : k;
-      const job = warmUpJob(size, t, [10, 4, 3, 7][i % 4] as number);
-      this.idle.push(() =>
-        runInPlaceJob(job, () => {
-          this.warmUps += 1;
-        }),
-      );
+      const gap = [10, 4, 3, 7][i % 4] as number;
+      this.idle.push(() => {
+        warmUpDecode(size, t, gap);
+        this.warmUps += 1;
+      });
     }
     this.schedule();
   }
 
-  /** Decodes waiting for their turn (not counting warm-ups). */
+  /** Turns waiting to be granted (not counting warm-ups). */
   get pending(): number {
     return this.queue.length;
   }
 
   private schedule(): void {
-    if (this.turn !== undefined || this.closed || (this.queue.length === 0 && this.idle.length === 0)) return;
+    if (this.timer !== undefined || this.closed || (this.queue.length === 0 && this.idle.length === 0)) return;
     const wait = this.receiving ? this.lastEnd + this.lastTook - performance.now() : 0;
-    this.turn = wait > 0 ? setTimeout(() => this.runNext(), Math.ceil(wait)) : setImmediate(() => this.runNext());
+    this.timer = wait > 0 ? setTimeout(() => this.runNext(), Math.ceil(wait)) : setImmediate(() => this.runNext());
   }
 
   private cancelTurn(): void {
-    if (this.turn === undefined) return;
-    clearTimeout(this.turn as NodeJS.Timeout);
-    clearImmediate(this.turn as NodeJS.Immediate);
-    this.turn = undefined;
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer as NodeJS.Timeout);
+    clearImmediate(this.timer as NodeJS.Immediate);
+    this.timer = undefined;
   }
 
   private runNext(): void {
-    this.turn = undefined;
+    this.timer = undefined;
     // A timer may fire early by the event loop's cached clock: check the real one.
     if (this.receiving && performance.now() < this.lastEnd + this.lastTook) {
       this.schedule();
@@ -257,26 +238,6 @@ export class InlineDecoder implements DecodeExecutor {
       this.lastEnd = performance.now();
       this.lastTook = this.lastEnd - start;
       this.schedule();
-    }
-  }
-
-  private run({ gather, done }: Pending): void {
-    const job = gather();
-    this.inUse = true;
-    let result: DecodeResult;
-    try {
-      result = runDecodeJob(job);
-    } catch (err) {
-      this.inUse = false;
-      throw err;
-    }
-    // `done` may queue a retry of this block (a failed decode): its gather gets the buffer again,
-    // as the failed job's symbols are no longer needed; a successful block is written out first.
-    this.inUse = result !== undefined;
-    try {
-      done(result, job);
-    } finally {
-      this.inUse = false;
     }
   }
 
@@ -306,18 +267,19 @@ export interface WorkerReply {
 
 interface Posted {
   job: DecodeJob;
-  done: Pending['done'];
+  done: (result: DecodeResult, job: DecodeJob) => void;
 }
 
 /**
  * Decodes in worker threads (default one: the main thread keeps receiving). Each worker gets up
- * to `depth` jobs at once (default 2): the next block's symbols are gathered and posted while the
- * current one decodes, so the worker never waits for the main thread between blocks. Memory: one
- * more gathered block (K*T bytes) per worker.
+ * to `depth` jobs at once (default 2): a turn is granted while a worker has room, so the next
+ * block's symbols are gathered and posted while the current one decodes, and the worker never
+ * waits for the main thread between blocks. Memory: one more gathered block (K*T bytes) per worker.
  */
 export class WorkerDecoder implements DecodeExecutor {
   private readonly all: Worker[] = [];
-  private readonly queue: Pending[] = [];
+  /** Turns requested and not yet granted. */
+  private readonly queue: (() => void)[] = [];
   /** Jobs posted to each worker, oldest first (a worker answers in order). */
   private readonly posted = new Map<Worker, Posted[]>();
   private readonly depth: number;
@@ -325,6 +287,7 @@ export class WorkerDecoder implements DecodeExecutor {
   /** A job buffer back from the worker, for the next gather. */
   private readonly spare: ArrayBuffer[] = [];
   private holding = false;
+  private pumping = false;
   /** Errors in a worker (e.g. it could not load): reported to the receiver through `onError`. */
   onError: ((err: Error) => void) | undefined;
 
@@ -340,26 +303,36 @@ export class WorkerDecoder implements DecodeExecutor {
     }
   }
 
-  decode(gather: () => DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
+  request(turn: () => void): void {
     if (this.closed) return;
-    this.queue.push({ gather, done });
+    this.queue.push(turn);
     this.pump();
   }
 
+  /** The least loaded worker, and whether it has room for another job. */
+  private leastLoaded(): { worker: Worker; jobs: Posted[]; room: boolean } {
+    let best: { worker: Worker; jobs: Posted[] } | undefined;
+    for (const [worker, jobs] of this.posted) if (!best || jobs.length < best.jobs.length) best = { worker, jobs };
+    const b = best as { worker: Worker; jobs: Posted[] };
+    return { ...b, room: b.jobs.length < this.depth };
+  }
+
   private pump(): void {
-    while (this.queue.length > 0 && !this.holding) {
-      // The least loaded worker, if it has room.
-      let best: Posted[] | undefined;
-      let worker: Worker | undefined;
-      for (const [w, jobs] of this.posted) {
-        if (jobs.length < this.depth && (!best || jobs.length < best.length)) [best, worker] = [jobs, w];
-      }
-      if (!best || !worker) return;
-      const p = this.queue.shift() as Pending;
-      const job = p.gather();
-      best.push({ job, done: p.done });
-      worker.postMessage(job, [job.symbols.buffer as ArrayBuffer]);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      // A granted turn may post nothing (its block needs no decode any more): grant the next.
+      while (this.queue.length > 0 && !this.holding && !this.closed && this.leastLoaded().room) (this.queue.shift() as () => void)();
+    } finally {
+      this.pumping = false;
     }
+  }
+
+  decode(job: DecodeJob, done: (result: DecodeResult, job: DecodeJob) => void): void {
+    if (this.closed) return;
+    const { worker, jobs } = this.leastLoaded();
+    jobs.push({ job, done });
+    worker.postMessage(job, [job.symbols.buffer as ArrayBuffer]);
   }
 
   buffer(bytes: number): Uint8Array {
@@ -371,7 +344,7 @@ export class WorkerDecoder implements DecodeExecutor {
   private onMessage(w: Worker, msg: WorkerReply): void {
     const b = this.posted.get(w)?.shift();
     if (this.closed || !b) return;
-    // Jobs queued by `done` (a retry, the next block) are gathered after it returns, into the
+    // Turns requested by `done` (a retry, the next block) are granted after it returns, into the
     // buffer that just came back (it holds the block until then): depth + 1 buffers in all.
     this.holding = true;
     try {

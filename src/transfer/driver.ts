@@ -4,7 +4,7 @@ import { McastSocket, DEFAULT_PORT, GSO_MAX_SEGMENTS } from '../net/index.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm } from '../wire/fountain.js';
 import { IotupdError, UsageError, abortError } from '../errors.js';
 import { hashFile } from './object.js';
-import { FountainReceiver, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver.js';
+import { FileStore, FountainReceiver, type FileStoreOptions, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver/index.js';
 import { FountainSender, repairBlocks, type PacketSealer, type SenderStats } from './sender.js';
 import { FileSource } from './source.js';
 import { InlineDecoder, WorkerDecoder } from './decoding.js';
@@ -202,7 +202,8 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
   return { ...sender.stats, gso: gso.enabled ? 'on' : gso.reason, gsoCalls: sock.stats.gsoCalls, sendErrors: sock.stats.sendErrors, encoderPlansRecorded: plans?.adopted ?? 0 };
 }
 
-export interface ReceiveFileOptions extends ReceiverOptions {
+/** The object goes to `out` through the spool (FileStore). */
+export interface ReceiveFileOptions extends Omit<ReceiverOptions, 'store'>, FileStoreOptions {
   group: string;
   interface: string;
   port?: number;
@@ -307,6 +308,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
   try {
     receiver = new FountainReceiver({
       ...opts,
+      store: new FileStore(opts),
       decoder,
       afterDecode: () => {
         memory?.check();
@@ -374,7 +376,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       try {
         // Security hook: authenticate / decrypt / hold back before the receiver sees anything.
         const data = opts.filter ? opts.filter(datagram) : datagram;
-        if (data && receiver.push(data) === 'complete') resolveDone();
+        if (data && receiver.push(data, performance.now()) === 'complete') resolveDone();
       } catch (err) {
         rejectDone(err);
       }

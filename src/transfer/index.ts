@@ -1,6 +1,22 @@
 // iotupd/transfer: fountain-coded (RaptorQ) multicast delivery. See docs/protocol.md.
 export { FountainSender, DEFAULT_RATE_BPS, type SenderOptions, type SenderStep, type SenderStats, type PacketSealer } from './sender.js';
-export { FountainReceiver, type ReceiverOptions, type ReceiverStats, type ReceiverProgress, type ObjectInfo, type PushResult } from './receiver.js';
+export {
+  FountainReceiver,
+  FileStore,
+  MemoryStore,
+  type ReceiverOptions,
+  type ReceiverStats,
+  type ReceiverProgress,
+  type ObjectInfo,
+  type PushResult,
+  type ReceiverStore,
+  type StoreLayout,
+  type StoreResume,
+  type StoredBlock,
+  type BlockSpan,
+  type FileStoreOptions,
+  type MemoryStoreOptions,
+} from './receiver/index.js';
 export { Spool, RecordKind } from './spool.js';
 export { BytesSource, FileSource, type ObjectSource } from './source.js';
 export { createHasher, hashBytes, hashFile, deriveObjectId } from './object.js';

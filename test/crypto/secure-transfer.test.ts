@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFileSender } from '../../src/transfer/driver.js';
-import { FountainReceiver } from '../../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../../src/transfer/receiver.js';
 import { generateGroupKey, saveGroupKey, saveKeyPair } from '../../src/crypto/keys.js';
 import { groupSealer, SecureSender } from '../../src/crypto/guard.js';
 import { blockCommitments, deviceGuard, signFileManifest } from '../../src/crypto/secure-transfer.js';
@@ -33,7 +33,7 @@ test('file sender + signed manifest + device guard from files: installs once, th
       const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true, rateBps: 1e15 });
       const { guard, state } = deviceGuard({ trustFiles: [join(dir, 'root.pub')], groupKeyFile: gkFile, stateDir: join(dir, 'state'), product: 'sensor-v2', cipher: 'aes-256-gcm', requireEncryption: true });
       const out = join(dir, 'installed.bin');
-      const receiver = new FountainReceiver({ out, checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
+      const receiver = new FountainReceiver({ store: new FileStore({ out }), checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
       let done = false;
       for (let i = 0; i < 2000 && !done; i++) {
         const s = sender.next(i);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blockPartition, otiFor, encodeOti } from '../../src/fec/index.js';
 import { FountainSender } from '../../src/transfer/sender.js';
-import { FountainReceiver } from '../../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../../src/transfer/receiver.js';
 import { BytesSource } from '../../src/transfer/source.js';
 import { BlockHasher, parseOti } from '../../src/crypto/blocks.js';
 import { equalBytes } from '../../src/crypto/bytes.js';
@@ -69,7 +69,7 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
     const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100 });
     const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, ...(cipher ? { cipher, requireEncryption: true } : { macSuite: opts.suite as MacSuite }) });
     const out = join(dir, 'fw.bin');
-    const receiver = new FountainReceiver({ out, checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
+    const receiver = new FountainReceiver({ store: new FileStore({ out }), checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
     // The insider: same group key, its own sealer (its own nonce salt), forges symbols for any SBN/ESI.
     const insider = fountainSealer(new PacketAuth(gk, inner.objectId, opts.suite));
     const rnd = prng(opts.seed);

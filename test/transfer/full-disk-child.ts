@@ -3,7 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeObject, newSender } from './sim.js';
-import { FountainReceiver } from '../../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../../src/transfer/receiver.js';
 import { IotupdError } from '../../src/errors.js';
 
 const dir = process.argv[2] as string;
@@ -12,7 +12,7 @@ const sender = newSender(obj);
 const out = join(dir, 'o.bin');
 let code = 'none';
 try {
-  const r = new FountainReceiver({ out });
+  const r = new FountainReceiver({ store: new FileStore({ out }) });
   let now = 0;
   for (let i = 0; i < 5000; i++) {
     const s = sender.next(now);

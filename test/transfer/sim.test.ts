@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
-import { finalReceiver, makeObject, simulate, type SimReceiver } from './sim.js';
+import { fileStoreOf, finalReceiver, makeObject, simulate, type SimReceiver } from './sim.js';
 
 // A 300 KB object in symbols of 256 bytes, at most 200 symbols per block: 6 source blocks of the
 // real RFC 6330 code. Small enough for a fast suite, large enough for several blocks.
@@ -120,12 +120,12 @@ test('a receiver killed mid-transfer resumes from its spool and needs fewer new 
   const res = simulate(OBJ, [{}], [{ link: { loss: 0.1, crashAtMs: 25, downMs: 10 } }], { seed: 13 });
   try {
     assertIntact(res, 0);
-    const instances = res.receivers.filter((r) => r.out === res.outs[0]);
+    const instances = res.receivers.filter((r) => fileStoreOf(r).out === res.outs[0]);
     assert.equal(instances.length, 2);
     const second = instances[1];
     assert.ok(second);
     assert.ok(second.stats.received < K_TOTAL * 0.9, `second run received ${second.stats.received} of ${K_TOTAL}: spool not reused`);
-    assert.ok(!existsSync(second.spoolDir), 'spool removed after success');
+    assert.ok(!existsSync(fileStoreOf(second).dir), 'spool removed after success');
   } finally {
     res.cleanup();
   }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { otiFor } from '../../src/fec/index.js';
 import { FountainSender, type SenderOptions } from '../../src/transfer/sender.js';
-import { FountainReceiver, type ReceiverOptions } from '../../src/transfer/receiver.js';
+import { FileStore, FountainReceiver, type ReceiverOptions } from '../../src/transfer/receiver/index.js';
 import { BytesSource } from '../../src/transfer/source.js';
 import { hashBytes } from '../../src/transfer/object.js';
 import { HashAlgorithm } from '../../src/wire/fountain.js';
@@ -43,7 +43,7 @@ export interface LinkSpec {
 
 export interface SimReceiver {
   link: LinkSpec;
-  options?: Partial<ReceiverOptions>;
+  options?: Partial<Omit<ReceiverOptions, 'store'>>;
 }
 
 export interface SimSender {
@@ -134,7 +134,7 @@ function less(x: Delivery, y: Delivery): boolean {
 
 /**
  * Run senders and receivers on a virtual clock until every receiver completes or `maxMs` passes.
- * Receivers write into a fresh temp dir (real files: the spool is part of what is tested).
+ * Receivers write into a fresh temp dir through a FileStore (real files: the spool is part of what is tested).
  */
 export function simulate(
   obj: ReturnType<typeof makeObject>,
@@ -145,7 +145,7 @@ export function simulate(
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-sim-'));
   const random = rng(opts.seed);
   const outs = receivers.map((_, i) => join(dir, `out${i}.bin`));
-  const mkReceiver = (i: number) => new FountainReceiver({ out: outs[i] as string, ...receivers[i]?.options });
+  const mkReceiver = (i: number) => new FountainReceiver({ store: new FileStore({ out: outs[i] as string }), ...receivers[i]?.options });
   const live: (FountainReceiver | undefined)[] = receivers.map(() => undefined);
   const all: FountainReceiver[] = [];
   const crashed = receivers.map(() => false);
@@ -246,5 +246,10 @@ export function simulate(
 
 /** The receiver instance that finished for receiver slot i (the last one created for it). */
 export function finalReceiver(res: SimResult, outIndex: number): FountainReceiver | undefined {
-  return res.receivers.filter((r) => r.out === res.outs[outIndex]).pop();
+  return res.receivers.filter((r) => fileStoreOf(r).out === res.outs[outIndex]).pop();
+}
+
+/** The spool of a simulated receiver (they all write real files). */
+export function fileStoreOf(r: FountainReceiver): FileStore {
+  return r.store as FileStore;
 }
