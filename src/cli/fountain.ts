@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolveGroup, type ChannelTarget, type Scheme, type Scope } from '../channel/index.js';
 import { Receiver } from '../session/receiver.js';
+import { blockPartition } from '../fec/index.js';
 import { numberOption, parse } from './command.js';
 import { IotupdError, TimeoutError, UsageError } from '../errors.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
@@ -250,12 +251,14 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
   const securityOf = () => (security ? { security: rx.securitySummary() } : {});
   rx.on('listening', (group) => out.event('listening', `joined [${group}]:${port} on ${iface}`, { group, port, interface: iface }));
   rx.on('object', (o) => {
-    const p = rx.progress;
-    out.event('object', `receiving ${o.name || 'object'} ${objectIdHex(o.objectId)}: ${formatBytes(o.size)}${p ? `, ${p.blocks} blocks, ${p.needed} source symbols` : ''}`, {
+    const blocks = blockPartition(o.oti);
+    const symbols = blocks.reduce((n, b) => n + b.k, 0);
+    out.event('object', `receiving ${o.name || 'object'} ${objectIdHex(o.objectId)}: ${formatBytes(o.size)}, ${blocks.length} blocks, ${symbols} source symbols`, {
       objectId: objectIdHex(o.objectId),
       name: o.name,
       size: o.size,
-      ...(p ? { blocks: p.blocks, symbols: p.needed, resumedBlocks: p.stats.resumedBlocks } : {}),
+      blocks: blocks.length,
+      symbols,
     });
   });
   rx.on('progress', (p) => {

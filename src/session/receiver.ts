@@ -57,8 +57,8 @@ export interface ReceiverEvents {
   object: [info: ObjectInfo];
   /** A manifest signed under the trust root was verified (signed transfers). */
   manifest: [manifest: Manifest];
-  /** Blocks completed since the last event (decoded or whole from source symbols). */
-  block: [progress: ReceiveProgress];
+  /** Source block `sbn` is complete: whole from source symbols, decoded, or found in the spool on resume. */
+  block: [sbn: number];
   progress: [progress: ReceiveProgress];
   complete: [outcome: ReceiveOutcome];
   /** The receive failed; `done` rejects with the same error. */
@@ -105,8 +105,6 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => ac.abort(new TimeoutError(`no complete object within ${opts.timeoutMs! / 1000} s (the spool is kept for resume)`)), opts.timeoutMs);
     timer?.unref();
     let manifest: Manifest | undefined;
-    let objectSeen = false;
-    let blocksDone = -1;
     try {
       // Deferred to the next turn so that listeners attached right after construction see every event.
       await Promise.resolve();
@@ -131,17 +129,11 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
         signal: ac.signal,
         progressIntervalMs: opts.progressIntervalMs ?? 250,
         onListening: () => this.emit('listening', this.group),
+        onObject: (info) => this.emit('object', info),
+        onBlock: (sbn) => this.emit('block', sbn),
         onProgress: (p, stats) => {
-          if (p.object && !objectSeen) {
-            objectSeen = true;
-            this.emit('object', p.object);
-          }
           const progress = { ...p, stats };
           this.#progress = progress;
-          if (p.object && p.blocksDone !== blocksDone) {
-            if (blocksDone >= 0 || p.blocksDone > 0) this.emit('block', progress);
-            blocksDone = p.blocksDone;
-          }
           this.emit('progress', progress);
         },
       });

@@ -197,8 +197,10 @@ export class FountainReceiver {
     this.cur = cur;
     // A resumed object was selected in an earlier run, on another clock.
     this.selectedAt = resuming ? undefined : this.now;
+    this.opts.onObject?.(sel.info);
     if (stored) {
       cur.blocksDone = resumeBlocks(blocks, stored, this.stats);
+      if (this.opts.onBlock) for (const b of blocks) if (b.done) this.opts.onBlock(b.sbn);
       for (const b of blocks) if (!b.done && b.held.size >= b.k) decodes.schedule(b);
     }
     if (cur.blocksDone === blocks.length && !this.complete) this.finish(cur);
@@ -303,6 +305,7 @@ export class FountainReceiver {
     this.stats.used += used;
     forgetSymbols(b);
     cur.hash.completed(b, bytes, this.store);
+    this.opts.onBlock?.(b.sbn);
     if (cur.blocksDone === cur.blocks.length) this.finish(cur);
   }
 

@@ -94,6 +94,10 @@ export interface ReceiverOptions {
   decoder?: DecodeExecutor;
   onComplete?: () => void;
   onError?: (err: IotupdError) => void;
+  /** The object to receive was chosen (from a description, or resumed from the store). */
+  onObject?: (info: ObjectInfo) => void;
+  /** Block `sbn` is complete in the store (whole from source symbols, decoded, or resumed). */
+  onBlock?: (sbn: number) => void;
   /** Called after each block that needed the decoder (the driver uses it to return memory). */
   afterDecode?: () => void;
 }
