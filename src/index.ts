@@ -3,7 +3,7 @@ export * from './errors.js';
 export * from './channel/index.js';
 export * from './net/index.js';
 export * as fec from './fec/index.js';
-export { sendFile, receiveFile, FountainSender, FountainReceiver, type PacketSealer, type SendFileOptions, type ReceiveFileOptions } from './transfer/index.js';
+export { sendFile, receiveFile, FountainSender, FountainReceiver, SendPipeline, type Sealer, type SendFileOptions, type ReceiveFileOptions } from './transfer/index.js';
 export * as crypto from './crypto/index.js';
 export * as librecast from './librecast/index.js';
 export * as carousel from './carousel/index.js';

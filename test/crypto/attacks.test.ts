@@ -242,7 +242,7 @@ function runFlood(opts: { insider: boolean; digests: boolean; blockCheck: boolea
   const gk = generateGroupKey();
   const auth = opts.groupKey ? new PacketAuth(gk, fields.objectId, 'mac') : undefined;
   const inner = new CarouselSender(fields, r.object, auth);
-  const sender = new SecureSender({ inner, objectId: fields.objectId, manifest, signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100, ...(auth ? { sealer: fountainSealer(auth) } : {}) });
+  const sender = new SecureSender({ inner, objectId: fields.objectId, manifest, signingKey: signer, digests: opts.digests, manifestEvery: 100, ...(auth ? { sealer: fountainSealer(auth) } : {}) });
   const guard = new ReceiveGuard({ trust, policy: device, ...(opts.groupKey ? { groupKey: gk } : {}) });
   const receiver = new BlockReceiver(fields, opts.blockCheck ? (sbn, data) => guard.checkBlock(sbn, data) : undefined);
   const injectorKey = opts.insider ? gk : generateGroupKey();

@@ -28,9 +28,9 @@ test('file sender + signed manifest + device guard from files: installs once, th
     const release = { product: 'sensor-v2', sequence: 9n, version: '9.0', created: T0 - DAY, expires: T0 + DAY, groupKey: gk, cipher: 'aes-256-gcm' as const, digests: true };
     const runOnce = async () => {
       const commitments = blockCommitments();
-      const inner = await createFileSender({ file, rateBps: 1e15, sealer, maxBlockSymbols: 100, observe: commitments.observe });
+      const inner = await createFileSender({ file, sealer, maxBlockSymbols: 100, observe: commitments.observe });
       const manifest = signFileManifest(inner, commitments.blockHashes(), signer, release);
-      const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true, rateBps: 1e15 });
+      const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true });
       const { guard, state } = deviceGuard({ trustFiles: [join(dir, 'root.pub')], groupKeyFile: gkFile, stateDir: join(dir, 'state'), product: 'sensor-v2', cipher: 'aes-256-gcm', requireEncryption: true });
       const out = join(dir, 'installed.bin');
       const receiver = new FountainReceiver({ out, checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
