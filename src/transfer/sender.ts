@@ -3,6 +3,7 @@ import { encodeDescription, encodeSymbol, HashAlgorithm, MAX_ESI, type HeaderInp
 import { UsageError } from '../errors.js';
 import { deriveObjectId } from './object.js';
 import type { ObjectSource } from './source.js';
+import type { DatagramProducer } from './pipeline.js';
 
 /** Datagram buffers are carved from slabs of this size (freshPacket). */
 const SLAB_BYTES = 64 * 1024;
@@ -70,7 +71,7 @@ type Building = { block: BlockInfo; build: EncoderBuild; loaded: number };
  * 24-bit ESI space wraps. The first producer of a send pipeline (pipeline.ts): it does not pace,
  * the pipeline's one token bucket does; `next(now)` returns the next datagram at once.
  */
-export class FountainSender {
+export class FountainSender implements DatagramProducer {
   readonly objectId: Uint8Array;
   readonly oti: Oti;
   /** The whole-object digest the description announces, and its algorithm (HashAlgorithm). */
