@@ -1,5 +1,6 @@
 // Glue between the fountain transfer's file sender / receiver and the security layer, used by the
-// CLI (`iotupd send --key ...`, `iotupd recv --trust ...`). No sockets here.
+// send-side security API (src/session/send-security.ts) and the CLI (`iotupd recv --trust ...`).
+// No sockets here.
 import { encodeOti, type Oti } from '../fec/index.js';
 import { HashAlgorithm } from '../wire/fountain.js';
 import { SecurityError, UsageError } from '../errors.js';

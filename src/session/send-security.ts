@@ -64,8 +64,9 @@ function unixSeconds(name: string, t: number | undefined): void {
 }
 
 /**
- * Validates `s` (UsageError for options that do not fit together or out of range; SecurityError
- * for a group key of the wrong length or a manifest that does not parse) and plans the pipeline.
+ * Validates `s` (UsageError for options that do not fit together or out of range, SecurityError
+ * for a group key of the wrong length, DecodeError for a manifest that does not parse) and plans
+ * the pipeline.
  */
 export function planSendSecurity(s: SendSecurity): SendSecurityPlan {
   const { signingKey, manifest, groupKey } = s;
@@ -79,8 +80,10 @@ export function planSendSecurity(s: SendSecurity): SendSecurityPlan {
   if (!CIPHERS.includes(cipher)) throw new UsageError('cipher must be aes-256-gcm or chacha20-poly1305');
   const mac = s.mac ?? 'poly1305';
   if (!MACS.includes(mac)) throw new UsageError('mac must be poly1305 or mac (HMAC-SHA256)');
-  if (manifest !== undefined) {
-    if (s.digests && !inspectManifest(manifest).fields.symbolDigests) throw new UsageError('the manifest was signed without digests');
+  // A given manifest is parsed now (DecodeError), not once the file is hashed; its signature is the devices' to check.
+  const given = manifest === undefined ? undefined : inspectManifest(manifest).fields;
+  if (given) {
+    if (s.digests && !given.symbolDigests) throw new UsageError('the manifest was signed without digests');
   } else {
     if (s.product === undefined || s.sequence === undefined) throw new UsageError('signingKey needs product and sequence');
     if (s.sequence < 1n || s.sequence >= 2n ** 64n) throw new UsageError('sequence must be an integer 1..2^64-1');
@@ -96,10 +99,9 @@ export function planSendSecurity(s: SendSecurity): SendSecurityPlan {
   const commitments = manifest === undefined ? blockCommitments() : undefined;
   const stage: SendStage = (inner, sender) => {
     let signed: Uint8Array;
-    if (manifest !== undefined) {
-      const f = inspectManifest(manifest).fields;
-      if (!equalBytes(f.objectId, sender.objectId)) {
-        throw new UsageError(`the manifest is for object ${toHex(f.objectId)}, this file and these options give ${toHex(sender.objectId)} (same symbol size / block symbols?)`);
+    if (manifest !== undefined && given) {
+      if (!equalBytes(given.objectId, sender.objectId)) {
+        throw new UsageError(`the manifest is for object ${toHex(given.objectId)}, this file and these options give ${toHex(sender.objectId)} (same symbol size / block symbols?)`);
       }
       signed = manifest;
     } else {

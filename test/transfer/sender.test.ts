@@ -15,7 +15,7 @@ import { planSendSecurity, type SendSecurity } from '../../src/session/send-secu
 import { ReceiveGuard } from '../../src/crypto/guard.js';
 import { generateGroupKey } from '../../src/crypto/keys.js';
 import { ManifestAssembler } from '../../src/crypto/fragments.js';
-import { UsageError } from '../../src/errors.js';
+import { DecodeError, UsageError } from '../../src/errors.js';
 import { hierarchy, T0 } from '../crypto/fixtures.js';
 
 const OBJ = makeObject(100_000, 256, 100, 4); // 391 symbols in 4 blocks
@@ -376,6 +376,7 @@ test('send security: options that do not fit together are typed errors, before a
   usage({ signingKey: signer, product: 'p', sequence: 1n, expires: -1 }, /expires/);
   usage({ signingKey: signer, product: 'p', sequence: 1n, cipher: 'des' as never }, /cipher must be/);
   usage({ signingKey: signer, product: 'p', sequence: 1n, mac: 'crc' as never }, /mac must be/);
+  assert.throws(() => planSendSecurity({ manifest: new Uint8Array(10) }), DecodeError, 'a manifest that does not parse, before the file is hashed');
   // A group key of the wrong length is a SecurityError (ERR_KEY).
   assert.throws(() => planSendSecurity({ signingKey: signer, product: 'p', sequence: 1n, groupKey: new Uint8Array(16) }), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'ERR_KEY');
   // A manifest signed for another object is refused when the stage is built for this one.
