@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeOti, otiFor } from '../src/fec/index.js';
-import { FileStore, FountainReceiver } from '../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../src/transfer/receiver/index.js';
 import { FountainSender } from '../src/transfer/sender.js';
 import { BytesSource } from '../src/transfer/source.js';
 import {
@@ -152,12 +152,12 @@ function transfer(mode: { name: string; suite?: AuthSuite; digests?: boolean }, 
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-bench-'));
   try {
     const t0 = performance.now();
-    const probe = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e15 });
+    const probe = new FountainSender({ oti, source: new BytesSource(object), hash });
     const auth = mode.suite ? new PacketAuth(gk, probe.objectId, mode.suite) : undefined;
     const cipher = mode.suite === 'aes-256-gcm' || mode.suite === 'chacha20-poly1305' ? mode.suite : undefined;
     // As the CLI does: with signed digests and no encryption, data packets carry no group MAC.
     const sealData = auth && !(mode.digests && !cipher);
-    const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e15, ...(sealData ? { sealer: fountainSealer(auth) } : {}) });
+    const inner = new FountainSender({ oti, source: new BytesSource(object), hash, ...(sealData ? { sealer: fountainSealer(auth) } : {}) });
     let next: (t: number) => { datagram: Uint8Array } | object = (t) => inner.next(t);
     let guard: ReceiveGuard | undefined;
     if (auth) {
@@ -174,7 +174,7 @@ function transfer(mode: { name: string; suite?: AuthSuite; digests?: boolean }, 
         },
         signer,
       );
-      const secure = new SecureSender({ inner, objectId: inner.objectId, manifest: m, sealer: fountainSealer(auth), signingKey: signer, digests: mode.digests ?? false, rateBps: 1e15 });
+      const secure = new SecureSender({ inner, objectId: inner.objectId, manifest: m, sealer: fountainSealer(auth), signingKey: signer, digests: mode.digests ?? false });
       next = (t) => secure.next(t);
       guard = new ReceiveGuard({ trust, policy, groupKey: gk, ...(cipher ? { cipher } : { macSuite: mode.suite as 'mac' | 'poly1305' }) });
     }

@@ -7,10 +7,11 @@ import { blockPartition } from '../fec/index.js';
 import { numberOption, parse } from './command.js';
 import { IotupdError, TimeoutError, UsageError } from '../errors.js';
 import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
-import { DEFAULT_RATE_BPS, type SenderStats } from '../transfer/sender.js';
+import type { SenderStats } from '../transfer/sender.js';
+import { DEFAULT_RATE_BPS } from '../transfer/pacer.js';
 import { sendFile } from '../transfer/driver.js';
 import { tuneReceiverMemory } from '../transfer/heap.js';
-import type { ReceiverStats } from '../transfer/receiver.js';
+import type { ReceiverStats } from '../transfer/receiver/index.js';
 import { Progress, formatBytes } from './progress.js';
 import { SECURE_RECV_OPTIONS, SECURE_RECV_USAGE, SECURE_SEND_OPTIONS, SECURE_SEND_USAGE, usesSecurity } from './secure-options.js';
 
@@ -145,14 +146,15 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
   };
   // Security (src/cli/secure.ts, loaded only when asked for): signed manifest, tags, encryption.
   const secure = usesSecurity(v, SECURE_SEND_OPTIONS) ? await import('./secure.js') : undefined;
-  const hooks = secure ? secure.secureSendHooks(secure.planSecureSend(v, file, rate * 1e6), rate * 1e6) : { rateBps: rate * 1e6 };
+  const security = secure?.planSecureSend(v);
   const stats = await sendFile({
     file,
     group,
     interface: iface,
     port,
     hopLimit,
-    ...hooks,
+    rateBps: rate * 1e6,
+    ...(security ? { security } : {}),
     symbolSize: T,
     maxBlockSymbols: blockSymbols,
     senderIndex: index,

@@ -1,23 +1,9 @@
 // Security options of `iotupd send` / `iotupd recv` (fountain format), kept here so the transfer
 // CLI only spreads the option tables in and calls two functions. Scheme: docs/security.md.
 import { readFileSync } from 'node:fs';
-import type { FountainSender } from '../transfer/index.js';
-import type { Oti } from '../fec/index.js';
 import { StorageError, UsageError } from '../errors.js';
-import {
-  blockCommitments,
-  equalBytes,
-  fromHex,
-  groupSealer,
-  inspectManifest,
-  loadGroupKey,
-  loadSigningKey,
-  SecureSender,
-  signFileManifest,
-  toHex,
-  type MacSuite,
-  type Sealer,
-} from '../crypto/index.js';
+import { fromHex, loadGroupKey, loadSigningKey, type MacSuite } from '../crypto/index.js';
+import type { SendSecurity } from '../session/send-security.js';
 import type { ReceiveSecurity } from '../session/receive-security.js';
 import { numberOption } from './command.js';
 import { parseTime } from './commands/keygen.js';
@@ -45,90 +31,50 @@ function cipherOf(v: Values): 'aes-256-gcm' | 'chacha20-poly1305' {
   return c;
 }
 
-export interface SecureSendPlan {
-  /** Goes into the FountainSender (createFileSender / sendFile `sealer`); the wrapper seals its own packets. */
-  sealer?: Sealer;
-  /** Run the FountainSender unpaced; the wrapper paces the whole stream. */
-  innerRateBps: number;
-  /** createFileSender's `observe`: the block commitments computed in the sender's hashing pass. */
-  observe?: (oti: Oti) => (chunk: Uint8Array) => void;
-  wrap(sender: FountainSender): SecureSender;
-}
-
-/** undefined when no security option was given (plain transfer). */
-export function planSecureSend(v: Values, file: string, rateBps: number): SecureSendPlan | undefined {
+/**
+ * The send-side security options as the library's SendSecurity (src/session/send-security.ts,
+ * which validates them and builds the pipeline's security stage): key and manifest files read,
+ * sequence, time and percentage parsed. undefined when no security option was given (plain transfer).
+ */
+export function planSecureSend(v: Values): SendSecurity | undefined {
   const keyFile = str(v, 'key');
   const manifestFile = str(v, 'manifest');
   const gkFile = str(v, 'group-key');
+  // The same rules as planSendSecurity's, in terms of the flags, checked before any file is read.
   if (keyFile === undefined && manifestFile === undefined) {
     if (gkFile !== undefined || v.encrypt || v.digests || v.mac !== undefined) throw new UsageError('--group-key, --mac, --encrypt and --digests need a signed manifest: --key or --manifest');
     return undefined;
   }
   if (v.encrypt && gkFile === undefined) throw new UsageError('--encrypt needs --group-key');
   if (v.digests && keyFile === undefined) throw new UsageError('--digests needs --key (the sender signs the batches)');
-  const groupKey = gkFile === undefined ? undefined : loadGroupKey(gkFile);
-  const cipher = cipherOf(v);
-  const sealer = groupKey ? groupSealer(groupKey, v.encrypt ? cipher : macSuiteOf(v)) : undefined;
-  // With signed digests (and no encryption) a data packet is authenticated by its digest: the
-  // group-key MAC would add nothing, so only MANIFEST and SIGNATURE packets carry it.
-  const innerSealer = v.digests && !v.encrypt ? undefined : sealer;
-  const key = keyFile === undefined ? undefined : loadSigningKey(keyFile);
-  const commitments = manifestFile === undefined ? blockCommitments() : undefined;
-  return {
-    ...(innerSealer ? { sealer: innerSealer } : {}),
-    ...(commitments ? { observe: commitments.observe } : {}),
-    innerRateBps: 1e15,
-    wrap(sender) {
-      let manifest: Uint8Array;
-      if (manifestFile !== undefined) {
-        try {
-          manifest = new Uint8Array(readFileSync(manifestFile));
-        } catch (err) {
-          throw new StorageError(`cannot read ${manifestFile}: ${(err as Error).message}`);
-        }
-        const f = inspectManifest(manifest).fields;
-        if (!equalBytes(f.objectId, sender.objectId)) {
-          throw new UsageError(`${manifestFile} is for object ${toHex(f.objectId)}, this file and these options give ${toHex(sender.objectId)} (same --symbol-size / --block-symbols?)`);
-        }
-        if (v.digests && !f.symbolDigests) throw new UsageError(`${manifestFile} was signed without --digests`);
-      } else {
-        const product = str(v, 'product');
-        const seq = str(v, 'sequence');
-        if (product === undefined || seq === undefined) throw new UsageError('--key needs --product and --sequence');
-        if (!/^\d{1,20}$/.test(seq) || BigInt(seq) < 1n || BigInt(seq) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
-        const now = Math.floor(Date.now() / 1000);
-        const rollout = str(v, 'rollout');
-        manifest = signFileManifest(sender, (commitments as NonNullable<typeof commitments>).blockHashes(), key as NonNullable<typeof key>, {
-          product,
-          sequence: BigInt(seq),
-          version: str(v, 'version') ?? seq,
-          created: now,
-          expires: parseTime('expires', str(v, 'expires'), now + 30 * 86400, now),
-          ...(groupKey && v.encrypt ? { groupKey, cipher } : {}),
-          ...(v.digests ? { digests: true } : {}),
-          ...(rollout !== undefined ? { rolloutBasisPoints: Math.round(numberOption('rollout', rollout, 100, 0.01, 100) * 100) } : {}),
-        });
-      }
-      return new SecureSender({
-        inner: sender,
-        objectId: sender.objectId,
-        manifest,
-        ...(sealer ? { sealer } : {}),
-        ...(key ? { signingKey: key } : {}),
-        digests: v.digests === true,
-        rateBps,
-      });
-    },
-  };
-}
-
-/** The sendFile options for a plan: unchanged rate without one; sealer, wrapper and unpaced inner with one. */
-export function secureSendHooks(
-  plan: SecureSendPlan | undefined,
-  rateBps: number,
-): { rateBps: number; sealer?: Sealer; observe?: (oti: Oti) => (chunk: Uint8Array) => void; wrap?: (s: FountainSender) => SecureSender } {
-  if (!plan) return { rateBps };
-  return { rateBps: plan.innerRateBps, ...(plan.sealer ? { sealer: plan.sealer } : {}), ...(plan.observe ? { observe: plan.observe } : {}), wrap: (s) => plan.wrap(s) };
+  const s: SendSecurity = { cipher: cipherOf(v) };
+  if (gkFile !== undefined) {
+    s.groupKey = loadGroupKey(gkFile);
+    if (!v.encrypt) s.mac = macSuiteOf(v);
+  }
+  if (v.encrypt) s.encrypt = true;
+  if (v.digests) s.digests = true;
+  if (keyFile !== undefined) s.signingKey = loadSigningKey(keyFile);
+  if (manifestFile !== undefined) {
+    try {
+      s.manifest = new Uint8Array(readFileSync(manifestFile));
+    } catch (err) {
+      throw new StorageError(`cannot read ${manifestFile}: ${(err as Error).message}`);
+    }
+    return s;
+  }
+  const product = str(v, 'product');
+  const seq = str(v, 'sequence');
+  if (product === undefined || seq === undefined) throw new UsageError('--key needs --product and --sequence');
+  if (!/^\d{1,20}$/.test(seq) || BigInt(seq) < 1n || BigInt(seq) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
+  s.product = product;
+  s.sequence = BigInt(seq);
+  s.version = str(v, 'version') ?? seq;
+  const expires = str(v, 'expires');
+  if (expires !== undefined) s.expires = parseTime('expires', expires, 0);
+  const rollout = str(v, 'rollout');
+  if (rollout !== undefined) s.rolloutBasisPoints = Math.round(numberOption('rollout', rollout, 100, 0.01, 100) * 100);
+  return s;
 }
 
 /** The receive-side security options (docs/security.md) as the library's ReceiveSecurity. */

@@ -1,14 +1,15 @@
 // The security layer of the fountain transfer, as two I/O-free pieces that sit around the
 // transfer's own sender and receiver (docs/security.md "Integration"):
-//   SecureSender   wraps a sender's next(now): seals every datagram with the group key, sends the
+//   SecureSender   the security stage of the send pipeline (src/transfer/pipeline.ts): sends the
 //                  signed manifest (fragmented, MANIFEST packets) and, when the manifest asks for it,
-//                  signed digest batches (SIGNATURE packets) ahead of the datagrams they cover.
+//                  signed digest batches (SIGNATURE packets) ahead of the datagrams they cover; the
+//                  FountainSender before it seals its own datagrams with the group-key sealer.
 //   ReceiveGuard   filters datagrams before the transfer receiver sees them: authenticates (and
 //                  decrypts), assembles and verifies the manifest, holds everything back until a
 //                  verified manifest is held, checks descriptions against it, checks digests, and
 //                  checks each decoded block against the manifest's commitments.
 import { createHash } from 'node:crypto';
-import { SecurityError } from '../errors.js';
+import { DecodeError, SecurityError } from '../errors.js';
 import { checkBlock } from './blocks.js';
 import { DigestSigner, DigestVerifier, MAX_BATCH } from './digests.js';
 import { fragmentManifest, ManifestAssembler } from './fragments.js';
@@ -16,72 +17,74 @@ import { checkDescription, inRollout, verifyManifest, type Manifest, type Verify
 import { PacketAuth, type AuthSuite, type MacSuite } from './packet-auth.js';
 import type { SigningKey } from './keys.js';
 import type { TrustStore } from './trust.js';
-import { decodePacket, encodeRaw, Flags, FOUNTAIN_VERSION, HEADER_LENGTH, IPV6_UDP_OVERHEAD, KNOWN_FLAGS, MAGIC_0, MAGIC_1, PacketType } from '../wire/fountain.js';
+import type { DatagramProducer, ProducerStep } from '../transfer/pipeline.js';
+import { decodeHeader, decodePacket, encodeRaw, Flags, PacketType, type PacketHeader, type Sealer } from '../wire/fountain.js';
 import { equalBytes } from './bytes.js';
 
-/** Body offset of a fountain datagram: fixed header plus extensions (bytes 6..7). */
-function bodyOffset(datagram: Uint8Array): number {
-  return HEADER_LENGTH + (((datagram[6] ?? 0) << 8) | (datagram[7] ?? 0));
-}
+export type { Sealer } from '../wire/fountain.js';
 
-/** Object id in header bytes 8..15 equals `id` (not secret: a plain loop is fine). */
-function sameId(packet: Uint8Array, id: Uint8Array): boolean {
-  if (id.length !== 8) return false;
-  for (let i = 0; i < 8; i++) if (packet[8 + i] !== id[i]) return false;
+/** `a` (a header's object id view) equals `id` (not secret: a plain loop is fine). */
+function sameId(a: Uint8Array, id: Uint8Array): boolean {
+  if (a.length !== id.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== id[i]) return false;
   return true;
 }
 
-/** What the transfer's FountainSender accepts as `sealer` (src/transfer/sender.ts PacketSealer). */
-export interface Sealer {
-  readonly flags: number;
-  readonly trailerLength: number;
-  seal(packet: Uint8Array): void;
+/** The header of a packet this sender built itself (sealers run on every datagram: one object reused). */
+function ownHeader(packet: Uint8Array, into: PacketHeader): PacketHeader {
+  try {
+    return decodeHeader(packet, 0, into);
+  } catch (err) {
+    throw new SecurityError(`cannot seal: ${(err as Error).message}`, 'ERR_AUTH');
+  }
 }
 
 export function fountainSealer(auth: PacketAuth): Sealer {
+  const h = {} as PacketHeader;
   return {
     flags: Flags.AUTH | (auth.encrypts ? Flags.ENCRYPTED : 0),
     trailerLength: auth.trailerLength,
-    seal: (packet) => auth.sealInPlace(packet, bodyOffset(packet)),
+    seal: (packet) => auth.sealInPlace(packet, ownHeader(packet, h).bodyOffset),
   };
 }
 
 /**
  * A sealer for a group key that derives the per-object key from the object id in each packet's
- * header (bytes 8..15), so it can be handed to a sender before its object id is known.
+ * header, so it can be handed to a sender before its object id is known.
  */
 export function groupSealer(groupKey: Uint8Array, suite: AuthSuite = 'mac'): Sealer {
   const auths = new Map<string, PacketAuth>();
   const probe = new PacketAuth(groupKey, new Uint8Array(8), suite);
+  const h = {} as PacketHeader;
   let lastId = new Uint8Array(8);
   let last: PacketAuth | undefined;
   return {
     flags: Flags.AUTH | (probe.encrypts ? Flags.ENCRYPTED : 0),
     trailerLength: probe.trailerLength,
     seal(packet) {
-      if (!last || !sameId(packet, lastId)) {
-        const id = Buffer.from(packet.buffer, packet.byteOffset + 8, 8).toString('hex');
+      const { objectId, bodyOffset } = ownHeader(packet, h);
+      if (!last || !sameId(objectId, lastId)) {
+        const id = Buffer.from(objectId.buffer, objectId.byteOffset, objectId.length).toString('hex');
         last = auths.get(id);
         if (!last) {
-          last = new PacketAuth(groupKey, packet.slice(8, 16), suite);
+          last = new PacketAuth(groupKey, objectId.slice(), suite);
           auths.set(id, last);
         }
-        lastId = packet.slice(8, 16);
+        lastId = objectId.slice();
       }
-      last.sealInPlace(packet, bodyOffset(packet));
+      last.sealInPlace(packet, bodyOffset);
     },
   };
 }
 
-type InnerStep = { datagram: Uint8Array; kind: string } | { wait: number } | { done: true };
-export type SecureStep = { datagram: Uint8Array; kind: string } | { wait: number } | { done: true };
+export type SecureStep = ProducerStep;
 
 export interface SecureSenderOptions {
-  /** The transfer sender, built with `sealer: fountainSealer(auth)` and run unpaced (rate very high). */
-  inner: { next(now: number): InnerStep; readonly nextBuildsEncoder?: boolean };
+  /** The producer before this stage: the FountainSender, built with the data sealer (or none, see `sealer`). */
+  inner: DatagramProducer;
   objectId: Uint8Array;
   manifest: Uint8Array;
-  /** The same sealer the inner sender uses (fountainSealer / groupSealer); none = no group key. */
+  /** Seals this stage's MANIFEST and SIGNATURE packets (fountainSealer / groupSealer); none = no group key. */
   sealer?: Sealer;
   /** Required when the manifest sets symbolDigests. */
   signingKey?: SigningKey;
@@ -91,11 +94,14 @@ export interface SecureSenderOptions {
   batchCopies?: number;
   /** Send the manifest every this many datagrams (default 200). */
   manifestEvery?: number;
-  rateBps: number;
 }
 
-/** I/O-free: adds MANIFEST / SIGNATURE packets and paces the whole stream with a token bucket. */
-export class SecureSender {
+/**
+ * The security stage of a send pipeline (src/transfer/pipeline.ts), I/O-free: adds the MANIFEST
+ * packets and, with digests, the SIGNATURE batches ahead of the datagrams they cover. It does not
+ * pace: the pipeline's one token bucket paces the whole stream, these packets included.
+ */
+export class SecureSender implements DatagramProducer {
   readonly stats = { manifests: 0, batches: 0, datagrams: 0, bytes: 0 };
   private readonly queue: { datagram: Uint8Array; kind: string }[] = [];
   private readonly manifestPackets: Uint8Array[];
@@ -103,12 +109,10 @@ export class SecureSender {
   private readonly batchSize: number;
   private readonly copies: number;
   private readonly every: number;
-  private readonly bytesPerMs: number;
-  private readonly burst: number;
-  private tokens: number;
-  private last: number | undefined;
   private sinceManifest = Infinity;
   private innerDone = false;
+  /** The inner producer's last non-rate wait, passed on when this stage has nothing queued. */
+  private innerWait = 0;
 
   constructor(private readonly o: SecureSenderOptions) {
     this.manifestPackets = fragmentManifest(o.manifest).map((body) => this.frame(PacketType.MANIFEST, body));
@@ -119,9 +123,6 @@ export class SecureSender {
     this.batchSize = Math.min(MAX_BATCH, Math.max(1, o.batchSize ?? MAX_BATCH));
     this.copies = Math.max(1, o.batchCopies ?? 2);
     this.every = o.manifestEvery ?? 200;
-    this.bytesPerMs = o.rateBps / 8 / 1000;
-    this.burst = Math.max(8 * 1300, 4 * this.bytesPerMs);
-    this.tokens = this.burst;
   }
 
   private frame(type: number, body: Uint8Array): Uint8Array {
@@ -131,6 +132,15 @@ export class SecureSender {
     return packet;
   }
 
+  private get wantManifest(): boolean {
+    return this.sinceManifest >= this.every;
+  }
+
+  /** The next call refills from the inner producer, and that builds an encoder. */
+  get nextBuildsEncoder(): boolean {
+    return !this.wantManifest && this.queue.length === 0 && !this.innerDone && this.o.inner.nextBuildsEncoder;
+  }
+
   private refill(now: number): void {
     // Pull the next batch of inner datagrams, then queue the signed batch ahead of them.
     const got: { datagram: Uint8Array; kind: string }[] = [];
@@ -138,13 +148,17 @@ export class SecureSender {
     // A batch that starts with cheap datagrams ends before the first one that needs an encoder
     // built (FountainSender.nextBuildsEncoder): the last source symbols of a round go out without
     // waiting for the repair round's precode solves; the next batch then builds them.
-    const cheapStart = this.o.inner.nextBuildsEncoder !== true;
+    const cheapStart = !this.o.inner.nextBuildsEncoder;
+    this.innerWait = 0;
     while (got.length < limit && !this.innerDone) {
-      if (cheapStart && got.length > 0 && this.o.inner.nextBuildsEncoder === true) break;
+      if (cheapStart && got.length > 0 && this.o.inner.nextBuildsEncoder) break;
       const s = this.o.inner.next(now);
       if ('done' in s) this.innerDone = true;
       else if ('datagram' in s) got.push({ datagram: s.datagram, kind: s.kind });
-      else break;
+      else {
+        this.innerWait = s.wait;
+        break;
+      }
     }
     if (got.length === 0) return;
     if (this.signer) {
@@ -160,32 +174,20 @@ export class SecureSender {
   }
 
   next(now: number): SecureStep {
-    if (this.last === undefined) this.last = now;
-    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, now - this.last) * this.bytesPerMs);
-    this.last = now;
-    let item: { datagram: Uint8Array; kind: string } | undefined;
-    const wantManifest = this.sinceManifest >= this.every;
-    if (!wantManifest) {
-      if (this.queue.length === 0) this.refill(now);
-      item = this.queue[0];
-      if (!item) return this.innerDone ? { done: true } : { wait: 1 };
-    }
-    const len = (item ? item.datagram.length : (this.manifestPackets[0] as Uint8Array).length) + IPV6_UDP_OVERHEAD;
-    if (this.tokens < len) return { wait: Math.max(0.05, (len - this.tokens) / this.bytesPerMs) };
-    if (wantManifest) {
+    if (this.wantManifest) {
       // All fragments in a row: a late joiner holds the manifest after one manifest interval.
       const frag = this.manifestPackets[this.stats.manifests % this.manifestPackets.length] as Uint8Array;
       this.stats.manifests += 1;
       if (this.stats.manifests % this.manifestPackets.length === 0) this.sinceManifest = 0;
-      this.tokens -= frag.length + IPV6_UDP_OVERHEAD;
       this.count(frag);
       return { datagram: frag, kind: 'manifest' };
     }
-    this.queue.shift();
-    this.tokens -= len;
+    if (this.queue.length === 0) this.refill(now);
+    const item = this.queue.shift();
+    if (!item) return this.innerDone ? { done: true } : { wait: Math.max(0.05, this.innerWait) };
     this.sinceManifest += 1;
-    this.count((item as { datagram: Uint8Array }).datagram);
-    return item as { datagram: Uint8Array; kind: string };
+    this.count(item.datagram);
+    return item;
   }
 
   private count(d: Uint8Array): void {
@@ -276,6 +278,8 @@ export class ReceiveGuard {
   private readonly rejectedManifests = new Set<string>();
   private lastAuth: { mac: PacketAuth; aead: PacketAuth } | undefined;
   private lastAuthId = new Uint8Array(0);
+  /** The header of the datagram being filtered (one object for all of them: filter runs per datagram). */
+  private readonly header = {} as PacketHeader;
 
   constructor(private readonly o: ReceiveGuardOptions) {
     if (o.requireEncryption && !o.groupKey) throw new SecurityError('encryption needs a group key', 'ERR_KEY');
@@ -286,7 +290,7 @@ export class ReceiveGuard {
   }
 
   private authFor(objectId: Uint8Array): { mac: PacketAuth; aead: PacketAuth } {
-    if (this.lastAuth && this.lastAuthId.length === objectId.length && this.lastAuthId.every((v, i) => v === objectId[i])) return this.lastAuth;
+    if (this.lastAuth && sameId(this.lastAuthId, objectId)) return this.lastAuth;
     const a = this.authForSlow(objectId);
     this.lastAuth = a;
     this.lastAuthId = objectId.slice();
@@ -317,21 +321,23 @@ export class ReceiveGuard {
    */
   filter(datagram: Uint8Array, now: number | undefined): GuardResult {
     this.stats.datagrams += 1;
-    // Only the fixed header is read here (src/wire/fountain.ts); the receiver decodes the rest.
-    // Bodies are looked at only after authentication, and descriptions in full.
-    const len = datagram.length;
-    if (len < HEADER_LENGTH || datagram[0] !== MAGIC_0 || datagram[1] !== MAGIC_1 || datagram[2] !== FOUNTAIN_VERSION) return this.drop('malformed');
-    const type = datagram[3] as number;
-    const flags = datagram[4] as number;
-    const trailerLength = datagram[5] as number;
-    const bodyStart = bodyOffset(datagram);
-    if ((flags & ~KNOWN_FLAGS) !== 0 || bodyStart + trailerLength > len) return this.drop('malformed');
+    // Only the header is read here (decodeHeader: magic, version, flags, lengths against the
+    // datagram); the receiver decodes the rest. Bodies are looked at only after authentication,
+    // and descriptions in full.
+    let h: PacketHeader;
+    try {
+      h = decodeHeader(datagram, 0, this.header);
+    } catch (err) {
+      if (err instanceof DecodeError) return this.drop('malformed');
+      throw err;
+    }
+    const { type, flags, trailerLength, bodyOffset: bodyStart, bodyEnd } = h;
     const held = this.held;
     const dataPacket = type !== PacketType.MANIFEST && type !== PacketType.SIGNATURE;
     // Data before a verified manifest is never used: drop it before spending any cryptography.
     if (dataPacket && !held) return this.drop('no-manifest');
     // Once a manifest is held, other objects cost nothing more than this comparison.
-    if (held && !sameId(datagram, held.objectId)) return this.drop('foreign');
+    if (held && !sameId(h.objectId, held.objectId)) return this.drop('foreign');
     const enc = (flags & Flags.ENCRYPTED) !== 0;
     if (this.o.requireEncryption && dataPacket && !enc) return this.drop('unauthenticated');
     // With signed digests a data packet is checked against them first: a digest hit proves the
@@ -345,7 +351,7 @@ export class ReceiveGuard {
     let plain = datagram;
     if (this.o.groupKey && !(signed && !enc)) {
       if (!(flags & Flags.AUTH)) return this.drop('unauthenticated');
-      const auth = this.authFor(datagram.subarray(8, 16));
+      const auth = this.authFor(h.objectId);
       const a = enc ? auth.aead : auth.mac;
       if (trailerLength !== a.trailerLength) return this.drop('auth');
       plain = enc && !this.o.decryptInPlace ? datagram.slice() : datagram;
@@ -353,7 +359,7 @@ export class ReceiveGuard {
       // Decrypted: the transfer receiver must read the body as plaintext.
       if (enc) plain[4] = flags & ~Flags.ENCRYPTED;
     }
-    const body = plain.subarray(bodyStart, len - trailerLength);
+    const body = plain.subarray(bodyStart, bodyEnd);
     if (type === PacketType.MANIFEST) return this.onManifest(body, now);
     const m = held;
     if (!m) return this.drop('no-manifest');

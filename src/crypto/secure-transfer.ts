@@ -1,14 +1,12 @@
-// Glue between the fountain transfer's file sender / receiver and the security layer, used by the
-// CLI (`iotupd send --key ...`, `iotupd recv --trust ...`). No sockets here.
+// A sender's side of a signed release: the per-block commitments computed in the file sender's
+// hashing pass, and the manifest signed over them (used by src/session/send-security.ts and
+// `iotupd manifest sign`). No sockets here.
 import { encodeOti, type Oti } from '../fec/index.js';
 import { HashAlgorithm } from '../wire/fountain.js';
-import { SecurityError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { BlockHasher, parseOti } from './blocks.js';
-import { groupKeyIdOf, loadGroupKey, loadPublicKey, type SigningKey } from './keys.js';
+import { groupKeyIdOf, type SigningKey } from './keys.js';
 import { signManifest, type CipherName, type ManifestFields } from './manifest.js';
-import { DeviceState } from './rollback.js';
-import { ReceiveGuard, type ReceiveGuardOptions } from './guard.js';
-import { TrustStore } from './trust.js';
 
 export interface ReleaseOptions {
   product: string;
@@ -71,41 +69,4 @@ export function signFileManifest(sender: { objectId: Uint8Array; oti: Oti; hash:
   if (r.digests) fields.symbolDigests = true;
   if (r.rolloutBasisPoints !== undefined) fields.rolloutBasisPoints = r.rolloutBasisPoints;
   return signManifest(fields, key);
-}
-
-export interface DeviceSetup {
-  guard: ReceiveGuard;
-  state: DeviceState;
-}
-
-/** Build the receive guard of a device from files: pinned keys, group key, state directory. */
-export function deviceGuard(opts: {
-  trustFiles: string[];
-  groupKeyFile?: string;
-  stateDir: string;
-  product: string;
-  cipher?: Exclude<ReceiveGuardOptions['cipher'], undefined>;
-  macSuite?: Exclude<ReceiveGuardOptions['macSuite'], undefined>;
-  requireEncryption?: boolean;
-  requireDigests?: boolean;
-  decryptInPlace?: boolean;
-  maxSequenceJump?: bigint;
-  deviceId?: Uint8Array;
-}): DeviceSetup {
-  if (opts.trustFiles.length === 0) throw new UsageError('at least one --trust KEY.pub is required');
-  const trust = new TrustStore(opts.trustFiles.map((f) => loadPublicKey(f)));
-  const state = DeviceState.open(opts.stateDir, opts.product);
-  const g: ReceiveGuardOptions = {
-    trust,
-    policy: state.policy(opts.maxSequenceJump !== undefined ? { maxSequenceJump: opts.maxSequenceJump } : {}),
-  };
-  if (opts.groupKeyFile !== undefined) g.groupKey = loadGroupKey(opts.groupKeyFile);
-  if (opts.cipher) g.cipher = opts.cipher;
-  if (opts.macSuite) g.macSuite = opts.macSuite;
-  if (opts.requireEncryption) g.requireEncryption = true;
-  if (opts.requireDigests) g.requireDigests = true;
-  if (opts.decryptInPlace) g.decryptInPlace = true;
-  if (opts.deviceId) g.deviceId = opts.deviceId;
-  if (g.requireEncryption && !g.groupKey) throw new SecurityError('--encrypt needs --group-key', 'ERR_KEY');
-  return { guard: new ReceiveGuard(g), state };
 }

@@ -1,11 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blockPartition, otiFor, type Oti } from '../fec/index.js';
 import { McastSocket, DEFAULT_PORT, GSO_MAX_SEGMENTS } from '../net/index.js';
-import { DEFAULT_SYMBOL_SIZE, HashAlgorithm } from '../wire/fountain.js';
+import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, type Sealer } from '../wire/fountain.js';
 import { IotupdError, UsageError, abortError } from '../errors.js';
 import { hashFile } from './object.js';
 import { FileStore, FountainReceiver, type FileStoreOptions, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver/index.js';
-import { FountainSender, repairBlocks, type PacketSealer, type SenderStats } from './sender.js';
+import { FountainSender, repairBlocks, type SenderStats } from './sender.js';
+import { SendPipeline, type SendStage } from './pipeline.js';
+import type { SendSecurity } from '../session/send-security.js';
 import { FileSource } from './source.js';
 import { InlineDecoder, WorkerDecoder } from './decoding.js';
 import { recordEncoderPlans, type PlanRecording } from './plans.js';
@@ -13,14 +15,9 @@ import type { ReceiverMemoryTuning } from './heap.js';
 
 export const DEFAULT_BLOCK_SYMBOLS = 2048;
 
-export interface SendFileOptions {
+/** What createFileSender needs: the file, the OTI choice, the sender's schedule. */
+export interface FileSenderOptions {
   file: string;
-  group: string;
-  interface: string;
-  port?: number;
-  hopLimit?: number;
-  /** Bits per second, counting IPv6 and UDP headers. */
-  rateBps?: number;
   symbolSize?: number;
   /** Upper bound on K per source block (default 2048, more when the object needs it for Z <= 255). */
   maxBlockSymbols?: number;
@@ -31,17 +28,29 @@ export interface SendFileOptions {
   name?: string;
   hashAlgorithm?: number;
   startRound?: number;
-  sealer?: PacketSealer;
+  /** Fills the trailer of every packet the FountainSender builds (the security layer's tag). */
+  sealer?: Sealer;
   /**
    * Sees the file's bytes in order during the one pass that hashes it, once the OTI is chosen
    * (the security layer computes its per-block commitments there instead of reading the file again).
    */
   observe?: (oti: Oti) => (chunk: Uint8Array) => void;
+}
+
+export interface SendFileOptions extends Omit<FileSenderOptions, 'sealer' | 'observe'> {
+  group: string;
+  interface: string;
+  port?: number;
+  hopLimit?: number;
+  /** Bits per second, counting IPv6 and UDP headers: the pipeline's one token bucket (pacer.ts). */
+  rateBps?: number;
+  /** Token bucket depth in bytes (default: 4 ms at the rate, at least 8 datagrams). */
+  burstBytes?: number;
   /**
-   * Hook for the security layer (src/cli/secure.ts): wraps the sender (adds manifest and
-   * signature packets) and paces the whole stream; the FountainSender then runs unpaced.
+   * Signed manifest, group-key tags or encryption, signed digest batches (src/session/send-security.ts):
+   * the security stage of the pipeline. Loaded only when given.
    */
-  wrap?: (sender: FountainSender) => { next(now: number): { datagram: Uint8Array } | { wait: number } | { done: true } };
+  security?: SendSecurity;
   signal?: AbortSignal;
   /** Called about every `progressIntervalMs` (default 500 ms) and at the end. */
   onProgress?: (s: SenderStats, sender: FountainSender) => void;
@@ -49,7 +58,7 @@ export interface SendFileOptions {
 }
 
 /** The OTI a sender chooses for an object of `size` bytes. */
-function fileOti(size: number, opts: Pick<SendFileOptions, 'symbolSize' | 'maxBlockSymbols'>): Oti {
+function fileOti(size: number, opts: Pick<FileSenderOptions, 'symbolSize' | 'maxBlockSymbols'>): Oti {
   const T = opts.symbolSize ?? DEFAULT_SYMBOL_SIZE;
   // K = 2048 decodes fastest and with the least memory here (docs/protocol.md); larger objects get larger blocks so that Z <= 255.
   const maxK = opts.maxBlockSymbols ?? Math.max(DEFAULT_BLOCK_SYMBOLS, Math.ceil(Math.ceil(size / T) / 255));
@@ -60,7 +69,7 @@ function fileOti(size: number, opts: Pick<SendFileOptions, 'symbolSize' | 'maxBl
  * Prepare a FountainSender for a file: hash it (streaming), choose the OTI, derive the object id.
  * `onOti` sees the OTI before the hashing pass (sendFile records the encoder plans meanwhile).
  */
-export async function createFileSender(opts: Omit<SendFileOptions, 'group' | 'interface'>, onOti?: (oti: Oti) => void): Promise<FountainSender> {
+export async function createFileSender(opts: FileSenderOptions, onOti?: (oti: Oti) => void): Promise<FountainSender> {
   const source = new FileSource(opts.file);
   if (source.size === 0) {
     source.close();
@@ -82,7 +91,6 @@ export async function createFileSender(opts: Omit<SendFileOptions, 'group' | 'in
     hash,
     hashAlgorithm,
     name: opts.name ?? opts.file.split('/').pop() ?? '',
-    rateBps: opts.rateBps,
     senderIndex: opts.senderIndex,
     senders: opts.senders,
     durationMs: opts.durationMs,
@@ -104,13 +112,20 @@ export interface SendFileResult extends SenderStats {
   encoderPlansRecorded: number;
 }
 
-/** Send a file by fountain code until the duration / symbol budget ends or `signal` aborts. */
+/**
+ * Send a file by fountain code until the duration / symbol budget ends or `signal` aborts. The
+ * datagrams come from a SendPipeline (pipeline.ts): the FountainSender, then the security stage
+ * when `security` is given, paced once by the pipeline's token bucket.
+ */
 export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
+  // Validated before the file is hashed; the cryptography is loaded only for a secure transfer.
+  const security = opts.security ? (await import('../session/send-security.js')).planSendSecurity(opts.security) : undefined;
   // The encoder plans are recorded in a worker while this thread hashes the file.
   let plans: PlanRecording | undefined;
   let sender: FountainSender;
   try {
-    sender = await createFileSender(opts, (oti) => {
+    const fileOpts: FileSenderOptions = { ...opts, ...(security?.sealer ? { sealer: security.sealer } : {}), ...(security?.observe ? { observe: security.observe } : {}) };
+    sender = await createFileSender(fileOpts, (oti) => {
       const ks = repairBlocks(blockPartition(oti), opts).map((b) => b.k);
       if (ks.length > 0) plans = recordEncoderPlans(ks);
     });
@@ -124,7 +139,14 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
   void plans?.done.then(() => {
     plansIn = true;
   });
-  const stepper = opts.wrap ? opts.wrap(sender) : sender;
+  const stages: SendStage[] = security ? [security.stage] : [];
+  let pipeline: SendPipeline;
+  try {
+    pipeline = new SendPipeline(sender, { rateBps: opts.rateBps, burstBytes: opts.burstBytes, stages });
+  } catch (err) {
+    plans?.cancel();
+    throw err;
+  }
   const port = opts.port ?? DEFAULT_PORT;
   if (opts.signal?.aborted) {
     plans?.cancel();
@@ -162,24 +184,24 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
     await sock.connect(opts.group, port);
     for (;;) {
       if (opts.signal?.aborted) break;
-      if (!plansIn && sender.nextBuildsEncoder) {
+      if (!plansIn && pipeline.nextBuildsEncoder) {
         if (burst.length > 0 && !(await flush())) break;
         await plans?.done;
       }
       const now = performance.now();
-      const step = stepper.next(now);
+      const step = pipeline.next(now);
       if ('datagram' in step) {
         burst.push(step.datagram);
         // Send what we hold before the sender builds a block encoder (a precode solve of ~20 ms
         // at K = 2048): otherwise the datagrams gathered so far would wait for the next ones'
         // encoders, up to 63 of them at the start of the repair phase.
-        if ((burst.length >= GSO_MAX_SEGMENTS || sender.nextBuildsEncoder) && !(await flush())) break;
+        if ((burst.length >= GSO_MAX_SEGMENTS || pipeline.nextBuildsEncoder) && !(await flush())) break;
       } else {
         if (burst.length > 0 && !(await flush())) break;
         if ('done' in step) break;
         // Nothing to send yet: build a slice of the repair round's encoders meanwhile (each well
         // under a millisecond, inside the token bucket's few ms), and let other callbacks run.
-        if (plansIn && sender.prepare()) {
+        if (plansIn && pipeline.prepare()) {
           await new Promise<void>((r) => setImmediate(r));
           continue;
         }

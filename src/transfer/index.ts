@@ -1,5 +1,8 @@
 // iotupd/transfer: fountain-coded (RaptorQ) multicast delivery. See docs/protocol.md.
-export { FountainSender, DEFAULT_RATE_BPS, type SenderOptions, type SenderStep, type SenderStats, type PacketSealer } from './sender.js';
+export { FountainSender, type SenderOptions, type SenderStep, type SenderStats } from './sender.js';
+export type { Sealer } from '../wire/fountain.js';
+export { Pacer, DEFAULT_RATE_BPS, type PacerOptions } from './pacer.js';
+export { SendPipeline, type DatagramProducer, type ProducerStep, type SendStage, type SendPipelineOptions } from './pipeline.js';
 export {
   FountainReceiver,
   FileStore,
@@ -20,5 +23,5 @@ export {
 export { Spool, RecordKind } from './spool.js';
 export { BytesSource, FileSource, type ObjectSource } from './source.js';
 export { createHasher, hashBytes, hashFile, deriveObjectId } from './object.js';
-export { sendFile, receiveFile, createFileSender, type SendFileOptions, type SendFileResult, type ReceiveFileOptions, type ReceiveResult } from './driver.js';
+export { sendFile, receiveFile, createFileSender, type FileSenderOptions, type SendFileOptions, type SendFileResult, type ReceiveFileOptions, type ReceiveResult } from './driver.js';
 export { WorkerDecoder, syncDecoder, runDecodeJob, type DecodeExecutor, type DecodeJob, type DecodeResult } from './decoding.js';

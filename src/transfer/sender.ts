@@ -1,31 +1,12 @@
 import { BlockEncoder, EncoderBuild, blockPartition, encodeOti, type Oti, type RepairEncoder } from '../fec/index.js';
-import {
-  encodeDescription,
-  encodeSymbol,
-  HashAlgorithm,
-  IPV6_UDP_OVERHEAD,
-  MAX_ESI,
-  type Extension,
-  type HeaderInput,
-} from '../wire/fountain.js';
+import { encodeDescription, encodeSymbol, HashAlgorithm, MAX_ESI, type HeaderInput, type Sealer } from '../wire/fountain.js';
 import { UsageError } from '../errors.js';
 import { deriveObjectId } from './object.js';
 import type { ObjectSource } from './source.js';
+import type { DatagramProducer } from './pipeline.js';
 
-/**
- * Hook for the security layer: it declares its trailer length, flags and extensions, and fills
- * the trailer of every packet in place once the rest of the packet is final.
- */
 /** Datagram buffers are carved from slabs of this size (freshPacket). */
 const SLAB_BYTES = 64 * 1024;
-
-export interface PacketSealer {
-  readonly flags: number;
-  readonly trailerLength: number;
-  readonly extensions?: Extension[];
-  /** `packet` is the whole datagram; its last `trailerLength` bytes are to be written. */
-  seal(packet: Uint8Array): void;
-}
 
 export interface SenderOptions {
   oti: Oti;
@@ -33,10 +14,6 @@ export interface SenderOptions {
   hash: Uint8Array;
   hashAlgorithm?: number;
   name?: string;
-  /** Pacing in bits per second, counting the IPv6 and UDP headers. Default 20 Mbit/s. */
-  rateBps?: number;
-  /** Token bucket depth in bytes (default: 4 ms at the rate, at least 8 packets). */
-  burstBytes?: number;
   /** This sender's index among `senders` cooperating senders (disjoint ESI sequences). */
   senderIndex?: number;
   senders?: number;
@@ -51,7 +28,8 @@ export interface SenderOptions {
   encoderCacheBytes?: number;
   /** Start at round j (ESI = i + n*j): lets a restarted sender skip what it already sent. */
   startRound?: number;
-  sealer?: PacketSealer;
+  /** Fills the trailer of every packet (the security layer's tag), see Sealer. */
+  sealer?: Sealer;
 }
 
 /**
@@ -77,7 +55,6 @@ export interface SenderStats {
   encodersPrepared: number;
 }
 
-export const DEFAULT_RATE_BPS = 20_000_000;
 const READ_AHEAD = 64 * 1024;
 /** `prepare` slices: bytes of a block loaded per call, and plan operations replayed per call (~0.5 ms at T = 1184). */
 const PREPARE_LOAD_BYTES = 256 * 1024;
@@ -91,9 +68,10 @@ type Building = { block: BlockInfo; build: EncoderBuild; loaded: number };
  * I/O-free fountain sender (docs/protocol.md "Sender"). Round-robin over the source blocks, so
  * every block advances at the same pace; in each block the ESIs i, i+n, i+2n, ... (sender i of n)
  * cover the source symbols first and then fresh repair symbols, never repeating an ESI until the
- * 24-bit ESI space wraps. Paced by a token bucket; the caller sends what `next(now)` returns.
+ * 24-bit ESI space wraps. The first producer of a send pipeline (pipeline.ts): it does not pace,
+ * the pipeline's one token bucket does; `next(now)` returns the next datagram at once.
  */
-export class FountainSender {
+export class FountainSender implements DatagramProducer {
   readonly objectId: Uint8Array;
   readonly oti: Oti;
   /** The whole-object digest the description announces, and its algorithm (HashAlgorithm). */
@@ -103,8 +81,6 @@ export class FountainSender {
   private readonly blocks: { sbn: number; offset: number; length: number; k: number }[];
   private readonly description: Uint8Array;
   private readonly header: HeaderInput;
-  private readonly bytesPerMs: number;
-  private readonly burst: number;
   private readonly index: number;
   private readonly n: number;
   private readonly descEvery: number;
@@ -117,8 +93,6 @@ export class FountainSender {
   private readonly prepareLimit: number;
   private readonly maxEncoders: number;
   private readonly symbolPacketLength: number;
-  private tokens = 0;
-  private lastRefill: number | undefined;
   private start: number | undefined;
   private lastDescAt = -Infinity;
   private sinceDesc = Infinity;
@@ -143,9 +117,6 @@ export class FountainSender {
     this.index = opts.senderIndex ?? 0;
     if (!Number.isInteger(this.n) || this.n < 1 || this.n > 1024) throw new UsageError('--senders must be an integer from 1 to 1024');
     if (!Number.isInteger(this.index) || this.index < 0 || this.index >= this.n) throw new UsageError('--sender-index must be from 0 to senders-1');
-    const rate = opts.rateBps ?? DEFAULT_RATE_BPS;
-    if (!(rate > 0)) throw new UsageError('rate must be positive');
-    this.bytesPerMs = rate / 8 / 1000;
     this.blocks = blockPartition(oti);
     const otiBytes = encodeOti(oti);
     const hashAlgorithm = opts.hashAlgorithm ?? HashAlgorithm.SHA256;
@@ -170,7 +141,6 @@ export class FountainSender {
     this.symbolTemplate = encodeSymbol(this.header, { sbn: 0, esi: 0, symbol: new Uint8Array(oti.symbolSize) });
     this.symbolPacketLength = this.symbolTemplate.length;
     this.symbolOffset = this.symbolPacketLength - (sealer?.trailerLength ?? 0) - oti.symbolSize;
-    this.burst = opts.burstBytes ?? Math.max(8 * (this.symbolPacketLength + IPV6_UDP_OVERHEAD), 4 * this.bytesPerMs);
     this.descEvery = opts.descriptionEvery ?? 256;
     this.descInterval = opts.descriptionIntervalMs ?? 1000;
     this.rounds = new Float64Array(this.blocks.length).fill(opts.startRound ?? 0);
@@ -252,8 +222,8 @@ export class FountainSender {
 
   /**
    * True when the next symbol needs a block encoder that is not built yet: a RaptorQ precode
-   * solve of several milliseconds. A wrapper that gathers datagrams ahead (signed digest batches)
-   * sends what it holds first, so the last source symbols do not wait for the repair round's
+   * solve of several milliseconds. The driver, and a stage that gathers datagrams ahead (signed
+   * digest batches), send what they hold first, so the last source symbols do not wait for the repair round's
    * encoders.
    */
   get nextBuildsEncoder(): boolean {
@@ -269,21 +239,11 @@ export class FountainSender {
   }
 
   next(now: number): SenderStep {
-    if (this.start === undefined) {
-      this.start = now;
-      this.lastRefill = now;
-      this.tokens = this.burst;
-    }
+    if (this.start === undefined) this.start = now;
     if (this.opts.durationMs !== undefined && now - this.start >= this.opts.durationMs) return { done: true };
     if (this.finished) return { done: true };
     if (this.blocks.length === 0) return this.emptyObject(now);
-    this.tokens = Math.min(this.burst, this.tokens + (now - (this.lastRefill ?? now)) * this.bytesPerMs);
-    this.lastRefill = now;
-    const wantDesc = this.sinceDesc >= this.descEvery || now - this.lastDescAt >= this.descInterval;
-    const len = (wantDesc ? this.description.length : this.symbolPacketLength) + IPV6_UDP_OVERHEAD;
-    if (this.tokens < len) return { wait: Math.max(0.05, (len - this.tokens) / this.bytesPerMs) };
-    this.tokens -= len;
-    if (wantDesc) {
+    if (this.sinceDesc >= this.descEvery || now - this.lastDescAt >= this.descInterval) {
       this.lastDescAt = now;
       this.sinceDesc = 0;
       this.stats.descriptions += 1;
@@ -322,7 +282,7 @@ export class FountainSender {
     }
     this.rounds[this.cursor] = (this.rounds[this.cursor] as number) + 1;
     const T = this.oti.symbolSize;
-    // One fresh buffer per datagram (a caller such as SecureSender may hold earlier ones): header
+    // One fresh buffer per datagram (a stage such as SecureSender may hold earlier ones): header
     // template, FEC Payload ID, then the symbol written in place.
     const packet = this.freshPacket();
     packet.set(this.symbolTemplate.subarray(0, this.symbolOffset - 4));

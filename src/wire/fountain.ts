@@ -165,8 +165,91 @@ function writeHeader(buf: Uint8Array, offset: number, type: number, h: HeaderInp
   return p;
 }
 
-function headerLength(h: HeaderInput): number {
-  return HEADER_LENGTH + extensionsLength(h.extensions) + (h.trailer?.length ?? 0);
+/**
+ * The fixed header and the extension area of a packet, as `decodeHeader` reads them: where the
+ * body and the trailer are, without interpreting either (docs/protocol.md "Packets").
+ */
+export interface PacketHeader {
+  type: number;
+  flags: number;
+  trailerLength: number;
+  extensionLength: number;
+  /** Header bytes 8..15 (a view of the packet, not a copy). */
+  objectId: Uint8Array;
+  /** Offset of the body from the start of the packet: 16 + extension length. */
+  bodyOffset: number;
+  /** Offset of the trailer (the end of the body): packet length - trailer length. */
+  bodyEnd: number;
+}
+
+/** Bytes `encodeHeader` writes for `h`: the fixed 16 bytes and the extension TLVs. */
+export function headerLength(h: HeaderInput): number {
+  return HEADER_LENGTH + extensionsLength(h.extensions);
+}
+
+/** Header, extensions and trailer: everything in a packet but its body. */
+function overheadLength(h: HeaderInput): number {
+  return headerLength(h) + (h.trailer?.length ?? 0);
+}
+
+/**
+ * Writes the fixed header and the extension TLVs of a packet of `type` at `offset` of `buf` (a
+ * new buffer of headerLength(h) bytes without one). The trailer length field is
+ * `h.trailer.length`; the trailer itself is written by the packet encoders. Returns the bytes
+ * written (a view of `buf`).
+ */
+export function encodeHeader(type: number, h: HeaderInput, buf?: Uint8Array, offset = 0): Uint8Array {
+  checkHeaderInput(h);
+  if (!Number.isInteger(type) || type < 0 || type > 0xff) throw new DecodeError('type must be a byte');
+  const len = headerLength(h);
+  const out = buf ?? new Uint8Array(len);
+  if (!Number.isInteger(offset) || offset < 0 || out.length - offset < len) throw new DecodeError('buffer too small');
+  const end = writeHeader(out, offset, type, h);
+  if (end - offset !== len) throw new DecodeError(`internal: wrote ${end - offset} bytes, expected ${len}`);
+  return out.subarray(offset, end);
+}
+
+/**
+ * Reads the header of the packet in `bytes[offset..]` (the packet runs to the end of `bytes`).
+ * Hostile input: the length is checked before every read, and magic, version, flags and the
+ * extension and trailer lengths are checked against the packet. Offsets in the result are
+ * relative to the packet's start. `into` is filled instead of a new object (a per-datagram
+ * caller keeps one). Throws DecodeError (codes ERR_DECODE, ERR_DECODE_MAGIC, ERR_DECODE_VERSION,
+ * ERR_DECODE_FLAGS).
+ */
+export function decodeHeader(bytes: Uint8Array, offset = 0, into?: PacketHeader): PacketHeader {
+  const len = bytes.length - offset;
+  if (!Number.isInteger(offset) || offset < 0 || len < HEADER_LENGTH) throw new DecodeError(`packet of ${Math.max(0, len)} bytes is shorter than the ${HEADER_LENGTH}-byte header`);
+  if (bytes[offset] !== MAGIC_0 || bytes[offset + 1] !== MAGIC_1) throw new DecodeError('bad magic', 'ERR_DECODE_MAGIC');
+  if (bytes[offset + 2] !== FOUNTAIN_VERSION) throw new DecodeError(`unsupported version ${bytes[offset + 2]}`, 'ERR_DECODE_VERSION');
+  const flags = bytes[offset + 4] as number;
+  // A receiver must not guess at a feature it does not know (docs/protocol.md "flags").
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw new DecodeError(`unknown flags 0x${flags.toString(16)}`, 'ERR_DECODE_FLAGS');
+  const trailerLength = bytes[offset + 5] as number;
+  const extensionLength = ((bytes[offset + 6] as number) << 8) | (bytes[offset + 7] as number);
+  if (HEADER_LENGTH + extensionLength + trailerLength > len) throw new DecodeError('extension and trailer lengths exceed the packet');
+  const h = into ?? ({} as PacketHeader);
+  h.type = bytes[offset + 3] as number;
+  h.flags = flags;
+  h.trailerLength = trailerLength;
+  h.extensionLength = extensionLength;
+  h.objectId = bytes.subarray(offset + 8, offset + HEADER_LENGTH);
+  h.bodyOffset = HEADER_LENGTH + extensionLength;
+  h.bodyEnd = len - trailerLength;
+  return h;
+}
+
+/**
+ * What fills the trailer of every packet a sender builds (the security layer's tag, nonce):
+ * a sender built with one sets `flags` in each header, reserves `trailerLength` bytes at the end
+ * of each packet, adds `extensions`, and calls `seal` once the rest of the packet is final.
+ */
+export interface Sealer {
+  readonly flags: number;
+  readonly trailerLength: number;
+  readonly extensions?: Extension[];
+  /** `packet` is the whole datagram; its last `trailerLength` bytes are to be written. */
+  seal(packet: Uint8Array): void;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,7 +267,7 @@ function headerLength(h: HeaderInput): number {
 const DESCRIPTION_FIXED = OTI_LENGTH + 8 + 2 + HASH_LENGTH;
 
 export function descriptionEncodingLength(h: HeaderInput, d: DescriptionBody): number {
-  return headerLength(h) + DESCRIPTION_FIXED + new TextEncoder().encode(d.name).length;
+  return overheadLength(h) + DESCRIPTION_FIXED + new TextEncoder().encode(d.name).length;
 }
 
 export function encodeDescription(h: HeaderInput, d: DescriptionBody, buf?: Uint8Array, offset = 0): Uint8Array {
@@ -228,7 +311,7 @@ export function encodeDescription(h: HeaderInput, d: DescriptionBody, buf?: Uint
 // +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 
 export function symbolEncodingLength(h: HeaderInput, symbolLength: number): number {
-  return headerLength(h) + PAYLOAD_ID_LENGTH + symbolLength;
+  return overheadLength(h) + PAYLOAD_ID_LENGTH + symbolLength;
 }
 
 export function encodeSymbol(h: HeaderInput, s: SymbolBody, buf?: Uint8Array, offset = 0): Uint8Array {
@@ -258,7 +341,7 @@ export function encodeSymbol(h: HeaderInput, s: SymbolBody, buf?: Uint8Array, of
 export function encodeRaw(type: number, h: HeaderInput, body: Uint8Array): Uint8Array {
   checkHeaderInput(h);
   if (!Number.isInteger(type) || type < 0 || type > 0xff) throw new DecodeError('type must be a byte');
-  const len = headerLength(h) + body.length;
+  const len = overheadLength(h) + body.length;
   const out = new Uint8Array(len);
   let p = writeHeader(out, 0, type, h);
   out.set(body, p);
@@ -285,16 +368,8 @@ export function authenticatedBytes(bytes: Uint8Array): Uint8Array {
  * views (subarrays) the input bytes rather than copying them.
  */
 export function decodePacket(bytes: Uint8Array): FountainPacket {
-  if (bytes.length < HEADER_LENGTH) throw new DecodeError(`packet of ${bytes.length} bytes is shorter than the ${HEADER_LENGTH}-byte header`);
-  if (bytes[0] !== MAGIC_0 || bytes[1] !== MAGIC_1) throw new DecodeError('bad magic', 'ERR_DECODE_MAGIC');
-  if (bytes[2] !== FOUNTAIN_VERSION) throw new DecodeError(`unsupported version ${bytes[2]}`, 'ERR_DECODE_VERSION');
-  const type = bytes[3] as number;
-  const flags = bytes[4] as number;
-  if ((flags & ~KNOWN_FLAGS) !== 0) throw new DecodeError(`unknown flags 0x${flags.toString(16)}`, 'ERR_DECODE_FLAGS');
-  const trailerLen = bytes[5] as number;
-  const extLen = ((bytes[6] as number) << 8) | (bytes[7] as number);
-  if (HEADER_LENGTH + extLen + trailerLen > bytes.length) throw new DecodeError('extension and trailer lengths exceed the packet');
-  const objectId = bytes.subarray(8, 16);
+  // One header object for every call (this function does not re-enter): the hot path allocates none.
+  const { type, flags, extensionLength: extLen, trailerLength: trailerLen, objectId } = decodeHeader(bytes, 0, packetHeader);
   const extensions: Extension[] = extLen === 0 ? NO_EXTENSIONS : [];
   let p = HEADER_LENGTH;
   const extEnd = HEADER_LENGTH + extLen;
@@ -339,6 +414,7 @@ export function decodePacket(bytes: Uint8Array): FountainPacket {
   return { ...header, kind: 'other', body };
 }
 
+const packetHeader = {} as PacketHeader;
 const NO_EXTENSIONS: Extension[] = Object.freeze([]) as unknown as Extension[];
 
 /** Hex form of an object id (16 lowercase hex digits), used on the CLI and in logs. */

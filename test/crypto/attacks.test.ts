@@ -242,7 +242,7 @@ function runFlood(opts: { insider: boolean; digests: boolean; blockCheck: boolea
   const gk = generateGroupKey();
   const auth = opts.groupKey ? new PacketAuth(gk, fields.objectId, 'mac') : undefined;
   const inner = new CarouselSender(fields, r.object, auth);
-  const sender = new SecureSender({ inner, objectId: fields.objectId, manifest, signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100, ...(auth ? { sealer: fountainSealer(auth) } : {}) });
+  const sender = new SecureSender({ inner, objectId: fields.objectId, manifest, signingKey: signer, digests: opts.digests, manifestEvery: 100, ...(auth ? { sealer: fountainSealer(auth) } : {}) });
   const guard = new ReceiveGuard({ trust, policy: device, ...(opts.groupKey ? { groupKey: gk } : {}) });
   const receiver = new BlockReceiver(fields, opts.blockCheck ? (sbn, data) => guard.checkBlock(sbn, data) : undefined);
   const injectorKey = opts.insider ? gk : generateGroupKey();
@@ -317,6 +317,31 @@ describe('attack matrix: the guard holds everything back until a verified manife
     assert.equal(guard.stats.drops['no-manifest'], 10);
     for (const body of fragmentManifest(signManifest(r.fields, signer))) guard.filter(encodeRaw(PacketType.MANIFEST, { objectId: r.fields.objectId }, body), T0);
     assert.equal(guard.filter(s.next(0).datagram, T0).kind, 'deliver');
+  });
+
+  test('malformed headers (truncated, bad magic, version or flags, lengths past the datagram) are dropped as malformed, never thrown', () => {
+    const { trust, signer } = hierarchy();
+    const r = release(6n);
+    const gk = generateGroupKey();
+    const guard = new ReceiveGuard({ trust, policy: device, groupKey: gk });
+    const sealer = fountainSealer(new PacketAuth(gk, r.fields.objectId, 'mac'));
+    const sealed = encodeRaw(PacketType.MANIFEST, { objectId: r.fields.objectId, flags: sealer.flags, trailer: new Uint8Array(sealer.trailerLength) }, fragmentManifest(signManifest(r.fields, signer))[0]!);
+    sealer.seal(sealed);
+    const bad: Uint8Array[] = [
+      ...Array.from({ length: 16 }, (_, n) => sealed.slice(0, n)),
+      Uint8Array.from(sealed, (b, i) => (i === 0 ? 0x4a : b)),
+      Uint8Array.from(sealed, (b, i) => (i === 2 ? 2 : b)),
+      Uint8Array.from(sealed, (b, i) => (i === 4 ? b | 0x80 : b)),
+      // A trailer of 255 bytes in a datagram of 16 + 254.
+      Uint8Array.from(sealed.subarray(0, 16 + 254), (b, i) => (i === 5 ? 255 : b)),
+      Uint8Array.from(sealed, (b, i) => (i === 6 ? 0xff : b)),
+    ];
+    for (const d of bad) assert.deepEqual(guard.filter(d, T0), { kind: 'drop', reason: 'malformed' });
+    assert.equal(guard.stats.drops.malformed, bad.length);
+    // The same bytes with a sound header get through: the defence, not the input, did the dropping.
+    assert.equal(guard.filter(sealed, T0).kind, 'manifest');
+    // Without the guard, the transfer layer's own decoder refuses the same headers as DecodeErrors.
+    for (const d of bad) assert.throws(() => decodePacket(d));
   });
 
   test('with a group key, packets without the AUTH flag are refused', () => {

@@ -7,10 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFileSender } from '../../src/transfer/driver.js';
-import { FileStore, FountainReceiver } from '../../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../../src/transfer/receiver/index.js';
 import { generateGroupKey, saveGroupKey, saveKeyPair } from '../../src/crypto/keys.js';
 import { groupSealer, SecureSender } from '../../src/crypto/guard.js';
-import { blockCommitments, deviceGuard, signFileManifest } from '../../src/crypto/secure-transfer.js';
+import { blockCommitments, signFileManifest } from '../../src/crypto/secure-transfer.js';
+import { receiveSecurity } from '../../src/session/receive-security.js';
 import { hierarchy, randomBytesSeeded, T0, DAY } from './fixtures.js';
 
 test('file sender + signed manifest + device guard from files: installs once, then refuses the replay', async () => {
@@ -28,21 +29,23 @@ test('file sender + signed manifest + device guard from files: installs once, th
     const release = { product: 'sensor-v2', sequence: 9n, version: '9.0', created: T0 - DAY, expires: T0 + DAY, groupKey: gk, cipher: 'aes-256-gcm' as const, digests: true };
     const runOnce = async () => {
       const commitments = blockCommitments();
-      const inner = await createFileSender({ file, rateBps: 1e15, sealer, maxBlockSymbols: 100, observe: commitments.observe });
+      const inner = await createFileSender({ file, sealer, maxBlockSymbols: 100, observe: commitments.observe });
       const manifest = signFileManifest(inner, commitments.blockHashes(), signer, release);
-      const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true, rateBps: 1e15 });
-      const { guard, state } = deviceGuard({ trustFiles: [join(dir, 'root.pub')], groupKeyFile: gkFile, stateDir: join(dir, 'state'), product: 'sensor-v2', cipher: 'aes-256-gcm', requireEncryption: true });
+      const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer, signingKey: signer, digests: true });
+      // The library's receive-side security stage (src/session/receive-security.ts), on a fixed clock.
+      const sec = receiveSecurity({ trust: [join(dir, 'root.pub')], groupKey: gkFile, stateDir: join(dir, 'state'), product: 'sensor-v2', cipher: 'aes-256-gcm', requireEncryption: true, clock: () => T0 });
       const out = join(dir, 'installed.bin');
-      const receiver = new FountainReceiver({ store: new FileStore({ out }), checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
+      const receiver = new FountainReceiver({ store: new FileStore({ out }), checkBlock: (sbn, data) => sec.checkBlock(sbn, data) });
       let done = false;
       for (let i = 0; i < 2000 && !done; i++) {
         const s = sender.next(i);
         if (!('datagram' in s)) continue;
-        const g = guard.filter(s.datagram, T0);
-        if (g.kind === 'deliver') done = receiver.push(g.datagram) === 'complete';
+        const d = sec.filter(s.datagram);
+        if (d) done = receiver.push(d, i) === 'complete';
       }
+      const info = receiver.info;
       receiver.close();
-      return { done, guard, state, out };
+      return { done, guard: sec.guard, sec, info, out };
     };
     const first = await runOnce();
     assert.equal(first.done, true);
@@ -50,7 +53,9 @@ test('file sender + signed manifest + device guard from files: installs once, th
     assert.equal(first.guard.stats.manifestsVerified, 1);
     assert.ok(first.guard.stats.blocksVerified >= 3, 'every block checked against the manifest before it was written');
     assert.equal(first.guard.stats.blocksRejected, 0);
-    first.state.commit(first.guard.manifest!);
+    // The object against the manifest, then the install recorded (anti-rollback state).
+    const m = first.sec.commit(first.out, first.info!);
+    assert.equal(m.sequence, 9n);
     rmSync(first.out);
     // The same release again (a replay): the device now refuses the manifest and so every packet.
     const second = await runOnce();

@@ -15,6 +15,8 @@ export class CarouselSender {
   private readonly T: number;
   private readonly sealer: Sealer | undefined;
   private sent = 0;
+  /** A send pipeline producer (src/transfer/pipeline.ts) that never builds an encoder. */
+  readonly nextBuildsEncoder = false;
   constructor(
     private readonly f: ManifestFields,
     private readonly object: Uint8Array,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { blockPartition, otiFor, encodeOti } from '../../src/fec/index.js';
 import { FountainSender } from '../../src/transfer/sender.js';
-import { FileStore, FountainReceiver } from '../../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../../src/transfer/receiver/index.js';
 import { BytesSource } from '../../src/transfer/source.js';
 import { BlockHasher, parseOti } from '../../src/crypto/blocks.js';
 import { equalBytes } from '../../src/crypto/bytes.js';
@@ -41,12 +41,12 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
     const hash = new Uint8Array(createHash('sha256').update(object).digest());
     // The sender's packet auth must exist before the FountainSender (it seals in its constructor),
     // but the per-object key needs the object id: derive it from a first sender without sealer.
-    const probe = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12 });
+    const probe = new FountainSender({ oti, source: new BytesSource(object), hash });
     const auth = new PacketAuth(gk, probe.objectId, opts.suite);
     const cipher = opts.suite === 'aes-256-gcm' || opts.suite === 'chacha20-poly1305' ? opts.suite : undefined;
     // With digests and no encryption, data packets may go without the group MAC (macOnData false).
     const sealData = opts.macOnData ?? true;
-    const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12, ...(sealData ? { sealer: fountainSealer(auth) } : {}) });
+    const inner = new FountainSender({ oti, source: new BytesSource(object), hash, ...(sealData ? { sealer: fountainSealer(auth) } : {}) });
     const hasher = new BlockHasher(parseOti(otiBytes));
     hasher.update(object);
     const manifest = signManifest(
@@ -66,7 +66,7 @@ function run(opts: { suite: AuthSuite; digests: boolean; flood: number; loss: nu
       },
       signer,
     );
-    const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), signingKey: signer, digests: opts.digests, rateBps: 1e12, manifestEvery: 100 });
+    const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), signingKey: signer, digests: opts.digests, manifestEvery: 100 });
     const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, ...(cipher ? { cipher, requireEncryption: true } : { macSuite: opts.suite as MacSuite }) });
     const out = join(dir, 'fw.bin');
     const receiver = new FountainReceiver({ store: new FileStore({ out }), checkBlock: (sbn, data) => guard.checkBlock(sbn, data) });
@@ -162,14 +162,14 @@ test('signed digest batches: the last source symbols of a round go out before an
   // 64-datagram batch boundary.
   const oti = otiFor(object.length, 1184, { maxBlockSymbols: 50, subBlocks: 1, alignment: 4 });
   const hash = new Uint8Array(createHash('sha256').update(object).digest());
-  const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12 });
+  const inner = new FountainSender({ oti, source: new BytesSource(object), hash });
   const hasher = new BlockHasher(parseOti(encodeOti(oti)));
   hasher.update(object);
   const manifest = signManifest(
     { product: 'p', sequence: 1n, version: '1', created: T0 - DAY, expires: T0 + DAY, objectId: inner.objectId, objectHash: hash, size: object.length, oti: encodeOti(oti), blockHashes: hasher.digest(), symbolDigests: true },
     signer,
   );
-  const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, signingKey: signer, digests: true, rateBps: 1e12 });
+  const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, signingKey: signer, digests: true });
   const sourceSymbols = Math.ceil(object.length / 1184);
   assert.notEqual(sourceSymbols % 64, 0);
   const blocks = blockPartition(oti);
@@ -203,9 +203,9 @@ test('decryptInPlace: a delivered datagram is the same buffer, decrypted; a tamp
   const oti = otiFor(object.length, 1184, { maxBlockSymbols: 50, subBlocks: 1, alignment: 4 });
   const hash = new Uint8Array(createHash('sha256').update(object).digest());
   const gk = generateGroupKey();
-  const probe = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12 });
+  const probe = new FountainSender({ oti, source: new BytesSource(object), hash });
   const auth = new PacketAuth(gk, probe.objectId, 'chacha20-poly1305');
-  const inner = new FountainSender({ oti, source: new BytesSource(object), hash, rateBps: 1e12, sealer: fountainSealer(auth) });
+  const inner = new FountainSender({ oti, source: new BytesSource(object), hash, sealer: fountainSealer(auth) });
   const hasher = new BlockHasher(parseOti(encodeOti(oti)));
   hasher.update(object);
   const manifest = signManifest(
@@ -224,7 +224,7 @@ test('decryptInPlace: a delivered datagram is the same buffer, decrypted; a tamp
     },
     signer,
   );
-  const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth), rateBps: 1e12 });
+  const sender = new SecureSender({ inner, objectId: inner.objectId, manifest, sealer: fountainSealer(auth) });
   const guard = new ReceiveGuard({ trust, policy: { product: 'sensor-v2', installedSequence: 5n }, groupKey: gk, cipher: 'chacha20-poly1305', requireEncryption: true, decryptInPlace: true });
   let delivered = 0;
   let tampered = 0;

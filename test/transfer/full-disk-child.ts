@@ -3,7 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeObject, newSender } from './sim.js';
-import { FileStore, FountainReceiver } from '../../src/transfer/receiver.js';
+import { FileStore, FountainReceiver } from '../../src/transfer/receiver/index.js';
 import { IotupdError } from '../../src/errors.js';
 
 const dir = process.argv[2] as string;

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { otiFor } from '../../src/fec/index.js';
 import { FountainSender, type SenderOptions } from '../../src/transfer/sender.js';
+import { SendPipeline, type SendStage } from '../../src/transfer/pipeline.js';
 import { FileStore, FountainReceiver, type ReceiverOptions } from '../../src/transfer/receiver/index.js';
 import { BytesSource } from '../../src/transfer/source.js';
 import { hashBytes } from '../../src/transfer/object.js';
@@ -46,8 +47,11 @@ export interface SimReceiver {
   options?: Partial<Omit<ReceiverOptions, 'store'>>;
 }
 
+/** A sender's options and its pipeline's (rate, bucket depth, stages). */
+export type SimSenderOptions = Partial<SenderOptions> & { rateBps?: number; burstBytes?: number; stages?: SendStage[] };
+
 export interface SimSender {
-  options?: Partial<SenderOptions>;
+  options?: SimSenderOptions;
   /** Replace the sender with a fresh one (ESIs start over) at this time. */
   restartAtMs?: number;
   startAtMs?: number;
@@ -70,15 +74,22 @@ export function makeObject(size: number, symbolSize: number, maxBlockSymbols: nu
   return { data, oti, hash };
 }
 
-export function newSender(obj: ReturnType<typeof makeObject>, opts: Partial<SenderOptions> = {}): FountainSender {
-  return new FountainSender({
+/** A FountainSender in a send pipeline paced at 100 Mbit/s unless told otherwise (the pipeline checks the rate). */
+export function newPipeline(obj: ReturnType<typeof makeObject>, opts: SimSenderOptions = {}): SendPipeline {
+  const { rateBps, burstBytes, stages, ...senderOpts } = opts;
+  const sender = new FountainSender({
     oti: obj.oti,
     source: new BytesSource(obj.data),
     hash: obj.hash,
     name: 'sim.bin',
-    rateBps: 100_000_000,
-    ...opts,
+    ...senderOpts,
   });
+  return new SendPipeline(sender, { rateBps: rateBps ?? 100_000_000, burstBytes, stages });
+}
+
+/** The FountainSender of newPipeline: unpaced when its `next` is called directly. */
+export function newSender(obj: ReturnType<typeof makeObject>, opts: SimSenderOptions = {}): FountainSender {
+  return newPipeline(obj, opts).sender;
 }
 
 interface Delivery {
@@ -151,7 +162,7 @@ export function simulate(
   const crashed = receivers.map(() => false);
   const bad = receivers.map(() => false);
   const doneAt: (number | undefined)[] = receivers.map(() => undefined);
-  const sims = senders.map((s) => ({ spec: s, sender: newSender(obj, s.options), ready: s.startAtMs ?? 0, restarted: false }));
+  const sims = senders.map((s) => ({ spec: s, sender: newPipeline(obj, s.options), ready: s.startAtMs ?? 0, restarted: false }));
   const heap = new Heap();
   let seq = 0;
   let now = 0;
@@ -203,7 +214,7 @@ export function simulate(
     const s = sims[si] as (typeof sims)[number];
     if (s.spec.restartAtMs !== undefined && !s.restarted && now >= s.spec.restartAtMs) {
       s.restarted = true;
-      s.sender = newSender(obj, s.spec.options);
+      s.sender = newPipeline(obj, s.spec.options);
     }
     const step = s.sender.next(now);
     if ('done' in step) {
@@ -237,7 +248,7 @@ export function simulate(
     receivers: all,
     outs,
     doneAtMs: doneAt,
-    senders: sims.map((s) => s.sender),
+    senders: sims.map((s) => s.sender.sender),
     timeMs: now,
     dir,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),

@@ -9,7 +9,10 @@ import {
   IPV6_UDP_OVERHEAD,
   PacketType,
   authenticatedBytes,
+  decodeHeader,
   decodePacket,
+  encodeHeader,
+  headerLength,
   descriptionEncodingLength,
   encodeDescription,
   encodeRaw,
@@ -19,6 +22,7 @@ import {
   objectIdHex,
   parseObjectIdHex,
   symbolEncodingLength,
+  type PacketHeader,
 } from '../../src/wire/fountain.js';
 import { DecodeError } from '../../src/errors.js';
 
@@ -129,7 +133,77 @@ test('rejects bad magic, version, unknown flags, truncation and inconsistent len
   assert.throws(() => decodePacket(badUtf8), DecodeError, 'invalid UTF-8 name');
 });
 
-test('encoder refuses values that do not fit their fields', () => {
+test('header codec: bytes of the diagram, round trip at an offset inside a larger buffer', () => {
+  const ext = [{ type: 7, value: fromHex('cafe') }];
+  const h = { objectId: OID, flags: Flags.AUTH | Flags.ENCRYPTED, extensions: ext, trailer: new Uint8Array(28) };
+  assert.equal(headerLength(h), HEADER_LENGTH + 4);
+  const buf = new Uint8Array(100).fill(0x55);
+  const written = encodeHeader(PacketType.SIGNATURE, h, buf, 21);
+  assert.equal(written.byteOffset, 21);
+  assert.equal(written.length, headerLength(h));
+  assert.equal(buf[20], 0x55, 'nothing written before the offset');
+  assert.equal(buf[21 + written.length], 0x55, 'nothing written after the header');
+  // magic 'I' 'Q', version 1, type 4 | flags 3, trailer 28, extension length 4 | object id | TLV
+  assert.equal(hex(written), '49510104' + '031c0004' + '0102030405060708' + '0702cafe');
+  // The packet at offset 21 runs to the end of the buffer: 100 - 21 = 79 bytes, the last 28 the trailer.
+  const d = decodeHeader(buf, 21);
+  assert.deepEqual({ ...d, objectId: hex(d.objectId) }, {
+    type: PacketType.SIGNATURE,
+    flags: 3,
+    trailerLength: 28,
+    extensionLength: 4,
+    objectId: hex(OID),
+    bodyOffset: HEADER_LENGTH + 4,
+    bodyEnd: 79 - 28,
+  });
+  assert.equal(d.objectId.byteOffset, 21 + 8, 'the object id is a view of the packet');
+  // The header the packet encoders write decodes to the same fields, with the body where they put it.
+  const sym = encodeSymbol(h, { sbn: 3, esi: 9, symbol: fromHex('0a0b') });
+  const into = {} as PacketHeader;
+  assert.equal(decodeHeader(sym, 0, into), into);
+  assert.equal(into.bodyOffset, HEADER_LENGTH + 4);
+  assert.equal(hex(sym.subarray(into.bodyOffset, into.bodyEnd)), '030000090a0b');
+  assert.equal(into.bodyEnd, sym.length - 28);
+  assert.equal(hex(encodeHeader(PacketType.SYMBOL, h)), hex(sym.subarray(0, headerLength(h))));
+});
+
+test('header codec: malformed headers are DecodeErrors with their codes, at an offset too', () => {
+  const good = encodeRaw(PacketType.MANIFEST, { objectId: OID, trailer: new Uint8Array(4) }, fromHex('00112233'));
+  const at = (bytes: Uint8Array, offset: number) => {
+    const buf = new Uint8Array(offset + bytes.length).fill(0x49);
+    buf.set(bytes, offset);
+    return buf;
+  };
+  const code = (bytes: Uint8Array, offset = 0) => {
+    try {
+      decodeHeader(bytes, offset);
+    } catch (err) {
+      assert.ok(err instanceof DecodeError, String(err));
+      return err.code;
+    }
+    return 'accepted';
+  };
+  for (const offset of [0, 7]) {
+    assert.equal(code(at(good, offset), offset), 'accepted');
+    assert.equal(code(at(good.subarray(0, 15), offset), offset), 'ERR_DECODE', 'shorter than the fixed header');
+    assert.equal(code(at(Uint8Array.from(good, (b, i) => (i === 1 ? 0 : b)), offset), offset), 'ERR_DECODE_MAGIC');
+    assert.equal(code(at(Uint8Array.from(good, (b, i) => (i === 2 ? 2 : b)), offset), offset), 'ERR_DECODE_VERSION');
+    assert.equal(code(at(Uint8Array.from(good, (b, i) => (i === 4 ? 0x04 : b)), offset), offset), 'ERR_DECODE_FLAGS');
+    // 16 + 0 + 9 > 24 bytes: the trailer would overlap the header.
+    assert.equal(code(at(Uint8Array.from(good, (b, i) => (i === 5 ? 9 : b)), offset), offset), 'ERR_DECODE', 'trailer too long');
+    assert.equal(code(at(Uint8Array.from(good, (b, i) => (i === 6 ? 1 : b)), offset), offset), 'ERR_DECODE', 'extensions too long');
+  }
+  // Exactly filling the packet is allowed: an empty body.
+  assert.equal(decodeHeader(Uint8Array.from(good, (b, i) => (i === 5 ? 8 : b))).bodyEnd, HEADER_LENGTH);
+  assert.equal(code(good, -1), 'ERR_DECODE', 'negative offset');
+  assert.equal(code(good, good.length), 'ERR_DECODE', 'offset at the end');
+  assert.throws(() => encodeHeader(256, { objectId: OID }), DecodeError);
+  assert.throws(() => encodeHeader(1, { objectId: OID }, new Uint8Array(20), 5), DecodeError, 'buffer too small at that offset');
+  assert.throws(() => encodeHeader(1, { objectId: OID.subarray(1) }), DecodeError, 'object id of 7 bytes');
+});
+
+test('encoder refuses values that do not fit their fields'
+, () => {
   const h = { objectId: OID };
   assert.throws(() => encodeSymbol(h, { sbn: 256, esi: 0, symbol: new Uint8Array(1) }), DecodeError);
   assert.throws(() => encodeSymbol(h, { sbn: 0, esi: 2 ** 24, symbol: new Uint8Array(1) }), DecodeError);
