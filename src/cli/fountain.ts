@@ -5,11 +5,11 @@ import { resolveGroup, type ChannelTarget, type Scheme, type Scope } from '../ch
 import { Receiver } from '../session/receiver.js';
 import { blockPartition } from '../fec/index.js';
 import { numberOption, parse } from './command.js';
-import { IotupdError, TimeoutError, UsageError } from '../errors.js';
-import { DEFAULT_SYMBOL_SIZE, HashAlgorithm, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
+import { AbortError, IotupdError, TimeoutError, UsageError } from '../errors.js';
+import { DEFAULT_SYMBOL_SIZE, objectIdHex, parseObjectIdHex, maxSymbolSize } from '../wire/fountain.js';
 import type { SenderStats } from '../transfer/sender.js';
 import { DEFAULT_RATE_BPS } from '../transfer/pacer.js';
-import { sendFile } from '../transfer/driver.js';
+import { Sender } from '../session/sender.js';
 import { tuneReceiverMemory } from '../transfer/heap.js';
 import type { ReceiverStats } from '../transfer/receiver/index.js';
 import { Progress, formatBytes } from './progress.js';
@@ -147,7 +147,7 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
   // Security (src/cli/secure.ts, loaded only when asked for): signed manifest, tags, encryption.
   const secure = usesSecurity(v, SECURE_SEND_OPTIONS) ? await import('./secure.js') : undefined;
   const security = secure?.planSecureSend(v);
-  const stats = await sendFile({
+  const tx = new Sender({
     file,
     group,
     interface: iface,
@@ -156,36 +156,42 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
     rateBps: rate * 1e6,
     ...(security ? { security } : {}),
     symbolSize: T,
-    maxBlockSymbols: blockSymbols,
+    ...(blockSymbols !== undefined ? { maxBlockSymbols: blockSymbols } : {}),
     senderIndex: index,
     senders,
-    durationMs: durationSec === undefined ? undefined : durationSec * 1000,
-    symbolsPerBlock: spb,
-    name: v.name,
-    hashAlgorithm: hash === 'blake3' ? HashAlgorithm.BLAKE3 : HashAlgorithm.SHA256,
+    ...(durationSec !== undefined ? { durationMs: durationSec * 1000 } : {}),
+    ...(spb !== undefined ? { symbolsPerBlock: spb } : {}),
+    ...(v.name !== undefined ? { name: v.name } : {}),
+    hash,
     signal,
     progressIntervalMs: 250,
-    onProgress: (s, sender) => {
-      if (!objectId) {
-        objectId = objectIdHex(sender.objectId);
-        out.event('start', `sending ${file} (${formatBytes(sender.oti.transferLength)}, ${sender.blockCount} blocks, T=${sender.oti.symbolSize}) as object ${objectId} to [${group}]:${port} on ${iface}`, {
-          format: 'fountain',
-          objectId,
-          group,
-          port,
-          size: sender.oti.transferLength,
-          blocks: sender.blockCount,
-          symbolSize: sender.oti.symbolSize,
-        });
-      }
-      out.update(show(s));
-    },
   });
+  tx.on('start', (st) => {
+    objectId = objectIdHex(st.objectId);
+    out.event('start', `sending ${file} (${formatBytes(st.oti.transferLength)}, ${st.blocks} blocks, T=${st.oti.symbolSize}) as object ${objectId} to [${group}]:${port} on ${iface}`, {
+      format: 'fountain',
+      objectId,
+      group,
+      port,
+      size: st.oti.transferLength,
+      blocks: st.blocks,
+      symbolSize: st.oti.symbolSize,
+    });
+  });
+  tx.on('progress', (s) => out.update(show(s)));
+  let result: SenderStats & { result?: string };
+  try {
+    result = await tx.done;
+  } catch (err) {
+    // Interrupted (SIGINT / SIGTERM): the sender's normal end when it has no budget.
+    if (!(err instanceof AbortError) || !tx.stats) throw err;
+    result = { ...tx.stats, result: 'interrupted' };
+  }
   const secs = (performance.now() - t0) / 1000;
   out.finish(
-    { result: signal.aborted ? 'interrupted' : 'ok', format: 'fountain', objectId, ...stats, seconds: Math.round(secs * 1000) / 1000, cpuSeconds: cpuSeconds() },
-    `sent ${stats.symbols} symbols (${stats.rounds} rounds) in ${secs.toFixed(1)} s`,
-    show(stats),
+    { result: 'ok', format: 'fountain', objectId, ...result, seconds: Math.round(secs * 1000) / 1000, cpuSeconds: cpuSeconds() },
+    `sent ${result.symbols} symbols (${result.rounds} rounds) in ${secs.toFixed(1)} s`,
+    show(result),
   );
   return 0;
 }

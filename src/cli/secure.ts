@@ -42,7 +42,8 @@ export function planSecureSend(v: Values): SendSecurity | undefined {
   const gkFile = str(v, 'group-key');
   // The same rules as planSendSecurity's, in terms of the flags, checked before any file is read.
   if (keyFile === undefined && manifestFile === undefined) {
-    if (gkFile !== undefined || v.encrypt || v.digests || v.mac !== undefined) throw new UsageError('--group-key, --mac, --encrypt and --digests need a signed manifest: --key or --manifest');
+    const given = ['group-key', 'mac', 'encrypt', 'digests', 'cipher', 'product', 'sequence', 'version', 'expires', 'rollout'].filter((k) => v[k] !== undefined);
+    if (given.length > 0) throw new UsageError(`${given.map((k) => `--${k}`).join(', ')}: need a signed manifest (--key or --manifest)`);
     return undefined;
   }
   if (v.encrypt && gkFile === undefined) throw new UsageError('--encrypt needs --group-key');

@@ -52,6 +52,8 @@ export interface SendFileOptions extends Omit<FileSenderOptions, 'sealer' | 'obs
    */
   security?: SendSecurity;
   signal?: AbortSignal;
+  /** Called once the file is hashed and the socket is ready, before the first datagram. */
+  onStart?: (sender: FountainSender) => void;
   /** Called about every `progressIntervalMs` (default 500 ms) and at the end. */
   onProgress?: (s: SenderStats, sender: FountainSender) => void;
   progressIntervalMs?: number;
@@ -150,9 +152,17 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
   const port = opts.port ?? DEFAULT_PORT;
   if (opts.signal?.aborted) {
     plans?.cancel();
-    return { ...sender.stats, gso: 'aborted before start', gsoCalls: 0, sendErrors: 0, encoderPlansRecorded: 0 };
+    sender.close();
+    throw abortError(opts.signal);
   }
-  const sock = await McastSocket.open({ interface: opts.interface, port: 0, hopLimit: opts.hopLimit, signal: opts.signal });
+  let sock: McastSocket;
+  try {
+    sock = await McastSocket.open({ interface: opts.interface, port: 0, hopLimit: opts.hopLimit, signal: opts.signal });
+  } catch (err) {
+    plans?.cancel();
+    sender.close();
+    throw err;
+  }
   const every = opts.progressIntervalMs ?? 500;
   let lastReport = performance.now();
   // Datagrams the pacer released, handed to the socket together: with UDP GSO a run of
@@ -182,6 +192,7 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
   try {
     // Send-only socket: connecting skips the per-datagram address parsing and route lookup.
     await sock.connect(opts.group, port);
+    opts.onStart?.(sender);
     for (;;) {
       if (opts.signal?.aborted) break;
       if (!plansIn && pipeline.nextBuildsEncoder) {
@@ -218,8 +229,11 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
     // A sender that stopped before the worker posted its plans (a short --duration) stops it.
     if (!plansIn) plans?.cancel();
     opts.onProgress?.(sender.stats, sender);
+    sender.close();
     await sock.close();
   }
+  // A stop by the signal rejects, as a receive does; the last onProgress had the final counts.
+  if (opts.signal?.aborted) throw abortError(opts.signal);
   const gso = sock.gso;
   return { ...sender.stats, gso: gso.enabled ? 'on' : gso.reason, gsoCalls: sock.stats.gsoCalls, sendErrors: sock.stats.sendErrors, encoderPlansRecorded: plans?.adopted ?? 0 };
 }

@@ -212,6 +212,13 @@ export class FountainSender implements DatagramProducer {
   }
 
   /** Bytes of one symbol datagram (UDP payload). */
+  /** Stop: release the source (its file descriptor) and the cached encoders. */
+  close(): void {
+    this.finished = true;
+    this.encoders.clear();
+    this.opts.source.close();
+  }
+
   get packetLength(): number {
     return this.symbolPacketLength;
   }

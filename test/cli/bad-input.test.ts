@@ -34,7 +34,7 @@ test('bad input: one clear line, a non-zero exit within seconds, nothing written
       { args: ['send', file, '--channel', 'x', '--interface', 'lo', '--port', '99999'], code: 2, says: /--port must be a number from 1 to 65535/ },
       { args: ['send', join(dir, 'missing.bin'), '--channel', 'x', '--interface', 'lo'], code: 1, says: /cannot read .*missing\.bin/ },
       { args: ['send', file, '--channel', 'x', '--interface', 'nosuch0'], code: 1, says: /no such network interface 'nosuch0'/ },
-      { args: ['send', file, '--channel', 'x', '--interface', 'lo', '--sequence', '5'], code: 2, says: /need a signed manifest/ },
+      { args: ['send', file, '--channel', 'x', '--interface', 'lo', '--sequence', '5'], code: 2, says: /--sequence: need a signed manifest/ },
       { args: ['recv', '/proc/x', '--channel', 'x', '--interface', 'lo', '--timeout', '30'], code: 1, says: /cannot write in \/proc/ },
       { args: ['recv', '/proc/x', '--channel', 'x', '--interface', 'lo', '--timeout', '30', '--format', 'iotupd'], code: 1, says: /cannot write \/proc\/x/ },
       { args: ['recv', dir, '--channel', 'x', '--interface', 'lo', '--timeout', '30'], code: 1, says: /it is a directory/ },
