@@ -225,6 +225,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
   }, timeout * 1000);
   timer?.unref();
   let started = false;
+  let listening = false;
   const summary = (stats: ReceiverStats) => ({
     received: stats.received,
     duplicate: stats.duplicate,
@@ -251,6 +252,12 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
       signal: ac.signal,
       ...(sec ? { filter: sec.filter, checkBlock: sec.checkBlock } : {}),
       onProgress: (p, stats) => {
+        // receiveFile reports progress only once its socket has joined the group: the first
+        // report is the moment a sender's datagrams will be received (what tests wait for).
+        if (!listening) {
+          listening = true;
+          out.event('listening', `joined [${group}]:${port} on ${iface}`, { group, port, interface: iface });
+        }
         if (p.object && !started) {
           started = true;
           out.event('object', `receiving ${p.object.name || 'object'} ${objectIdHex(p.object.objectId)}: ${formatBytes(p.object.size)}, ${p.blocks} blocks, ${p.needed} source symbols`, {
