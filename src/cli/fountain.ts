@@ -177,7 +177,7 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
   });
   const secs = (performance.now() - t0) / 1000;
   out.finish(
-    { result: signal.aborted ? 'interrupted' : 'ok', format: 'fountain', objectId, ...stats, seconds: Math.round(secs * 1000) / 1000, cpuSeconds: cpuSeconds() },
+    { result: signal.aborted ? 'interrupted' : 'ok', format: 'fountain', objectId, rateMbit: rate, ...stats, seconds: Math.round(secs * 1000) / 1000, cpuSeconds: cpuSeconds() },
     `sent ${stats.symbols} symbols (${stats.rounds} rounds) in ${secs.toFixed(1)} s`,
     show(stats),
   );
