@@ -62,6 +62,8 @@ export interface CarouselReceiveResult extends CarouselReceiveProgress {
 }
 
 export type CarouselReceiveEvent =
+  /** The socket is bound and has joined the group: datagrams sent from now on are received. */
+  | { type: 'listening'; group: string; port: number; interface: string }
   | { type: 'resume'; chunks: number; chunksTotal: number; size: number; hash: string }
   | { type: 'state-ignored'; reason: string }
   | { type: 'file'; size: number; hash: string }
@@ -124,6 +126,7 @@ export async function receiveCarousel(opts: CarouselReceiveOptions): Promise<Car
     // Bound to the group address: the kernel hands us only this group's datagrams.
     sock = await McastSocket.open({ interface: opts.interface, port: opts.port ?? 4242, bindAddress: opts.group });
     sock.join(opts.group);
+    emit({ type: 'listening', group: opts.group, port: sock.port, interface: opts.interface });
     return await run(opts, fd, sock, rx, Boolean(state), resumedChunks);
   } finally {
     await sock?.close();

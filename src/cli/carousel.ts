@@ -113,6 +113,8 @@ function pct(x: number): string {
 
 function eventText(e: CarouselReceiveEvent): string {
   switch (e.type) {
+    case 'listening':
+      return `joined [${e.group}]:${e.port} on ${e.interface}`;
     case 'resume':
       return `resuming: ${e.chunks}/${e.chunksTotal} chunks already present`;
     case 'state-ignored':

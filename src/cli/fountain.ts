@@ -189,7 +189,7 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
   }
   const secs = (performance.now() - t0) / 1000;
   out.finish(
-    { result: 'ok', format: 'fountain', objectId, ...result, seconds: Math.round(secs * 1000) / 1000, cpuSeconds: cpuSeconds() },
+    { result: 'ok', format: 'fountain', objectId, rateMbit: rate, ...result, seconds: Math.round(secs * 1000) / 1000, cpuSeconds: cpuSeconds() },
     `sent ${result.symbols} symbols (${result.rounds} rounds) in ${secs.toFixed(1)} s`,
     show(result),
   );
@@ -297,6 +297,7 @@ export async function fountainRecv(argv: string[], signal: AbortSignal): Promise
         decoder: result.decoder,
         warmUps: result.warmUps,
         youngGenerationMiB: result.youngGenerationMiB,
+        youngGenerationCap: result.youngGenerationCap,
         mallocArenaLimit: result.mallocArenaLimit,
         lossSeen: result.lossSeen,
         recvBatch: result.recvBatch,

@@ -1,4 +1,4 @@
-// Data tables of RFC 6330, copied from the project reference file rfc6330-tables.json
+// Data tables of RFC 6330, copied from rfc6330-tables.json (test/fixtures/)
 // (itself transcribed from RFC 6330: V0..V3 of section 5.5, degree thresholds f of section 5.3.5.2
 // Table 1, systematic indices of section 5.6 Table 2). GF(256) exp/log tables are derived in gf256.ts.
 // test/fec/tables.test.ts checks this file against the reference JSON and spot-checks RFC text facts.

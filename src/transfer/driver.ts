@@ -295,6 +295,8 @@ export interface ReceiveResult {
   warmUps: number;
   /** The largest young generation seen (both semi-spaces, MiB); 0 without `memory` tuning. */
   youngGenerationMiB: number;
+  /** 'on' while the young-generation cap held, else why not ('not requested' without `memory`). */
+  youngGenerationCap: string;
   /** 'on' when glibc's malloc arenas were bounded (`memory` tuning), else why not. */
   mallocArenaLimit: string;
   /** Whether some block had to be decoded: a source symbol was missed, or a repair symbol kept (FountainReceiver.lossSeen). */
@@ -427,6 +429,7 @@ export async function receiveFile(opts: ReceiveFileOptions): Promise<ReceiveResu
       decoder: decoder instanceof InlineDecoder ? 'inline' : 'worker',
       warmUps: decoder instanceof InlineDecoder ? decoder.warmUps : 0,
       youngGenerationMiB: memory?.youngGenerationMiB ?? 0,
+      youngGenerationCap: memory?.youngGenerationCap ?? 'not requested',
       mallocArenaLimit: memory?.mallocArenaLimit ?? 'not requested',
       lossSeen: receiver.lossSeen,
       recvBatch: batch.enabled ? 'on' : batch.reason,

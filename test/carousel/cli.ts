@@ -25,3 +25,11 @@ export function runCli(lab: Lab, host: string, args: string[], prefix: string[] 
 export function statsLine(run: CliRun): Record<string, unknown> | undefined {
   return run.lines.find((o) => o.type === 'stats');
 }
+
+/**
+ * Resolves once `iotupd recv` says its socket has joined the group (the JSON event 'listening');
+ * rejects if it exits first. Datagrams sent after this reach it: no sleep needed.
+ */
+export function listening(run: CliRun): Promise<Record<string, unknown>> {
+  return run.waitFor((o) => o.type === 'event' && o.event === 'listening');
+}

@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { labTest } from '../../src/lab/index.js';
-import { runCli, statsLine } from './cli.js';
+import { listening, runCli, statsLine } from './cli.js';
 import { randomBytes } from './sim.js';
 
 
@@ -41,12 +40,8 @@ if (!built.ok) {
     writeFileSync(file, bytes);
     const channel = `c-interop-${lab.id}`;
     const rx = runCli(lab, 'dev', ['recv', '--format', 'iotupd', out, '--channel', channel, '--interface', lab.host('dev').ifname, '--json', '--timeout', '40']);
-    // Wait until the receiver's socket is bound (it joins right after): the C sender is brief.
-    for (let i = 0; i < 100; i++) {
-      const ss = await lab.exec('dev', 'ss', ['-Hlun', 'sport = :4242']);
-      if (ss.stdout.trim() !== '') break;
-      await sleep(100);
-    }
+    // The C sender is brief: start it only once the receiver has joined the group.
+    await listening(rx);
     // The first pass starts at frame 150, as for a receiver that joins the original's endless
     // loop mid-pass: the empty tail frame then comes before the file can be complete. (From
     // frame 0 the receiver could finish on frame 300, and whether it still saw the tail frame

@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ChunkBitmap, decodeState } from '../../src/carousel/index.js';
+import { chunkCount } from '../../src/wire/iotupd-frame.js';
 import { labTest } from '../../src/lab/index.js';
 import { randomBytes } from './sim.js';
-import { runCli, statsLine } from './cli.js';
+import { listening, runCli, statsLine, type CliRun } from './cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'iotupd-carousel-lab-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,6 +22,21 @@ function makeFile(name: string, size: number, seed: number): { path: string; byt
   return { path, bytes };
 }
 
+/** Waits until the resume state at `path` records more than `chunks` chunks (or `run` exits). */
+async function stateHolds(path: string, chunks: number, run: CliRun): Promise<void> {
+  let exited = false;
+  void run.exit.then(() => (exited = true));
+  for (;;) {
+    assert.equal(exited, false, `receiver exited before its state held ${chunks} chunks: ${run.stderr()}`);
+    // Written atomically (rename), so a read sees a whole state or none yet.
+    if (existsSync(path)) {
+      const st = decodeState(readFileSync(path));
+      if (new ChunkBitmap(chunkCount(st.size), st.present).count > chunks) return;
+    }
+    await sleep(50);
+  }
+}
+
 labTest('a file arrives intact at 3 receivers: one with 10 % loss, one joining late', { hosts: ['sender', 'dev1', 'dev2', 'dev3'], timeout: 90_000 }, async (lab) => {
   const src = makeFile('three.bin', 1024 * 1024 + 333, 21);
   const channel = `lab-three-${lab.id}`;
@@ -28,7 +45,7 @@ labTest('a file arrives intact at 3 receivers: one with 10 % loss, one joining l
     runCli(lab, host, ['recv', '--format', 'iotupd', join(dir, `three-${host}.bin`), '--channel', channel, '--interface', lab.host(host).ifname, '--json', '--timeout', '60']);
   const r1 = recv('dev1');
   const r2 = recv('dev2');
-  await sleep(300); // let both join before the first frame
+  await Promise.all([listening(r1), listening(r2)]); // both joined before the first frame
   const tx = runCli(lab, 'sender', ['send', '--format', 'iotupd', src.path, '--channel', channel, '--interface', lab.host('sender').ifname, '--rate', '20', '--json']);
   // dev3 joins once the carousel is well into its first pass.
   await tx.waitFor((o) => o.type === 'progress' && Number(o.frames) > 300);
@@ -84,8 +101,8 @@ labTest('a receiver interrupted (SIGINT) and killed (SIGKILL) resumes with only 
     const b = runCli(lab, 'dev', recvArgs);
     const resume = await b.waitFor((o) => o.type === 'event' && o.event === 'resume');
     assert.ok(Number(resume.chunks) >= Number(sa.chunks) - 0, `resumed ${String(resume.chunks)} chunks, had ${String(sa.chunks)}`);
-    await b.waitFor((o) => o.type === 'progress' && Number(o.chunks) > total * 0.5);
-    await sleep(1200); // at least one periodic state save after passing 50 %
+    // Killed once a periodic state save has recorded more than half of the chunks.
+    await stateHolds(out + '.iotupd-state', total * 0.5, b);
     b.child.kill('SIGKILL');
     const eb = await b.exit;
     assert.equal(eb.signal, 'SIGKILL');
@@ -151,7 +168,7 @@ labTest('two senders at different offsets feed one lossy receiver; seq gaps are 
     runCli(lab, host, ['send', '--format', 'iotupd', src.path, '--channel', channel, '--interface', lab.host(host).ifname, '--rate', '2', '--offset', String(offset), '--json']);
   await lab.impair('dev', { lossPercent: 10 });
   const rx = runCli(lab, 'dev', ['recv', '--format', 'iotupd', out, '--channel', channel, '--interface', lab.host('dev').ifname, '--json', '--timeout', '50']);
-  await sleep(300);
+  await listening(rx);
   const a = send('s1', 0);
   // s2 starts once s1 is about 200 frames ahead, so their seq counters differ: read as one
   // counter they would look like a loss of ~200 frames at every alternation.

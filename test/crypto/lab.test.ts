@@ -17,13 +17,20 @@ interface Proc {
   child: ChildProcess;
   events: Record<string, unknown>[];
   exit: Promise<{ code: number | null; stderr: string }>;
+  /** The first JSON line for which `pred` is true; rejects if the process exits first. */
+  waitFor: (pred: (o: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>;
 }
 
 function start(lab: Lab, host: string, args: string[]): Proc {
   const h = lab.host(host);
   const child = lab.spawnNode(h, MAIN, [...args, '--interface', h.ifname, '--json']);
   const out = new JsonLines(child, { name: host });
-  return { child, events: out.lines, exit: out.exited };
+  return { child, events: out.lines, exit: out.exited, waitFor: (pred) => out.waitFor(pred) };
+}
+
+/** Resolves once `iotupd recv` has joined its group (its JSON event 'listening'). */
+async function listening(p: Proc): Promise<void> {
+  await p.waitFor((o) => o.type === 'event' && o.event === 'listening');
 }
 
 async function stop(p: Proc): Promise<void> {
@@ -56,10 +63,12 @@ labTest('signed + encrypted + digests over real multicast with an insider sendin
     const device = ['--trust', join(dir, 'root.pub'), '--product', 'sensor-v2', '--state', join(dir, 'state'), ...gk];
     const out = join(dir, 'installed.bin');
     const dev = start(lab, 'dev', ['recv', out, ...ch, ...device]);
-    await new Promise((r) => setTimeout(r, 300));
+    await listening(dev);
     const ins = start(lab, 'insider', ['send', evil, ...ch, '--key', join(dir, 'mallory.key'), '--product', 'sensor-v2', '--sequence', '99', ...gk, '--rate', '15']);
-    // The insider starts first, so the device sees (and refuses) its manifest before the genuine one.
-    await new Promise((r) => setTimeout(r, 1500));
+    // The insider starts first, so the device sees (and refuses) its manifest before the genuine
+    // one: SecureSender sends the manifest first and again every 200 datagrams, so 2000 datagrams
+    // hold ten copies (at 10 % loss, the device misses all of them with negligible probability).
+    await ins.waitFor((o) => o.type === 'progress' && Number(o.packets) >= 2000);
     const snd = start(lab, 'sender', ['send', image, ...ch, '--key', join(dir, 'signer.key'), '--product', 'sensor-v2', '--sequence', '7', ...gk, '--digests', '--rate', '15']);
     const { code, stderr } = await dev.exit;
     assert.equal(code, 0, stderr);
@@ -102,7 +111,7 @@ labTest('tags only (default poly1305) over real multicast with loss; a device ex
     const wrong = join(dir, 'wrong.bin');
     const dev = start(lab, 'dev', ['recv', out, ...ch, ...device('dev')]);
     const other = start(lab, 'other', ['recv', wrong, ...ch, ...device('other'), '--mac', 'hmac', '--timeout', '6']);
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([listening(dev), listening(other)]);
     const snd = start(lab, 'sender', ['send', image, ...ch, '--key', join(dir, 'root.key'), '--product', 'sensor-v2', '--sequence', '3', '--group-key', join(dir, 'group.key'), '--rate', '15']);
     const { code, stderr } = await dev.exit;
     assert.equal(code, 0, stderr);

@@ -1,12 +1,25 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** ../shared/reference relative to the repository root (dist/test/fec/ -> repo root is ../../..). */
-export const REFERENCE_DIR = fileURLToPath(new URL('../../../../shared/reference/', import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** test/fixtures/ of the repository (tsc copies no JSON into dist/, so read the source tree). */
+export const FIXTURES_DIR = join(REPO_ROOT, 'test', 'fixtures');
 
-export function readReference<T>(name: string): T {
-  return JSON.parse(readFileSync(REFERENCE_DIR + name, 'utf8')) as T;
+/**
+ * A JSON fixture from test/fixtures/ (test/fixtures/README.md says where each comes from). A
+ * missing or unreadable file throws with its path: the known-answer tests must not pass by
+ * reading nothing.
+ */
+export function readFixture<T>(name: string): T {
+  const path = join(FIXTURES_DIR, name);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`fixture ${path} not readable (${(err as Error).message}); it is part of the repository`);
+  }
+  return JSON.parse(text) as T;
 }
 
 export { prng } from '../support/prng.js';

@@ -1,14 +1,14 @@
-// Every known-answer vector of ../shared/reference/raptorq-kat.json (Rust raptorq 2.0.1, checked
+// Every known-answer vector of test/fixtures/raptorq-kat.json (Rust raptorq 2.0.1, checked
 // against liblcrq): the sha256 of each encoding symbol.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { ObjectEncoder, blockPartition, kernel, setKernel } from '../../src/fec/index.js';
 import type { KernelKind } from '../../src/fec/index.js';
-import { katData, readReference } from './helpers.js';
+import { katData, readFixture } from './helpers.js';
 
 interface Vector { F: number; T: number; Z: number; N: number; Al: number; K: number; sbn: number; esi: number; sha256: string; head: string }
-const kat = readReference<{ vectors: Vector[] }>('raptorq-kat.json');
+const kat = readFixture<{ vectors: Vector[] }>('raptorq-kat.json');
 
 function runAll(kind: KernelKind): void {
   const saved = kernel();

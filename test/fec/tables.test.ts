@@ -8,12 +8,12 @@ import { createHash } from 'node:crypto';
 import { DEG_F, SYSTEMATIC, V0, V1, V2, V3 } from '../../src/fec/rfc6330-data.js';
 import { OCT_EXP, OCT_LOG, gfInv, gfMul } from '../../src/fec/gf256.js';
 import { blockParams, deg, kPrimeIndex, rand } from '../../src/fec/rand.js';
-import { readReference } from './helpers.js';
+import { readFixture } from './helpers.js';
 
 interface Ref { V0: number[]; V1: number[]; V2: number[]; V3: number[]; deg_f: number[]; systematic: number[][]; oct_exp: number[]; oct_log: (number | null)[] }
-const ref = readReference<Ref>('rfc6330-tables.json');
+const ref = readFixture<Ref>('rfc6330-tables.json');
 
-test('embedded tables equal ../shared/reference/rfc6330-tables.json', () => {
+test('embedded tables equal test/fixtures/rfc6330-tables.json', () => {
   assert.deepEqual([...V0], ref.V0);
   assert.deepEqual([...V1], ref.V1);
   assert.deepEqual([...V2], ref.V2);

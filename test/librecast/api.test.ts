@@ -5,8 +5,8 @@ import { Context, LamportClock, Opcode } from '../../src/librecast/index.js';
 import { InterfaceError, UsageError } from '../../src/errors.js';
 import type { Lab } from '../../src/lab/index.js';
 import { labTest } from '../../src/lab/testing.js';
-import { compileProbes, type Probes } from '../interop/cprobes.js';
-import { JsonLines, type Line } from '../interop/jsonlines.js';
+import { compileProbes, type Probes } from '../support/cprobes.js';
+import { JsonLines, type Line } from '../support/jsonlines.js';
 
 const HOST = fileURLToPath(new URL('./host.js', import.meta.url));
 

@@ -42,6 +42,8 @@ interface Device {
   stderr: string;
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   exited?: Promise<void>;
+  /** Resolves when `iotupd recv` says it has joined the group, or when it exits without that. */
+  listening?: Promise<void>;
   started?: number;
 }
 
@@ -112,14 +114,21 @@ async function runDemo(opts: { format: string; size: number; rate: number; loss:
       const h = theLab.host(d.name);
       d.started = performance.now();
       d.child = theLab.spawnNode(h, MAIN, ['recv', d.out, '--channel', channel, '--interface', h.ifname, '--format', opts.format, '--json', '--timeout', String(opts.timeoutS)]);
-      d.exited = new JsonLines(d.child, { onLine: (o) => d.lines.push(o), onStderr: (s) => (d.stderr += s) }).exited.then(({ code, signal }) => {
+      const out = new JsonLines(d.child, { onLine: (o) => d.lines.push(o), onStderr: (s) => (d.stderr += s) });
+      d.exited = out.exited.then(({ code, signal }) => {
         d.exit = { code, signal };
         if (!tty && !closing) say(`  ${status(d, t0)}`);
       });
+      // A device that exits first is reported as failed below, with its own error.
+      d.listening = out.waitFor((o) => o.type === 'event' && o.event === 'listening').then(
+        () => undefined,
+        () => undefined,
+      );
     };
     start(devices[0]!);
     start(devices[1]!);
-    await new Promise((r) => setTimeout(r, 300)); // let them join before the first packet
+    await Promise.all([devices[0]!.listening, devices[1]!.listening]); // both joined before the first packet
+    if (signal.aborted) throw signal.reason;
 
     const sh = lab.host('sender');
     const sender = lab.spawnNode(sh, MAIN, ['send', file, '--channel', channel, '--interface', sh.ifname, '--format', opts.format, '--rate', String(opts.rate), '--json']);

@@ -8,7 +8,7 @@
  *       joins CHANNEL, sends COUNT PING messages "ping-<i>" (seq from the channel clock) and
  *       prints every message that comes back (Librecast's listener answers PING with PONG)
  *
- * Same arguments and JSON lines as test/interop/c/lc-recv.c and lc-send.c, built on
+ * Same arguments and JSON lines as test/librecast/c/lc-recv.c and lc-send.c, built on
  * src/librecast (Context, Socket, Channel). send mode uses sendMsg with opcode i % 7, timestamp
  * 2000000000000000000 + i and rnd 0x0102030405060708 * i (mod 2^64), or raw "ts-raw-<i>".
  */

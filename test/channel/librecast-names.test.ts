@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Channel, channelGroup, hashGroup, sidebandGroup, formatIpv6 } from '../../src/channel/index.js';
-import { compileProbes } from './cprobes.js';
+import { compileProbes } from '../support/cprobes.js';
 import { prng as rng } from '../support/prng.js';
 
-// Group addresses computed by Librecast 0.5.1 itself (test/interop/c/channel-probe.c) against
+// Group addresses computed by Librecast 0.5.1 itself (test/librecast/c/channel-probe.c) against
 // ours, for many seeded-random names: empty, ASCII, unicode, long, arbitrary bytes (with NULs).
 // No network traffic.
 

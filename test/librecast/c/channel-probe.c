@@ -4,7 +4,7 @@
  *   str HEX          lc_channel_new(NUL-terminated string)
  *   side HEX BAND    lc_channel_sideband(lc_channel_nnew(bytes), BAND)   BAND decimal u64
  *   hash HEX KEYHEX  lc_channel_sidehash(lc_channel_nnew(bytes), key, keylen)
- * Used by test/interop/channel-names.test.ts; no network traffic. */
+ * Used by test/channel/librecast-names.test.ts; no network traffic. */
 #include <librecast/net.h> /* not <librecast.h>: its crypto.h needs libsodium-dev */
 #include <arpa/inet.h>
 #include <stdio.h>

@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** test/interop/c in the source tree (this file runs from dist/test/interop). */
-export const C_DIR = fileURLToPath(new URL('../../../test/interop/c/', import.meta.url));
-/** Our side of the interop tests (dist/test/interop/lc-node.js). */
-export const LC_NODE = fileURLToPath(new URL('./lc-node.js', import.meta.url));
+/** test/librecast/c in the source tree (this file runs from dist/test/support). */
+export const C_DIR = fileURLToPath(new URL('../../../test/librecast/c/', import.meta.url));
+/** Our side of the interop tests (dist/test/librecast/lc-node.js). */
+export const LC_NODE = fileURLToPath(new URL('../librecast/lc-node.js', import.meta.url));
 
 export type Probes = { ok: true; dir: string; bin: Record<string, string>; cleanup(): void } | { ok: false; reason: string };
 
 /**
- * Compile test/interop/c/<name>.c against liblibrecast into a fresh temp dir. Returns the reason
+ * Compile test/librecast/c/<name>.c against liblibrecast into a fresh temp dir. Returns the reason
  * instead when gcc or Librecast 0.5 (liblibrecast-dev) is missing or a probe does not compile.
  */
 export function compileProbes(names: string[]): Probes {

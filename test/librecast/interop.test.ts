@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import type { Lab } from '../../src/lab/index.js';
 import { labTest } from '../../src/lab/testing.js';
 import { Channel } from '../../src/channel/index.js';
-import { compileProbes, LC_NODE, type Probes } from './cprobes.js';
-import { JsonLines, type Line } from './jsonlines.js';
+import { compileProbes, LC_NODE, type Probes } from '../support/cprobes.js';
+import { JsonLines, type Line } from '../support/jsonlines.js';
 import { test } from 'node:test';
 
 // Interop with the real Librecast 0.5.1 C library over real IPv6 multicast in the lab:
-// the C programs (test/interop/c) run in one lab host, our src/librecast (test/interop/lc-node.ts)
+// the C programs (test/librecast/c) run in one lab host, our src/librecast (test/librecast/lc-node.ts)
 // in another; both use the same channel name and never share code. Each receiver prints what it
 // decoded and the assertions compare that with what the other side says it sent.
 
