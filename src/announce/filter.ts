@@ -240,6 +240,18 @@ export class AnnounceFilter {
     r.retryAt = now + backoff * 1000;
   }
 
+  /** Current sizes of the bounded tables (each at most its configured limit). */
+  tables(): { signers: number; counters: number; releases: number; halts: number; sequences: number; chains: number } {
+    return {
+      signers: this.#signerBuckets.size,
+      counters: this.#counters.size,
+      releases: this.#releases.size,
+      halts: this.#halts.size,
+      sequences: this.#sequences.size,
+      chains: this.#chains.size,
+    };
+  }
+
   /** Whether a valid HALT for this manifest id has been seen (bounded memory: recent halts). */
   halted(manifestId: Uint8Array): Halt | undefined {
     return this.#halts.peek(toHex(manifestId));
