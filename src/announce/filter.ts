@@ -338,11 +338,11 @@ export class AnnounceFilter {
     const halt: Halt = {
       product: b.product,
       sequence: b.sequence,
-      manifestId: b.manifestId.slice(),
+      manifestId: new Uint8Array(b.manifestId),
       rollback: b.rollback,
       issuedAt: b.issuedAt,
       expires: b.expires,
-      signerKeyId: b.signerKeyId.slice(),
+      signerKeyId: new Uint8Array(b.signerKeyId),
       receivedAt: now,
     };
     this.#halts.set(id, halt);
@@ -381,7 +381,7 @@ export class AnnounceFilter {
     const r = this.#releases.get(id);
     if (r && (r.retryAt === undefined || now < r.retryAt)) {
       this.stats.repeats += 1;
-      return { type: 'repeat', manifestId: b.manifestId.slice(), sequence: b.sequence };
+      return { type: 'repeat', manifestId: new Uint8Array(b.manifestId), sequence: b.sequence };
     }
     if (r) r.retryAt = undefined;
     else this.#releases.set(id, { sequence: b.sequence, retryAt: undefined, attempts: 0 });
@@ -392,8 +392,8 @@ export class AnnounceFilter {
         product: b.product,
         sequence: b.sequence,
         version: b.version,
-        manifestId: b.manifestId.slice(),
-        objectId: b.objectId.slice(),
+        manifestId: new Uint8Array(b.manifestId),
+        objectId: new Uint8Array(b.objectId),
         size: b.size,
         group: b.group,
         port: b.port,
@@ -401,7 +401,7 @@ export class AnnounceFilter {
         dataTimeout: b.dataTimeout,
         issuedAt: b.issuedAt,
         expires: b.expires,
-        signerKeyId: b.signerKeyId.slice(),
+        signerKeyId: new Uint8Array(b.signerKeyId),
         receivedAt: now,
       },
     };

@@ -109,6 +109,7 @@ export class Publisher {
   readonly #checked = new Set<string>();
   #socket: McastSocket | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #topWatcher: FSWatcher | undefined;
   #watchers: FSWatcher[] = [];
   #debounce: NodeJS.Timeout | undefined;
   #counter = 0n;
@@ -175,6 +176,8 @@ export class Publisher {
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     clearTimeout(this.#timer);
     clearTimeout(this.#debounce);
+    this.#topWatcher?.close();
+    this.#topWatcher = undefined;
     for (const w of this.#watchers) w.close();
     this.#watchers = [];
     await this.#queue.catch(() => undefined);
@@ -200,7 +203,7 @@ export class Publisher {
         return { releases: [], errors: [{ source: '', code: err.code, message: err.message }] };
       }
       await this.#apply(loaded);
-      if (this.#opts.releasesDir !== undefined && this.#opts.watch !== false && this.#state === 'running') this.#watchReleaseDirs();
+      if (this.#topWatcher && this.#state === 'running') this.#watchReleaseDirs();
       return loaded;
     });
   }
@@ -451,7 +454,7 @@ export class Publisher {
       const w = watch(dir, () => this.#changed());
       w.on('error', (err) => this.#emit({ type: 'release-error', source: dir, code: 'ERR_WATCH', message: err.message }));
       w.unref();
-      this.#watchers.push(w);
+      this.#topWatcher = w;
     } catch (err) {
       this.#emit({ type: 'release-error', source: dir, code: 'ERR_WATCH', message: (err as Error).message });
     }
@@ -460,9 +463,8 @@ export class Publisher {
 
   /** One watcher per release directory too: a halt file or a replaced manifest changes the release. */
   #watchReleaseDirs(): void {
-    const top = this.#watchers[0];
-    for (const w of this.#watchers.slice(1)) w.close();
-    this.#watchers = top ? [top] : [];
+    for (const w of this.#watchers) w.close();
+    this.#watchers = [];
     const dirs = new Set([...this.#active.values()].map((a) => a.release.source));
     for (const d of dirs) {
       try {

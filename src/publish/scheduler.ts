@@ -82,7 +82,7 @@ export class BeaconScheduler {
     if (!e) return;
     if (e.fastLeft > 0) {
       e.fastLeft -= 1;
-      e.due = at + this.fastInterval;
+      e.due = at + Math.min(this.fastInterval, this.interval);
     } else {
       e.due = at + this.interval;
     }
