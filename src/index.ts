@@ -7,3 +7,5 @@ export { sendFile, receiveFile, FountainSender, FountainReceiver, type PacketSea
 export * as crypto from './crypto/index.js';
 export * as librecast from './librecast/index.js';
 export * as carousel from './carousel/index.js';
+export * as announce from './announce/index.js';
+export * as publish from './publish/index.js';

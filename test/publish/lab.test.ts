@@ -90,6 +90,9 @@ labTest('publish: announce, add while running, halt with rollback, withdraw; a d
   try {
     const rel = join(s.dir, 'releases');
     const r1 = createRelease(s, join(rel, 'r1'), 1);
+    // Outside the beacon key's delegated range (1..100): devices would refuse its beacons, so the
+    // publisher refuses to announce it.
+    const r200 = createRelease(s, join(rel, 'r200'), 200);
     const dev = listen(lab, 'dev', s);
     await dev.out.waitFor((l) => l.event === 'ready');
     const pub = publish(lab, 'pub', s, ['--releases', rel]);
@@ -105,6 +108,8 @@ labTest('publish: announce, add while running, halt with rollback, withdraw; a d
     assert.equal(o1.dataTimeout, 60);
     const started = await pub.out.waitFor((l) => l.type === 'release-added' && l.sequence === '1');
     assert.equal(started.announceGroup, announceChannel(PRODUCT).group);
+    const refusedRelease = await pub.out.waitFor((l) => l.type === 'release-error' && String(l.source).endsWith('r200'));
+    assert.equal(refusedRelease.code, 'ERR_DELEGATION');
 
     // 2. A release added to the watched directory while running.
     const r2 = createRelease(s, join(rel, 'r2'), 2);
@@ -164,6 +169,7 @@ labTest('publish: announce, add while running, halt with rollback, withdraw; a d
     const total = Number(final.offers) + Number(final.repeats) + Number(final.halts) + Object.values(refused).reduce((a, b) => a + b, 0);
     assert.equal(total, Number(final.datagrams));
     assert.equal(refused.malformed, 0);
+    assert.equal(dev.out.lines.filter((l) => (l.offer as Line | undefined)?.manifestId === r200.manifestId).length, 0);
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }
