@@ -341,7 +341,19 @@ export class Publisher {
     this.#active.set(key, a);
     this.#scheduler.add(key, Date.now());
     this.#emit({ type: 'release-added', ...a.summary });
+    // A transfer that ends on its own means the data no longer flows: stop announcing the release
+    // (devices would join for nothing). The next reload starts it again.
+    a.transfer?.done?.then(
+      () => this.#transferEnded(a, 'ERR_TRANSFER_ENDED', 'the data transfer ended'),
+      (err: unknown) => this.#transferEnded(a, (err as { code?: string }).code ?? 'ERR_TRANSFER', `the data transfer failed: ${(err as Error).message}`),
+    );
     return true;
+  }
+
+  #transferEnded(a: Active, code: string, message: string): void {
+    if (this.#active.get(a.key) !== a || a.abort.signal.aborted) return;
+    this.#emit({ type: 'release-error', source: a.release.source, code, message: `${a.release.source}: ${message}; no longer announced` });
+    void this.#serial(() => this.#withdraw(a, true));
   }
 
   async #withdraw(a: Active, announceIt: boolean): Promise<void> {
