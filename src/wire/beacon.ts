@@ -276,12 +276,6 @@ export function setSignature(beacon: Uint8Array, signature: Uint8Array): void {
   beacon.set(signature, beacon.length - SIGNATURE_LENGTH);
 }
 
-/** Cheap look at the header without decoding the rest (for rate limiting before any work). */
-export function peekSigner(buf: Uint8Array): { kind: number; signerKeyId: Uint8Array } | undefined {
-  if (buf.length < FIXED_HEADER || buf[0] !== MAGIC[0] || buf[1] !== MAGIC[1] || buf[2] !== MAGIC[2] || buf[3] !== MAGIC[3]) return undefined;
-  return { kind: buf[5] as number, signerKeyId: buf.subarray(8, 16) };
-}
-
 /**
  * Reads one beacon from `buf` at `offset`; its length comes from the L field. Byte fields are
  * views into `buf` (no copy). Bytes after the beacon are not looked at (decodeDatagram refuses them).
