@@ -13,3 +13,4 @@ export {
   type RefusalReason,
 } from './filter.js';
 export { LruMap, TokenBucket } from './bounded.js';
+export { listenForAnnouncements, type ListenOptions, type ListenResult } from './listen.js';

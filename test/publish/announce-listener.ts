@@ -4,8 +4,8 @@
 //   node announce-listener.js listen --interface IF --trust ROOT.pub --product P [--installed N]
 //   node announce-listener.js send --interface IF --group G --port N --hex BYTES [--count N]
 import { parseArgs } from 'node:util';
-import { announceChannel } from '../../src/announce/channels.js';
 import { AnnounceFilter } from '../../src/announce/filter.js';
+import { listenForAnnouncements } from '../../src/announce/listen.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import { loadPublicKey } from '../../src/crypto/keys.js';
 import { TrustStore } from '../../src/crypto/trust.js';
@@ -37,24 +37,17 @@ if (positionals[0] === 'send') {
   out({ event: 'done', sent: n });
 } else {
   const product = values.product as string;
-  const ch = announceChannel(product);
   const filter = new AnnounceFilter({
     trust: new TrustStore([loadPublicKey(values.trust as string)]),
     product,
     installedSequence: BigInt(values.installed ?? '0'),
   });
-  const sock = await McastSocket.open({ interface: values.interface as string, port: ch.port, bindAddress: ch.group });
-  sock.join(ch.group);
+  const ac = new AbortController();
   const stats = setInterval(() => out({ event: 'stats', ...filter.stats }), 250);
-  const stop = (): void => {
-    clearInterval(stats);
-    out({ event: 'stats', final: true, ...filter.stats });
-    void sock.close();
-  };
-  process.on('SIGTERM', stop);
-  out({ event: 'ready', group: ch.group, port: ch.port });
-  for await (const d of sock) {
-    const r = filter.push(d.data, Date.now());
-    out({ event: r.type, at: Date.now(), bytes: d.data.length, ...r });
+  process.on('SIGTERM', () => ac.abort());
+  for await (const r of listenForAnnouncements({ interface: values.interface as string, product, filter, signal: ac.signal, onReady: (ch) => out({ event: 'ready', ...ch }) })) {
+    out({ event: r.type, at: Date.now(), ...r });
   }
+  clearInterval(stats);
+  out({ event: 'stats', final: true, ...filter.stats });
 }

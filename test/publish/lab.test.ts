@@ -162,8 +162,9 @@ labTest('publish: announce, add while running, halt with rollback, withdraw; a d
     assert.equal(pe.code, 0, pe.stderr);
     assert.ok(pub.out.lines.some((l) => l.type === 'stopped'));
     dev.kill();
-    await dev.exit;
+    assert.equal((await dev.exit).code, 0, 'the listener (listenForAnnouncements) ends cleanly on abort');
     const final = dev.out.lines.filter((l) => l.event === 'stats').pop() as Line;
+    assert.equal(final.final, true);
     const refused = final.refused as Record<string, number>;
     // Every datagram the device received is accounted for: accepted, or refused with a reason.
     const total = Number(final.offers) + Number(final.repeats) + Number(final.halts) + Object.values(refused).reduce((a, b) => a + b, 0);
