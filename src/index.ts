@@ -8,3 +8,5 @@ export { planSendSecurity, type SendSecurity, type SendSecurityPlan } from './se
 export * as crypto from './crypto/index.js';
 export * as librecast from './librecast/index.js';
 export * as carousel from './carousel/index.js';
+export * as announce from './announce/index.js';
+export * as publish from './publish/index.js';

@@ -16,5 +16,7 @@ export const commands: CommandEntry[] = [
   { name: 'demo', summary: 'lab demo: one sender, three devices (10 % loss, late join), verified copies', load: async () => (await import('./demo.js')).demoCommand },
   { name: 'keygen', summary: 'generate signing keys (root / delegated) and group keys', load: async () => (await import('./keygen.js')).keygenCommand },
   { name: 'manifest', summary: 'inspect and verify signed manifests', load: async () => (await import('./manifest.js')).manifestCommand },
+  { name: 'release', summary: 'make a release directory (image + signed manifest) for iotupd publish', load: async () => (await import('./release.js')).releaseCommand },
+  { name: 'publish', summary: 'announce and serve releases (signed beacons, halts, reload on SIGHUP)', load: async () => (await import('./publish.js')).publishCommand },
   { name: 'channel', summary: 'print the multicast group of a channel name (Librecast-compatible)', load: async () => (await import('./channel.js')).channelCommand },
 ];

@@ -1,0 +1,20 @@
+// The publisher service: releases on disk, the beacon scheduler, the Publisher class, and the
+// data-serving integration point. Beacon format and device-side rules: src/announce, docs/publish.md.
+export { Publisher, releaseFiles, type PublisherEvent, type PublisherOptions, type PublisherStats, type ReleaseSummary } from './publisher.js';
+export { BeaconScheduler, type SchedulerOptions } from './scheduler.js';
+export {
+  checkImage,
+  loadReleaseDir,
+  loadReleaseFiles,
+  loadReleasesConfig,
+  loadReleasesDir,
+  HALT_FILE,
+  IMAGE_FILE,
+  MANIFEST_FILE,
+  type HaltMode,
+  type LoadOptions,
+  type LoadResult,
+  type Release,
+} from './release.js';
+export { serveReleaseData, type RunningTransfer, type ServeRelease, type ServeTarget } from './serve.js';
+export * from '../announce/index.js';
