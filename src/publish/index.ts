@@ -16,5 +16,5 @@ export {
   type LoadResult,
   type Release,
 } from './release.js';
-export { serveReleaseData, type RunningTransfer, type ServeRelease, type ServeTarget } from './serve.js';
+export { fountainServer, type FountainServeOptions, type RunningTransfer, type ServeRelease, type ServeTarget } from './serve.js';
 export * from '../announce/index.js';

@@ -1,10 +1,11 @@
-// The integration point between the publisher and the fountain transfer: given a release, start
-// sending its data on the release's data channel and return the running transfer. The transfer
-// API is being reworked; this function is where the publisher will call it. Until it is wired,
-// it refuses with ERR_NOT_IMPLEMENTED (never a stand-in that pretends to send), and a publisher
-// started without `serve` announces only (for setups where another process sends the data).
+// How the publisher serves a release's data: given a release, start sending it on the release's
+// data channel and return the running transfer. A publisher started without `serve` announces
+// only (for setups where another process sends the data).
 import type { Channel } from '../channel/channel.js';
-import { IotupdError } from '../errors.js';
+import { AbortError, UsageError } from '../errors.js';
+import type { MacSuite } from '../crypto/packet-auth.js';
+import type { SigningKey } from '../crypto/keys.js';
+import { Sender } from '../session/sender.js';
 import type { Release } from './release.js';
 
 /** A transfer the publisher started and will stop when the release is withdrawn or halted. */
@@ -26,7 +27,64 @@ export interface ServeTarget {
 
 export type ServeRelease = (release: Release, target: ServeTarget) => Promise<RunningTransfer>;
 
-/** Serve a release's data as a fountain transfer on its data channel. Not wired yet: see above. */
-export const serveReleaseData: ServeRelease = async (release) => {
-  throw new IotupdError('ERR_NOT_IMPLEMENTED', `serving release data is not wired to the transfer yet (${release.source}); run with announce-only`);
-};
+export interface FountainServeOptions {
+  /** Bits per second for each release's data (IPv6 and UDP headers counted). Default 20 Mbit/s. */
+  rateBps?: number;
+  /** The group key of encrypted or tagged releases (their manifest names it). */
+  groupKey?: Uint8Array;
+  /** The tag of releases that are tagged, not encrypted (as devices expect; default poly1305). */
+  mac?: MacSuite;
+  /** Signs the digest batches of releases whose manifest asks for signed symbol digests. */
+  signingKey?: SigningKey;
+}
+
+/**
+ * Serve each release's data as a fountain transfer (src/session/sender.ts) on its data channel,
+ * carrying the release's own signed manifest, until the release is withdrawn or the publisher
+ * stops. What the manifest asks for (encryption, signed digests) needs its key here.
+ */
+export function fountainServer(opts: FountainServeOptions = {}): ServeRelease {
+  return async (release, target) => {
+    const f = release.fields;
+    if (f.encryption && !opts.groupKey) throw new UsageError(`${release.source}: the release is encrypted: the publisher needs its group key`);
+    if (f.symbolDigests && !opts.signingKey) throw new UsageError(`${release.source}: the release asks for signed symbol digests: the publisher needs a signing key`);
+    const ac = new AbortController();
+    const onAbort = () => ac.abort(target.signal.reason);
+    target.signal.addEventListener('abort', onAbort, { once: true });
+    if (target.signal.aborted) onAbort();
+    const tx = new Sender({
+      file: release.imagePath,
+      group: target.channel.group,
+      port: target.channel.port,
+      interface: target.interface,
+      ...(opts.rateBps !== undefined ? { rateBps: opts.rateBps } : {}),
+      security: {
+        manifest: release.manifestBytes,
+        ...(opts.groupKey ? { groupKey: opts.groupKey } : {}),
+        ...(f.encryption ? { encrypt: true, cipher: f.encryption.cipher } : opts.groupKey ? { mac: opts.mac ?? 'poly1305' } : {}),
+        ...(f.symbolDigests && opts.signingKey ? { digests: true, signingKey: opts.signingKey } : {}),
+      },
+      signal: ac.signal,
+    });
+    // Started: the file is hashed against the manifest's object before the first packet.
+    await new Promise<void>((resolve, reject) => {
+      tx.once('start', () => resolve());
+      tx.done.then(() => resolve(), reject);
+    });
+    const stopped = tx.done.then(
+      () => undefined,
+      (err: unknown) => {
+        if (err instanceof AbortError) return undefined;
+        throw err;
+      },
+    );
+    return {
+      async stop() {
+        ac.abort();
+        target.signal.removeEventListener('abort', onAbort);
+        await stopped.catch(() => undefined);
+      },
+      done: stopped,
+    };
+  };
+}

@@ -1,8 +1,8 @@
 import { SCOPES, type Scope } from '../../channel/naming.js';
-import { loadPublicKey, loadSigningKey, TrustStore } from '../../crypto/index.js';
+import { loadGroupKey, loadPublicKey, loadSigningKey, TrustStore } from '../../crypto/index.js';
 import { UsageError } from '../../errors.js';
 import { Publisher, type PublisherEvent } from '../../publish/publisher.js';
-import { serveReleaseData } from '../../publish/serve.js';
+import { fountainServer } from '../../publish/serve.js';
 import { numberOption, parse, type Command } from '../command.js';
 
 const usage = `usage: iotupd publish --interface IF --key SIGNER.key (--releases DIR | --config FILE)
@@ -16,6 +16,8 @@ Reloads on SIGHUP, and on any change under --releases DIR.
   --key FILE          signs the beacons; devices' roots must delegate it for each product
   --trust FILE        verify each manifest against these roots before announcing it (repeatable)
   --announce-only     do not serve data (another process sends it, e.g. 'iotupd send')
+  --rate MBIT         each release's data, Mbit/s on the wire (default 20)
+  --group-key FILE    the group key of encrypted or tagged releases
   --interval SEC      seconds between beacons of one release (default 5)
   --max-rate N        beacons per second in total, at most (default 10)
   --lifetime SEC      seconds each beacon stays valid (default 600)
@@ -58,6 +60,8 @@ export const publishCommand: Command = {
       'max-rate': { type: 'string' },
       lifetime: { type: 'string' },
       'data-timeout': { type: 'string' },
+      rate: { type: 'string' },
+      'group-key': { type: 'string' },
       scope: { type: 'string' },
       port: { type: 'string' },
       ssm: { type: 'boolean' },
@@ -68,13 +72,14 @@ export const publishCommand: Command = {
     if ((values.releases === undefined) === (values.config === undefined)) throw new UsageError('give exactly one of --releases DIR and --config FILE');
     if (values.scope !== undefined && !(values.scope in SCOPES)) throw new UsageError(`--scope must be one of ${Object.keys(SCOPES).join(', ')}`);
     const json = values.json ?? !process.stdout.isTTY;
+    const key = loadSigningKey(values.key);
     const trust = values.trust && values.trust.length > 0 ? new TrustStore(values.trust.map((t) => loadPublicKey(t))) : undefined;
     const publisher = new Publisher({
       interface: values.interface,
-      key: loadSigningKey(values.key),
+      key,
       ...(values.releases !== undefined ? { releasesDir: values.releases } : { configFile: values.config as string }),
       ...(trust ? { trust } : {}),
-      ...(values['announce-only'] ? {} : { serve: serveReleaseData }),
+      ...(values['announce-only'] ? {} : { serve: fountainServer({ rateBps: numberOption('rate', values.rate, 20, 0.001, 100_000) * 1e6, signingKey: key, ...(values['group-key'] !== undefined ? { groupKey: loadGroupKey(values['group-key']) } : {}) }) }),
       interval: numberOption('interval', values.interval, 5, 0.05, 86400) * 1000,
       maxBeaconsPerSecond: numberOption('max-rate', values['max-rate'], 10, 0.01, 1000),
       beaconLifetime: Math.round(numberOption('lifetime', values.lifetime, 600, 1, 365 * 86400)),
