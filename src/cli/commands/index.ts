@@ -16,5 +16,6 @@ export const commands: CommandEntry[] = [
   { name: 'demo', summary: 'lab demo: one sender, three devices (10 % loss, late join), verified copies', load: async () => (await import('./demo.js')).demoCommand },
   { name: 'keygen', summary: 'generate signing keys (root / delegated) and group keys', load: async () => (await import('./keygen.js')).keygenCommand },
   { name: 'manifest', summary: 'inspect and verify signed manifests', load: async () => (await import('./manifest.js')).manifestCommand },
+  { name: 'agent', summary: 'device agent: install a signed release, health check, commit or roll back', load: async () => (await import('./agent.js')).agentCommand },
   { name: 'channel', summary: 'print the multicast group of a channel name (Librecast-compatible)', load: async () => (await import('./channel.js')).channelCommand },
 ];
