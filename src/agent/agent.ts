@@ -161,7 +161,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       m = verifyManifest(offer.manifest, this.trust, this.device.policy(), this.now());
     } catch (err) {
       if (!(err instanceof SecurityError)) throw err;
-      return this.skip({ reason: 'invalid', detail: `${offer.origin}: ${err.message}`, code: err.code });
+      // A replay of what is installed (or older) is the common, harmless case of a refusal.
+      const reason = err.code === 'ERR_ROLLBACK' ? 'not-newer' : err.code === 'ERR_WRONG_PRODUCT' ? 'wrong-product' : 'invalid';
+      return this.skip({ reason, detail: `${offer.origin}: ${err.message}`, code: err.code });
     }
     const id = toHex(m.manifestId);
     const rel = { version: m.version, sequence: m.sequence.toString(), manifestId: id };
@@ -439,8 +441,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         return undefined;
       }
       case 'commit': {
-        const m = this.manifestOf(r);
-        if (this.device.installedSequence < m.sequence) {
+        // Record the sequence first (anti-rollback), then let the method drop the old version.
+        // Re-run after a crash, a recorded sequence means the staged files may be gone already.
+        if (this.device.installedSequence < BigInt(r.sequence)) {
+          const m = this.manifestOf(r);
           this.faults.step('device-state');
           this.device.commit(m);
         }
