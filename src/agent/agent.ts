@@ -9,10 +9,9 @@
 // The state is persisted before each state's work; after a crash `resume()` re-enters the state
 // in the file (counted by the loop guard) and re-runs its idempotent work.
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readFileSync } from 'node:fs';
 import { ascii, equalBytes, toHex } from '../crypto/bytes.js';
 import { loadPublicKey } from '../crypto/keys.js';
 import { verifyManifest, type Manifest } from '../crypto/manifest.js';
@@ -349,7 +348,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (signal?.aborted) throw err;
         const e = asIotupd(err);
         this.emit('progress', { phase, message: `${phase}: ${e.message}` });
-        const next = this.afterError(phase, r, e);
+        const next = this.afterError(phase, e);
         if (next === 'stay') return { result: 'interrupted', phase, error: e };
         const rec = { ...r, reason: e.message, code: e.code };
         if (next === 'abandon') return this.abandon(rec, e);
@@ -368,12 +367,13 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Where an error in `phase` leads. */
-  private afterError(phase: Phase, r: ReleaseRecord, e: IotupdError): 'abandon' | 'rollback' | 'failed' | 'stay' {
+  private afterError(phase: Phase, e: IotupdError): 'abandon' | 'rollback' | 'failed' | 'stay' {
     if (BEFORE_SWITCH.has(phase)) return 'abandon';
+    // A switch may have half happened: rollback is idempotent and safe whether it did or not.
     if (phase === 'switch' || phase === 'reboot-pending' || phase === 'health-check') return 'rollback';
-    // commit and rollback are retried at the next start until the loop guard gives up.
+    // commit and rollback are retried at the next start until the loop guard gives up. A commit
+    // never turns into a rollback: the method may have dropped the old version already.
     if (e.code === 'ERR_STATE_LOOP') return 'failed';
-    void r;
     return 'stay';
   }
 

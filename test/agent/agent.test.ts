@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Agent } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config.js';
 import { BundleSource } from '../../src/agent/source.js';
@@ -286,7 +287,23 @@ test('library: typed events in order, status, and the signed release policy (dev
     assert.deepEqual(ok.map((r) => r.result), ['installed']);
     assert.equal(activeHash(d), fits.hash);
     assert.deepEqual(installed, ['v1', 'v2-fits']);
+    // Anti-rollback: the old release, validly signed, is refused now.
+    const down = await agent.run(new BundleSource(d.v1.manifestFile, d.v1.imageFile));
+    assert.equal(down[0]?.result === 'skipped' && down[0].skip.reason, 'not-newer');
+    assert.equal(activeHash(d), fits.hash);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('examples/agent/agent.json is a valid config', () => {
+  const file = fileURLToPath(new URL('../../../examples/agent/agent.json', import.meta.url));
+  const cfg = parseAgentConfig(readFileSync(file, 'utf8'), file, (p) => {
+    assert.equal(p, '/etc/machine-id');
+    return '0123456789abcdef0123456789abcdef\n';
+  });
+  assert.equal(cfg.deviceId, '0123456789abcdef0123456789abcdef');
+  assert.equal(cfg.install.method, 'ab');
+  assert.deepEqual(cfg.trust, ['/etc/iotupd/root.pub']);
+  assert.equal(cfg.healthCheck?.retries, 3);
 });
