@@ -14,7 +14,7 @@ import { parseAgentConfig } from '../../src/agent/config.js';
 import { BundleSource } from '../../src/agent/source.js';
 import type { Phase } from '../../src/agent/state.js';
 import { UsageError } from '../../src/errors.js';
-import { activeHash, agentState, cli, configFor, installArgs, installedSequence, MAIN, makeDevice, makeRelease, NOW, sha256hex, type Device, type Method } from './helpers.js';
+import { activeHash, agentState, cli, configFor, installArgs, installedSequence, MAIN, makeDevice, makeRelease, NOW, sha256hex, signRelease, type Device, type Method } from './helpers.js';
 
 function withDevice(method: Method, cfg: Record<string, unknown> | undefined, fn: (d: Device) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -306,4 +306,42 @@ test('examples/agent/agent.json is a valid config', () => {
   assert.equal(cfg.install.method, 'ab');
   assert.deepEqual(cfg.trust, ['/etc/iotupd/root.pub']);
   assert.equal(cfg.healthCheck?.retries, 3);
+});
+
+test('A/B with directory slots: a tar image is unpacked into the inactive slot, the pointer flips, a bad one flips back', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-agent-abdir-'));
+  try {
+    const cfg = configFor('ab');
+    cfg.install = { method: 'ab', slots: ['ab/slot-a', 'ab/slot-b'], pointer: 'ab/active', slotType: 'dir' };
+    // Healthy when the active slot's app says "ok".
+    cfg.healthCheck = { command: 'p=$(cat ab/active); grep -qx ok "ab/slot-$p/app/health"', timeoutSeconds: 10, retries: 0, retryDelaySeconds: 0 };
+    const d = makeDevice(dir, 'ab', cfg);
+    const tarball = (name: string, health: string): Uint8Array => {
+      const src = join(dir, `src-${name}`);
+      spawnSync('mkdir', ['-p', join(src, 'app')]);
+      writeFileSync(join(src, 'app/health'), `${health}\n`);
+      writeFileSync(join(src, 'app/version'), `${name}\n`);
+      const r = spawnSync('tar', ['-cf', '-', '-C', src, 'app']);
+      assert.equal(r.status, 0);
+      return new Uint8Array(r.stdout);
+    };
+    const v1 = signRelease(join(dir, 'rel'), 'd1', 1n, tarball('d1', 'ok'));
+    const v2 = signRelease(join(dir, 'rel'), 'd2', 2n, tarball('d2', 'ok'));
+    const v3 = signRelease(join(dir, 'rel'), 'd3', 3n, tarball('d3', 'broken'));
+    const version = () => readFileSync(join(dir, 'ab', `slot-${readFileSync(join(dir, 'ab/active'), 'utf8').trim()}`, 'app/version'), 'utf8').trim();
+    for (const [img, want, code, slot] of [
+      [v1, 'd1', 0, 'b'],
+      [v2, 'd2', 0, 'a'],
+      [v3, 'd2', 1, 'a'],
+    ] as const) {
+      const r = await cli(d, installArgs(d, img));
+      assert.equal(r.code, code, r.out + r.err);
+      assert.equal(version(), want);
+      assert.equal(readFileSync(join(dir, 'ab/active'), 'utf8').trim(), slot);
+    }
+    assert.equal(installedSequence(d), 2n);
+    assert.deepEqual(readdirSync(join(dir, 'ab')).sort(), ['active', 'slot-a', 'slot-b']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -41,6 +41,12 @@ export function makeRelease(dir: string, name: string, sequence: bigint, extra: 
   const head = new TextEncoder().encode(`IOTUPD TEST IMAGE ${name} sequence ${sequence}\n`);
   const bytes = randomBytesSeeded(size, Number(sequence) * 1000 + name.length);
   bytes.set(head, 0);
+  return signRelease(dir, name, sequence, bytes, extra);
+}
+
+/** Sign `bytes` as release `name` and write its manifest and image into `dir`. */
+export function signRelease(dir: string, name: string, sequence: bigint, bytes: Uint8Array, extra: Partial<ManifestFields> = {}): Image {
+  const size = bytes.length;
   const oti = otiBytes(size, 1024, 1);
   const hash = new Uint8Array(createHash('sha256').update(bytes).digest());
   const fields: ManifestFields = {
