@@ -9,7 +9,7 @@
 // The state is persisted before each state's work; after a crash `resume()` re-enters the state
 // in the file (counted by the loop guard) and re-runs its idempotent work.
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ascii, equalBytes, toHex } from '../crypto/bytes.js';
@@ -185,6 +185,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const dir = join(this.config.stateDir, 'releases');
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // Nothing is in progress here: whatever is staged was left by a crash before its release
+      // was recorded (stage-manifest precedes state:download).
+      for (const f of readdirSync(dir)) removeDurable(join(dir, f), this.faults, 'drop-stale');
     } catch (err) {
       throw storageError(err, 'create', dir);
     }
