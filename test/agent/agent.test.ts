@@ -345,3 +345,45 @@ test('A/B with directory slots: a tar image is unpacked into the inactive slot, 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('library: start() runs a source in the background; stop() aborts a running health check, kills its group, and leaves the state to resume', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-agent-stop-'));
+  try {
+    const d = makeDevice(dir, 'file');
+    const cfg = configFor('file');
+    const config = parseAgentConfig(JSON.stringify(cfg), join(dir, 'agent.json'));
+    config.healthCheck = { command: `cd ${dir} && ./check.sh file`, timeoutSeconds: 10, retries: 0, retryDelaySeconds: 0 };
+    const first = new Agent({ config });
+    const done = new Promise<string>((resolve) => first.once('installed', (o) => resolve(o.version)));
+    first.start(new BundleSource(d.v1.manifestFile, d.v1.imageFile));
+    assert.equal(await done, 'v1');
+    await first.stop();
+
+    config.healthCheck = { command: `sleep 30 & echo $! > ${join(dir, 'sleep.pid')}; wait`, timeoutSeconds: 60, retries: 0, retryDelaySeconds: 0 };
+    const agent = new Agent({ config });
+    const checking = new Promise<void>((resolve) => agent.on('state', (e) => e.phase === 'health-check' && resolve()));
+    agent.start(new BundleSource(d.v2.manifestFile, d.v2.imageFile));
+    await checking;
+    // Give the shell time to start its sleep.
+    for (let i = 0; i < 100 && !readdirSync(dir).includes('sleep.pid'); i++) await new Promise((r) => setTimeout(r, 20));
+    const t0 = Date.now();
+    await agent.stop();
+    assert.ok(Date.now() - t0 < 5000, 'stop() returns promptly');
+    const pid = Number(readFileSync(join(dir, 'sleep.pid'), 'utf8'));
+    assert.ok(pid > 0 && !running(pid), 'the health check was killed with its group');
+    assert.equal(agentState(d)?.phase, 'health-check', 'stopped, not failed: resumed at the next start');
+    assert.equal(activeHash(d), d.v2.hash);
+    // The next start resumes it; with a passing health check it commits.
+    config.healthCheck = { command: `cd ${dir} && ./check.sh file`, timeoutSeconds: 10, retries: 0, retryDelaySeconds: 0 };
+    const again = new Agent({ config });
+    const r = await again.resume();
+    assert.equal(r.result, 'installed');
+    assert.equal(again.status.installedVersion, 'v2');
+    const status = await cli(d, ['agent', 'status', '--config', d.config, '--json']);
+    assert.equal(status.code, 0, status.err);
+    const s = JSON.parse(status.out) as { phase: string; installedSequence: string; last: { result: string } };
+    assert.deepEqual([s.phase, s.installedSequence, s.last.result], ['idle', '2', 'installed']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
