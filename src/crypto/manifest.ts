@@ -13,9 +13,17 @@
 //   u8 format version (1) | str8 product | u64 sequence | str8 version | u64 created | u64 expires
 //   | bytes8 object id (1..32) | u8 hash algorithm (1 = SHA-256) | 32 object hash | u64 size
 //   | 12 RaptorQ OTI | u16 block count (= Z of the OTI), then Z x 32 block hashes (blocks.ts)
-//   | u8 flags (bit 0 encryption, bit 1 staged rollout, bit 2 signed symbol digests; others 0)
+//   | u8 flags (bit 0 encryption, bit 1 staged rollout, bit 2 signed symbol digests, bits 3-7
+//     release policy below; a manifest without bits 3-7 encodes exactly as before they existed)
 //   | [bit 0] u8 cipher (1 AES-256-GCM, 2 ChaCha20-Poly1305), 8 group key id
 //   | [bit 1] u16 rollout in basis points (1..10000)
+//   | [bit 3] device classes: u8 n (1..16), n x str8 (1..32 bytes), strictly ascending bytewise
+//   | [bit 4] hardware selectors: u8 n (1..16), n x str8 (1..64 bytes), strictly ascending bytewise
+//   | [bit 5] rollout waves: u8 n (1..16), n x (u64 start, u16 basis points 1..10000), starts
+//     strictly increasing, basis points non-decreasing; excludes bit 1
+//   | [bit 6] activation window: u64 notBefore, u64 notAfter (notBefore < notAfter)
+//   | [bit 7] switch-at: u64 unix seconds
+// Lists are sorted and unique so that one policy has one encoding.
 import { createHash } from 'node:crypto';
 import { DecodeError, SecurityError, UsageError } from '../errors.js';
 import { BLOCK_HASH_LENGTH, OTI_LENGTH, parseOti } from './blocks.js';
@@ -56,6 +64,62 @@ export interface ManifestFields {
   rolloutBasisPoints?: number;
   /** The sender publishes signed digest batches of every datagram; receivers require them. */
   symbolDigests?: boolean;
+  /** Only devices of one of these classes install (src/agent/rollout.ts). */
+  deviceClasses?: string[];
+  /** Only devices whose hardware (e.g. board revision) is one of these install. */
+  hardware?: string[];
+  /** Rollout in waves: from `start` (unix seconds) on, `basisPoints` of the devices install. */
+  rolloutWaves?: RolloutWave[];
+  /** Devices install only inside [notBefore, notAfter) (unix seconds). */
+  activation?: { notBefore: number; notAfter: number };
+  /** Devices with a trusted clock install ahead and switch at this time (unix seconds). */
+  switchAt?: number;
+}
+
+export interface RolloutWave {
+  start: number;
+  basisPoints: number;
+}
+
+export const MAX_POLICY_LIST = 16;
+const MAX_CLASS_NAME = 32;
+const MAX_HARDWARE_NAME = 64;
+
+function ascending(list: string[]): boolean {
+  for (let i = 1; i < list.length; i++) if (Buffer.compare(ascii(list[i - 1] as string), ascii(list[i] as string)) >= 0) return false;
+  return true;
+}
+
+function checkList(what: string, list: string[], maxName: number): void {
+  if (list.length < 1 || list.length > MAX_POLICY_LIST) throw new UsageError(`${what}: 1 to ${MAX_POLICY_LIST} entries`);
+  for (const n of list) {
+    const len = ascii(n).length;
+    if (len < 1 || len > maxName) throw new UsageError(`${what}: each entry must be 1 to ${maxName} bytes`);
+  }
+  if (!ascending(list)) throw new UsageError(`${what}: entries must be sorted and unique`);
+}
+
+function checkTime(what: string, t: number): void {
+  if (!Number.isSafeInteger(t) || t < 0) throw new UsageError(`${what} must be unix seconds`);
+}
+
+function readList(r: Reader, what: string, maxName: number): string[] {
+  const n = r.u8();
+  if (n < 1 || n > MAX_POLICY_LIST) throw new DecodeError(`manifest: ${what} count ${n}`);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = r.str8(maxName);
+    if (v.length === 0) throw new DecodeError(`manifest: empty ${what} entry`);
+    out.push(v);
+  }
+  if (!ascending(out)) throw new DecodeError(`manifest: ${what} not sorted and unique`);
+  return out;
+}
+
+function readTime(r: Reader, what: string): number {
+  const v = r.u64();
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError(`manifest: ${what} out of range`);
+  return Number(v);
 }
 
 export interface Manifest extends ManifestFields {
@@ -114,7 +178,15 @@ export function encodeManifestBody(f: ManifestFields): Uint8Array {
     .fixed(f.oti, OTI_LENGTH)
     .u16(f.blockHashes.length);
   for (const h of f.blockHashes) w.fixed(h, BLOCK_HASH_LENGTH);
-  const flags = (f.encryption ? 1 : 0) | (f.rolloutBasisPoints !== undefined ? 2 : 0) | (f.symbolDigests ? 4 : 0);
+  const flags =
+    (f.encryption ? 1 : 0) |
+    (f.rolloutBasisPoints !== undefined ? 2 : 0) |
+    (f.symbolDigests ? 4 : 0) |
+    (f.deviceClasses !== undefined ? 8 : 0) |
+    (f.hardware !== undefined ? 16 : 0) |
+    (f.rolloutWaves !== undefined ? 32 : 0) |
+    (f.activation !== undefined ? 64 : 0) |
+    (f.switchAt !== undefined ? 128 : 0);
   w.u8(flags);
   if (f.encryption) w.u8(CIPHER_IDS[f.encryption.cipher]).fixed(f.encryption.groupKeyId, KEY_ID_LENGTH);
   if (f.rolloutBasisPoints !== undefined) {
@@ -122,6 +194,41 @@ export function encodeManifestBody(f: ManifestFields): Uint8Array {
       throw new UsageError('rollout must be 1 .. 10000 basis points');
     }
     w.u16(f.rolloutBasisPoints);
+  }
+  if (f.deviceClasses !== undefined) {
+    checkList('device classes', f.deviceClasses, MAX_CLASS_NAME);
+    w.u8(f.deviceClasses.length);
+    for (const c of f.deviceClasses) w.str8(c);
+  }
+  if (f.hardware !== undefined) {
+    checkList('hardware selectors', f.hardware, MAX_HARDWARE_NAME);
+    w.u8(f.hardware.length);
+    for (const h of f.hardware) w.str8(h);
+  }
+  if (f.rolloutWaves !== undefined) {
+    const waves = f.rolloutWaves;
+    if (f.rolloutBasisPoints !== undefined) throw new UsageError('rollout waves and a single rollout share exclude each other');
+    if (waves.length < 1 || waves.length > MAX_POLICY_LIST) throw new UsageError(`rollout waves: 1 to ${MAX_POLICY_LIST} waves`);
+    w.u8(waves.length);
+    waves.forEach((wave, i) => {
+      checkTime('rollout wave start', wave.start);
+      if (!Number.isInteger(wave.basisPoints) || wave.basisPoints < 1 || wave.basisPoints > 10000) throw new UsageError('rollout wave must be 1 .. 10000 basis points');
+      const prev = waves[i - 1];
+      if (prev && (wave.start <= prev.start || wave.basisPoints < prev.basisPoints)) {
+        throw new UsageError('rollout waves: starts must increase and shares must not decrease');
+      }
+      w.u64(BigInt(wave.start)).u16(wave.basisPoints);
+    });
+  }
+  if (f.activation !== undefined) {
+    checkTime('activation notBefore', f.activation.notBefore);
+    checkTime('activation notAfter', f.activation.notAfter);
+    if (f.activation.notBefore >= f.activation.notAfter) throw new UsageError('activation window: notBefore must be before notAfter');
+    w.u64(BigInt(f.activation.notBefore)).u64(BigInt(f.activation.notAfter));
+  }
+  if (f.switchAt !== undefined) {
+    checkTime('switch-at', f.switchAt);
+    w.u64(BigInt(f.switchAt));
   }
   const body = w.finish();
   if (body.length > MAX_MANIFEST_BODY) throw new UsageError('manifest body too large');
@@ -154,7 +261,6 @@ export function decodeManifestBody(body: Uint8Array): ManifestFields {
   const blockHashes: Uint8Array[] = [];
   for (let i = 0; i < nBlocks; i++) blockHashes.push(r.fixed(BLOCK_HASH_LENGTH).slice());
   const flags = r.u8();
-  if (flags & ~7) throw new DecodeError('manifest: unknown flags');
   const f: ManifestFields = {
     product,
     sequence,
@@ -179,6 +285,30 @@ export function decodeManifestBody(body: Uint8Array): ManifestFields {
     f.rolloutBasisPoints = bp;
   }
   if (flags & 4) f.symbolDigests = true;
+  if (flags & 8) f.deviceClasses = readList(r, 'device class', MAX_CLASS_NAME);
+  if (flags & 16) f.hardware = readList(r, 'hardware selector', MAX_HARDWARE_NAME);
+  if (flags & 32) {
+    if (flags & 2) throw new DecodeError('manifest: rollout waves and a single rollout share together');
+    const n = r.u8();
+    if (n < 1 || n > MAX_POLICY_LIST) throw new DecodeError(`manifest: rollout wave count ${n}`);
+    const waves: RolloutWave[] = [];
+    for (let i = 0; i < n; i++) {
+      const start = readTime(r, 'rollout wave start');
+      const basisPoints = r.u16();
+      if (basisPoints < 1 || basisPoints > 10000) throw new DecodeError('manifest: rollout wave out of range');
+      const prev = waves[i - 1];
+      if (prev && (start <= prev.start || basisPoints < prev.basisPoints)) throw new DecodeError('manifest: rollout waves out of order');
+      waves.push({ start, basisPoints });
+    }
+    f.rolloutWaves = waves;
+  }
+  if (flags & 64) {
+    const notBefore = readTime(r, 'activation notBefore');
+    const notAfter = readTime(r, 'activation notAfter');
+    if (notBefore >= notAfter) throw new DecodeError('manifest: empty activation window');
+    f.activation = { notBefore, notAfter };
+  }
+  if (flags & 128) f.switchAt = readTime(r, 'switch-at');
   r.end();
   return f;
 }
@@ -315,9 +445,17 @@ export function inspectManifest(bytes: Uint8Array): { signerKeyId: Uint8Array; c
  */
 export function inRollout(m: ManifestFields, deviceId: Uint8Array): boolean {
   if (m.rolloutBasisPoints === undefined) return true;
+  return rolloutPosition(m, deviceId) < m.rolloutBasisPoints;
+}
+
+/**
+ * The device's place in a release's rollout, 0..9999: it installs once the share in force (basis
+ * points) exceeds it. Waves (rolloutWaves) use the same place, so a device in wave 1 stays in.
+ */
+export function rolloutPosition(m: Pick<ManifestFields, 'product' | 'sequence'>, deviceId: Uint8Array): number {
   const seq = new Writer().u64(m.sequence).finish();
   const h = createHash('sha256').update(ascii('iotupd rollout\0')).update(ascii(m.product)).update(Uint8Array.of(0)).update(seq).update(deviceId).digest();
-  return h.readUInt32BE(0) % 10000 < m.rolloutBasisPoints;
+  return h.readUInt32BE(0) % 10000;
 }
 
 /**

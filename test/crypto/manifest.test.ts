@@ -7,6 +7,7 @@ import { blockHash, blockRanges, BlockHasher, parseOti } from '../../src/crypto/
 import { decodeCertificateUnverified, issueDelegation, verifyCertificate } from '../../src/crypto/certs.js';
 import { decodeManifestBody, encodeManifestBody, inspectManifest, signManifest, verifyManifest, type ManifestFields } from '../../src/crypto/manifest.js';
 import { SecurityError } from '../../src/errors.js';
+import { TrustStore } from '../../src/crypto/trust.js';
 import { hierarchy, keyFromSeed, otiBytes, prng, release, T0 } from './fixtures.js';
 
 const policy = { product: 'sensor-v2', installedSequence: 0n };
@@ -195,4 +196,98 @@ test('algorithm agility: unknown signature algorithms are skipped, a known one m
   const badSig = sigEntry.slice();
   badSig[10] = (badSig[10] as number) ^ 1;
   assert.throws(() => verifyManifest(build(sigEntry, badSig), trust, policy, T0), { code: 'ERR_SIGNATURE' });
+});
+
+// A signed manifest made by the encoder before the release-policy fields existed (flags bits 3-7):
+// it must verify and decode to the same fields, and re-sign to the same bytes.
+const OLD_MANIFEST =
+  '494f544d01f8c1b70ccaeafff60001010040c5913167568561ff9b3f9c999255a0d184014c6cbfdc92650460a0e905be9be02db39907d63b9650573aae8dc68cc8b7313e1f8d2592fc24d2e0802af0bab10500000095010973656e736f722d7632000000000000000705312e372e30000000006ab13b80000000006ad8c880080102030405060708011111111111111111111111111111111111111111111111111111111111111111000000000000000a000000000a00000801000104000122222222222222222222222222222222222222222222222222222222222222220702a1a2a3a4a5a6a7a809c4';
+
+test('old manifest (known bytes, before the policy fields) verifies and decodes identically', () => {
+  const key = keyFromSeed('old manifest vector');
+  const trust = new TrustStore([{ publicKey: key.publicKey, keyId: key.keyId }]);
+  const bytes = fromHex(OLD_MANIFEST);
+  const m = verifyManifest(bytes, trust, { product: 'sensor-v2', installedSequence: 6n }, 1790000100);
+  const expected: ManifestFields = {
+    product: 'sensor-v2',
+    sequence: 7n,
+    version: '1.7.0',
+    created: 1790000000,
+    expires: 1792592000,
+    objectId: fromHex('0102030405060708'),
+    objectHash: new Uint8Array(32).fill(0x11),
+    size: 10,
+    oti: otiBytes(10, 8, 1),
+    blockHashes: [new Uint8Array(32).fill(0x22)],
+    encryption: { cipher: 'chacha20-poly1305', groupKeyId: fromHex('a1a2a3a4a5a6a7a8') },
+    rolloutBasisPoints: 2500,
+    symbolDigests: true,
+  };
+  assert.deepEqual(inspectManifest(bytes).fields, expected);
+  assert.equal(m.deviceClasses, undefined);
+  assert.equal(m.rolloutWaves, undefined);
+  assert.equal(toHex(signManifest(expected, key)), OLD_MANIFEST);
+});
+
+test('release policy fields: byte layout by hand, canonical round trip, signed and verified', () => {
+  const base = release(3n).fields;
+  const f: ManifestFields = {
+    ...base,
+    deviceClasses: ['gateway', 'sensor'],
+    hardware: ['rev-c'],
+    rolloutWaves: [
+      { start: 1000, basisPoints: 100 },
+      { start: 2000, basisPoints: 2500 },
+      { start: 3000, basisPoints: 10000 },
+    ],
+    activation: { notBefore: 500, notAfter: 9000 },
+    switchAt: 4000,
+  };
+  const body = encodeManifestBody(f);
+  const tail =
+    'f8' + // flags: bits 3-7
+    '02' + '07' + toHex(new TextEncoder().encode('gateway')) + '06' + toHex(new TextEncoder().encode('sensor')) +
+    '01' + '05' + toHex(new TextEncoder().encode('rev-c')) +
+    '03' + u64(1000) + '0064' + u64(2000) + '09c4' + u64(3000) + '2710' +
+    u64(500) + u64(9000) +
+    u64(4000);
+  assert.ok(toHex(body).endsWith(tail), 'policy fields follow the flags in bit order');
+  assert.equal(toHex(body).slice(0, -tail.length), toHex(encodeManifestBody(base)).slice(0, -2), 'everything before the flags is unchanged');
+  assert.deepEqual(decodeManifestBody(body), f);
+  assert.deepEqual(encodeManifestBody(decodeManifestBody(body)), body);
+  const { signer, trust } = hierarchy();
+  const m = verifyManifest(signManifest(f, signer), trust, policy, T0);
+  assert.deepEqual(m.rolloutWaves, f.rolloutWaves);
+  assert.deepEqual(m.deviceClasses, ['gateway', 'sensor']);
+  assert.equal(m.switchAt, 4000);
+});
+
+test('release policy fields: the encoder refuses and the decoder rejects non-canonical or out-of-range values', () => {
+  const base = release(3n).fields;
+  const bad: [Partial<ManifestFields>, RegExp][] = [
+    [{ deviceClasses: ['sensor', 'gateway'] }, /sorted and unique/],
+    [{ deviceClasses: ['a', 'a'] }, /sorted and unique/],
+    [{ deviceClasses: [] }, /1 to 16 entries/],
+    [{ hardware: ['x'.repeat(65)] }, /1 to 64 bytes/],
+    [{ deviceClasses: Array.from({ length: 17 }, (_, i) => `c${String(i).padStart(2, '0')}`) }, /1 to 16 entries/],
+    [{ rolloutWaves: [{ start: 10, basisPoints: 500 }, { start: 10, basisPoints: 600 }] }, /starts must increase/],
+    [{ rolloutWaves: [{ start: 10, basisPoints: 500 }, { start: 20, basisPoints: 400 }] }, /must not decrease/],
+    [{ rolloutWaves: [{ start: 10, basisPoints: 0 }] }, /1 \.\. 10000/],
+    [{ rolloutWaves: [{ start: 10, basisPoints: 500 }], rolloutBasisPoints: 100 }, /exclude each other/],
+    [{ activation: { notBefore: 10, notAfter: 10 } }, /notBefore must be before notAfter/],
+    [{ switchAt: -1 }, /unix seconds/],
+  ];
+  for (const [extra, want] of bad) assert.throws(() => encodeManifestBody({ ...base, ...extra }), want, JSON.stringify(extra));
+  // The decoder, fed the same mistakes by hand (a signer with a broken encoder), rejects them.
+  // Everything before the flags byte (base has flags 0, the last byte).
+  const prefix = toHex(encodeManifestBody(base)).slice(0, -2);
+  assert.deepEqual(decodeManifestBody(fromHex(prefix + '08' + '02' + '0161' + '0162')).deviceClasses, ['a', 'b']);
+  const swapped = prefix + '08' + '02' + '0162' + '0161';
+  assert.throws(() => decodeManifestBody(fromHex(swapped)), /not sorted and unique/);
+  const backwards = prefix + '20' + '02' + u64(20) + '01f4' + u64(10) + '0258';
+  assert.throws(() => decodeManifestBody(fromHex(backwards)), /rollout waves out of order/);
+  const both = prefix + '22' + '0064' + '01' + u64(10) + '01f4';
+  assert.throws(() => decodeManifestBody(fromHex(both)), /rollout waves and a single rollout share/);
+  const empty = prefix + '40' + u64(10) + u64(10);
+  assert.throws(() => decodeManifestBody(fromHex(empty)), /empty activation window/);
 });

@@ -18,5 +18,6 @@ export const commands: CommandEntry[] = [
   { name: 'manifest', summary: 'inspect and verify signed manifests', load: async () => (await import('./manifest.js')).manifestCommand },
   { name: 'release', summary: 'make a release directory (image + signed manifest) for iotupd publish', load: async () => (await import('./release.js')).releaseCommand },
   { name: 'publish', summary: 'announce and serve releases (signed beacons, halts, reload on SIGHUP)', load: async () => (await import('./publish.js')).publishCommand },
+  { name: 'agent', summary: 'device agent: install a signed release, health check, commit or roll back', load: async () => (await import('./agent.js')).agentCommand },
   { name: 'channel', summary: 'print the multicast group of a channel name (Librecast-compatible)', load: async () => (await import('./channel.js')).channelCommand },
 ];

@@ -1,0 +1,11 @@
+// iotupd/agent: the device side of an update (docs/agent.md).
+export { Agent, type AgentOptions, type AgentEvents, type AgentResult, type ReleaseInfo, type SkipEvent } from './agent.js';
+export { loadAgentConfig, parseAgentConfig, type AgentConfig, type HealthCheckSettings } from './config.js';
+export { AgentError } from './errors.js';
+export { faultsFromSpec, noFaults, type FaultInjector } from './fault.js';
+export { runHealthCheck, type HealthResult } from './health.js';
+export { createInstallMethod, type InstallMethod, type InstallSettings, type InstallContext, type FileSettings, type AbSettings, type HookSettings } from './install/index.js';
+export { activeSlot } from './install/ab.js';
+export { decideRollout, type DeviceProfile, type RolloutDecision, type SkipReason } from './rollout.js';
+export { BundleSource, type Offer, type ReleaseSource } from './source.js';
+export { AgentStateStore, readAgentState, PHASES, STATE_FILE, type AgentStateData, type Outcome, type Phase, type ReleaseRecord } from './state.js';
