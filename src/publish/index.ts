@@ -17,4 +17,3 @@ export {
   type Release,
 } from './release.js';
 export { fountainServer, type FountainServeOptions, type RunningTransfer, type ServeRelease, type ServeTarget } from './serve.js';
-export * from '../announce/index.js';
