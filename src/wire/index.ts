@@ -2,3 +2,4 @@
 export * as iotupdFrame from './iotupd-frame.js';
 export * as fountain from './fountain.js';
 export * as librecastMessage from './librecast-message.js';
+export * as status from './status.js';
