@@ -20,11 +20,13 @@ export interface DeviceSnapshot {
 }
 
 /**
- * The channel's bandwidth budget and the fleet it is shared by. Every device computes its mean
- * heartbeat interval H = max(minIntervalMs, fleetSize * wireBytes * 8 / bitsPerSecond), with
- * wireBytes its own report plus IPv6 and UDP headers, and sends at most `burst` + T / H reports
- * in any window of T ms (a token bucket refilled once per H): the fleet's long-run rate is then
- * at most the budget.
+ * The channel's bandwidth budget and the fleet it is shared by. Every device computes its share
+ * period H = max(minIntervalMs, fleetSize * wireBytes * 8 / bitsPerSecond), with wireBytes its own
+ * report plus IPv6 and UDP headers: one report per H per device is the whole budget. A token
+ * bucket refilled once per H (capacity `burst`) limits every report, so a device sends at most
+ * burst + T / H reports in any window of T ms and the fleet at most budget x (1 + burst x H / T).
+ * Heartbeats come every H / heartbeatShare on average, so an idle fleet uses heartbeatShare of
+ * the budget and the rest is headroom for the change reports of a rollout.
  */
 export interface RateBudget {
   /** Bandwidth budget of the status channel, bits per second (default 256 000). */
@@ -35,11 +37,13 @@ export interface RateBudget {
   minIntervalMs?: number;
   /** Token bucket capacity: reports a device may send back to back (default 3). */
   burst?: number;
-  /** Heartbeat jitter, a fraction of H: each heartbeat comes after H x (1 +- jitter) (default 0.25). */
+  /** Heartbeat jitter: each heartbeat comes after (H / heartbeatShare) x (1 +- jitter) (default 0.25). */
   jitter?: number;
+  /** Fraction of the budget idle heartbeats use, (0, 1] (default 0.75). */
+  heartbeatShare?: number;
 }
 
-export const DEFAULT_BUDGET: Required<RateBudget> = { bitsPerSecond: 256_000, fleetSize: 1000, minIntervalMs: 30_000, burst: 3, jitter: 0.25 };
+export const DEFAULT_BUDGET: Required<RateBudget> = { bitsPerSecond: 256_000, fleetSize: 1000, minIntervalMs: 30_000, burst: 3, jitter: 0.25, heartbeatShare: 0.75 };
 
 export function checkBudget(b: RateBudget): Required<RateBudget> {
   const r = { ...DEFAULT_BUDGET, ...b };
@@ -48,10 +52,11 @@ export function checkBudget(b: RateBudget): Required<RateBudget> {
   if (!(Number.isFinite(r.minIntervalMs) && r.minIntervalMs > 0)) throw new UsageError(`budget: minIntervalMs must be > 0, got ${r.minIntervalMs}`);
   if (!(Number.isFinite(r.burst) && r.burst >= 1)) throw new UsageError(`budget: burst must be >= 1, got ${r.burst}`);
   if (!(Number.isFinite(r.jitter) && r.jitter >= 0 && r.jitter < 1)) throw new UsageError(`budget: jitter must be within [0, 1), got ${r.jitter}`);
+  if (!(Number.isFinite(r.heartbeatShare) && r.heartbeatShare > 0 && r.heartbeatShare <= 1)) throw new UsageError(`budget: heartbeatShare must be within (0, 1], got ${r.heartbeatShare}`);
   return r;
 }
 
-/** The mean heartbeat interval H in ms for a report of `reportBytes` bytes (UDP payload). */
+/** The share period H in ms for a report of `reportBytes` bytes (UDP payload). */
 export function heartbeatInterval(budget: RateBudget, reportBytes: number): number {
   const b = checkBudget(budget);
   return Math.max(b.minIntervalMs, (b.fleetSize * (reportBytes + IP_UDP_OVERHEAD) * 8 * 1000) / b.bitsPerSecond);
@@ -59,11 +64,11 @@ export function heartbeatInterval(budget: RateBudget, reportBytes: number): numb
 
 /**
  * How long the collector waits before it calls a device quiet: three of the longest heartbeat
- * gaps, H x (1 + jitter) x 3, for a nominal report of `reportBytes`.
+ * gaps, 3 x (H / heartbeatShare) x (1 + jitter), for a nominal report of `reportBytes`.
  */
 export function quietAfter(budget: RateBudget, reportBytes = 200): number {
   const b = checkBudget(budget);
-  return Math.ceil(heartbeatInterval(b, reportBytes) * (1 + b.jitter) * 3);
+  return Math.ceil((heartbeatInterval(b, reportBytes) / b.heartbeatShare) * (1 + b.jitter) * 3);
 }
 
 /** A report the reporter wants sent now; the driver adds the counter and key and signs it. */
@@ -113,7 +118,7 @@ export class StatusReporter {
     this.#intervalMs = this.#budget.minIntervalMs;
   }
 
-  /** The current mean heartbeat interval H, ms. */
+  /** The current share period H, ms (heartbeats come every H / heartbeatShare on average). */
   get intervalMs(): number {
     return this.#intervalMs;
   }
@@ -174,7 +179,7 @@ export class StatusReporter {
     const j = this.#budget.jitter;
     // Every report restarts the heartbeat timer: a device in the middle of a rollout, reporting
     // changes, needs no heartbeats on top.
-    this.#heartbeatAt = now + this.#intervalMs * (1 + j * (2 * this.#random() - 1));
+    this.#heartbeatAt = now + (this.#intervalMs / this.#budget.heartbeatShare) * (1 + j * (2 * this.#random() - 1));
     const { counter: _counter, publicKey: _key, ...due } = this.#body(s, reason, now);
     return due;
   }

@@ -23,13 +23,15 @@ test('heartbeat interval: max(min, fleet x wire bytes x 8 / budget)', () => {
   // 10,000 devices, 175-byte reports + 48 header bytes, 256 kbit/s: 10000 * 223 * 8 / 256000 s.
   assert.equal(heartbeatInterval({ bitsPerSecond: 256_000, fleetSize: 10_000 }, 175), (10_000 * 223 * 8 * 1000) / 256_000);
   assert.equal(heartbeatInterval({ bitsPerSecond: 256_000, fleetSize: 10, minIntervalMs: 30_000 }, 175), 30_000);
-  assert.equal(quietAfter({ bitsPerSecond: 1e9, fleetSize: 1, minIntervalMs: 1000, jitter: 0.25 }), 3750);
+  assert.equal(quietAfter({ bitsPerSecond: 1e9, fleetSize: 1, minIntervalMs: 1000, jitter: 0.25, heartbeatShare: 1 }), 3750);
+  assert.equal(quietAfter({ bitsPerSecond: 1e9, fleetSize: 1, minIntervalMs: 1000, jitter: 0.25, heartbeatShare: 0.5 }), 7500);
+  assert.throws(() => heartbeatInterval({ heartbeatShare: 0 }, 100), UsageError);
   assert.throws(() => heartbeatInterval({ bitsPerSecond: 0 }, 100), UsageError);
   assert.throws(() => heartbeatInterval({ fleetSize: 0.5 }, 100), UsageError);
 });
 
-test('first snapshot is a start report at once; then heartbeats within H x (1 +- jitter)', () => {
-  const r = new StatusReporter({ budget: { bitsPerSecond: 100_000, fleetSize: 1000, minIntervalMs: 1000, jitter: 0.25 }, random: prng(1) });
+test('first snapshot is a start report at once; then heartbeats within (H / share) x (1 +- jitter)', () => {
+  const r = new StatusReporter({ budget: { bitsPerSecond: 100_000, fleetSize: 1000, minIntervalMs: 1000, jitter: 0.25, heartbeatShare: 0.75 }, random: prng(1) });
   assert.equal(r.next(0), undefined, 'nothing before the first snapshot');
   assert.equal(r.changed(SNAP, 0), true);
   const first = r.next(0);
@@ -37,9 +39,10 @@ test('first snapshot is a start report at once; then heartbeats within H x (1 +-
   const H = r.intervalMs;
   const bytes = encodingLength({ ...(first as NonNullable<typeof first>), counter: 0n, publicKey: new Uint8Array(32) });
   assert.equal(H, (1000 * (bytes + IP_UDP_OVERHEAD) * 8 * 1000) / 100_000);
+  const B = H / 0.75;
   let last = 0;
   const gaps: number[] = [];
-  for (let t = 1; t < H * 40; t += 10) {
+  for (let t = 1; t < B * 40; t += 10) {
     const due = r.next(t);
     if (due) {
       assert.equal(due.reason, 'heartbeat');
@@ -48,8 +51,10 @@ test('first snapshot is a start report at once; then heartbeats within H x (1 +-
     }
   }
   assert.ok(gaps.length >= 30, `${gaps.length} heartbeats`);
-  for (const g of gaps) assert.ok(g >= H * 0.75 - 10 && g <= H * 1.25 + 10, `gap ${g} vs H ${H}`);
-  assert.ok(Math.max(...gaps) - Math.min(...gaps) > H * 0.2, 'jitter spreads heartbeats');
+  for (const g of gaps) assert.ok(g >= B * 0.75 - 10 && g <= B * 1.25 + 10, `gap ${g} vs H / share ${B}`);
+  assert.ok(Math.max(...gaps) - Math.min(...gaps) > B * 0.2, 'jitter spreads heartbeats');
+  const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+  assert.ok(Math.abs(mean - B) < B * 0.1, `mean gap ${mean} vs ${B}`);
 });
 
 test('changes go out at once while tokens last, then coalesce; progress alone is no change', () => {
