@@ -16,7 +16,7 @@ import { FleetStore, isTransition, recordOf, type DeviceRecord, type HistoryEntr
 import { statusChannel } from './channel.js';
 
 /** Why a datagram was dropped (each counted in `drops` and in the database). */
-export const DROP_REASONS = ['oversized', 'malformed', 'wrong-product', 'signature', 'forged', 'replay', 'conflict'] as const;
+export const DROP_REASONS = ['oversized', 'malformed', 'wrong-product', 'signature', 'forged', 'replay', 'conflict', 'unknown-limit'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 /** ok: heard recently; failed: last state failed or rolled back; quiet: not heard for quietAfterMs. */
@@ -57,6 +57,8 @@ export interface CollectorOptions {
   budget?: RateBudget;
   /** Devices not heard from for this long are quiet (default from the budget). */
   quietAfterMs?: number;
+  /** Most unknown (not enrolled) devices kept; reports from further new ids are dropped (default 10 000). */
+  maxUnknown?: number;
   /** Clock in ms (default Date.now). */
   now?: () => number;
 }
@@ -97,6 +99,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
   readonly #records = new Map<string, DeviceRecord>();
   readonly #quiet = new Set<string>();
   readonly #registryPath: string | undefined;
+  readonly #maxUnknown: number;
+  /** Records with trusted = false, kept in step with #records. */
+  #unknown = 0;
   #registry: Registry;
   #registryStamp = 0;
   #keys = new Map<string, KeyObject>();
@@ -109,6 +114,8 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (typeof opts.product !== 'string' || opts.product.length === 0) throw new UsageError('a product name is required');
     this.product = opts.product;
     this.#now = opts.now ?? Date.now;
+    this.#maxUnknown = opts.maxUnknown ?? 10_000;
+    if (!(Number.isInteger(this.#maxUnknown) && this.#maxUnknown >= 0)) throw new UsageError('maxUnknown must be an integer >= 0');
     this.quietAfterMs = opts.quietAfterMs ?? quietAfter(opts.budget ?? {});
     if (!(Number.isFinite(this.quietAfterMs) && this.quietAfterMs > 0)) throw new UsageError('quietAfterMs must be > 0');
     if (typeof opts.registry === 'string') {
@@ -117,7 +124,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
       this.#registry = Registry.load(opts.registry, true);
     } else this.#registry = opts.registry ?? new Registry();
     this.store = new FleetStore(opts.db ?? ':memory:', { product: opts.product });
-    for (const d of this.store.all()) this.#records.set(d.deviceId, d);
+    for (const d of this.store.all()) {
+      this.#records.set(d.deviceId, d);
+      if (!d.trusted) this.#unknown += 1;
+    }
     this.#applyRegistry();
     const now = this.#now();
     for (const d of this.#records.values()) if (now - d.lastSeen > this.quietAfterMs) this.#quiet.add(d.deviceId);
@@ -151,12 +161,16 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const prev = this.#records.get(id);
     const sameKey = prev !== undefined && equalBytes(prev.publicKey, report.publicKey);
     if (!trusted && prev !== undefined && !sameKey) return this.#drop('conflict', `'${id}' is already claimed by key ${toHex(prev.publicKey).slice(0, 16)}`, from, id);
+    // Each fresh key costs a sender nothing, so unknown devices are capped: a flood of self-signed
+    // reports under new ids must not grow the table without bound.
+    if (!trusted && prev === undefined && this.#unknown >= this.#maxUnknown) return this.#drop('unknown-limit', `more than ${this.#maxUnknown} unknown devices`, from, id);
     // Replay rule: strictly above the last counter accepted for this device and key.
     if (sameKey && report.counter <= prev.counter) return this.#drop('replay', `counter ${report.counter} <= ${prev.counter} for '${id}'`, from, id);
     const base = sameKey ? prev : undefined;
     const rec = recordOf(report, trusted, now, from, base);
     const transition = isTransition(base, rec);
     this.store.put(rec, transition);
+    this.#unknown += (trusted ? 0 : 1) - (prev === undefined || prev.trusted ? 0 : 1);
     this.#records.set(id, rec);
     this.#quiet.delete(id);
     const device = this.#view(rec, now);
@@ -296,6 +310,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       const k = this.#registry.get(d.deviceId);
       const trusted = k !== undefined && equalBytes(k, d.publicKey);
       if (trusted !== d.trusted) {
+        this.#unknown += trusted ? -1 : 1;
         d.trusted = trusted;
         this.store.setTrusted(d.deviceId, trusted);
       }

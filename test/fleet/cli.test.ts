@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Collector } from '../../src/fleet/collector.js';
+import { Collector, type DeviceView, type FleetSummary } from '../../src/fleet/collector.js';
+import { formatTable } from '../../src/cli/commands/status.js';
 import { DeviceIdentity } from '../../src/fleet/identity.js';
 import { toHex } from '../../src/crypto/bytes.js';
 import { keyIdOf } from '../../src/crypto/keys.js';
@@ -112,4 +113,46 @@ test('status and fleet: bad input gives one line on stderr and a non-zero exit',
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the table fits the terminal: sections trimmed to the rows given, the rest counted', () => {
+  const now = 1_000_000;
+  const dev = (i: number, state: 'idle' | 'failed', trusted = true): DeviceView => ({
+    deviceId: `dev-${i}`,
+    publicKey: new Uint8Array(32),
+    trusted,
+    counter: 1n,
+    firstSeen: now,
+    lastSeen: now - (i % 7 === 0 ? 10_000_000 : 0),
+    reports: 1,
+    reason: 'heartbeat',
+    product: 'sensor',
+    deviceClass: '',
+    state,
+    installedVersion: '1.0.0',
+    installedSequence: 1n,
+    uptime: 1,
+    agentVersion: '0.1.0',
+    deviceTime: now,
+    health: i % 7 === 0 ? 'quiet' : state === 'failed' ? 'failed' : 'ok',
+  });
+  const devices = [...Array.from({ length: 50 }, (_, i) => dev(i, i % 5 === 0 ? 'failed' : 'idle')), dev(99, 'idle', false)];
+  const summary: FleetSummary = {
+    product: 'sensor',
+    trusted: 50,
+    unknown: 1,
+    health: { ok: 0, failed: 0, quiet: 0 },
+    states: {},
+    versions: [{ version: '1.0.0', count: 50 }],
+    drops: { oversized: 0, malformed: 0, 'wrong-product': 0, signature: 0, forged: 2, replay: 0, conflict: 0, 'unknown-limit': 0 },
+    quietAfterMs: 150_000,
+  };
+  const full = formatTable(summary, devices, now);
+  assert.equal(full.split('\n').filter((l) => /^dev-\d+ /.test(l)).length, 51);
+  const short = formatTable(summary, devices, now, 20);
+  const lines = short.split('\n');
+  assert.ok(lines.length <= 20, `${lines.length} lines`);
+  assert.match(short, /^failed \(\d+\)$/m, 'failed comes first');
+  assert.match(short, /\.\.\. \d+ more|: \d+ more/);
+  assert.match(short, /dropped: forged 2/);
 });

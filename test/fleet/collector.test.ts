@@ -224,6 +224,26 @@ test('unknown keys are shown as unknown until the operator approves them into th
   }
 });
 
+test('unknown devices are capped: further new ids are dropped, known ones still update, enrolled ones still count', async () => {
+  const { dir, ids, registry } = setup(1);
+  try {
+    const c = new Collector({ product: 'sensor', registry, maxUnknown: 3 });
+    const strangers = Array.from({ length: 5 }, (_, i) => DeviceIdentity.open(join(dir, `s${i}`)));
+    const results = strangers.map((s, i) => c.ingest(s.seal(body(`s-${i}`))));
+    assert.deepEqual(
+      results.map((r) => (r.accepted ? 'ok' : r.reason)),
+      ['ok', 'ok', 'ok', 'unknown-limit', 'unknown-limit'],
+    );
+    assert.equal(c.ingest((strangers[0] as DeviceIdentity).seal(body('s-0', { state: 'receiving' }))).accepted, true);
+    assert.equal(c.ingest((ids[0] as DeviceIdentity).seal(body('dev-0'))).accepted, true);
+    assert.equal(c.summary().unknown, 3);
+    assert.equal(c.drops['unknown-limit'], 2);
+    await c.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('events(): an async stream a dashboard can follow, ended by its signal', async () => {
   const { dir, ids } = setup(1);
   try {
