@@ -3,6 +3,8 @@
 // through the real Collector (verification, replay check, SQLite file). No network: the channel
 // is the ingest() call, so the figures are the collector's own cost and the protocol's traffic.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKey, type SigningKey } from '../src/crypto/keys.js';
@@ -256,11 +258,16 @@ export function simulate(o: SimOptions, log: (s: string) => void = () => {}): Si
     // close() waits only for a socket; without one it closes the database synchronously.
     void collector.close();
     const rss = process.memoryUsage().rss;
-    // A restarted collector reads its devices and counters back from the file.
+    // A restarted collector reads its devices and counters back from the file. Collect garbage
+    // around it so the heap figure is the collector's own.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
     const before = process.memoryUsage().heapUsed;
     const a = performance.now();
     const again = new Collector({ product: 'sensor', db, registry, budget: o.budget, now: () => end });
     const restartLoadMs = performance.now() - a;
+    gc();
     const restartHeap = process.memoryUsage().heapUsed - before;
     const loaded = again.devices().length;
     void again.close();
