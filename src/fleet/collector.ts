@@ -218,17 +218,24 @@ export class Collector extends EventEmitter<CollectorEvents> {
     sock.join(group);
     this.#timer = setInterval(() => this.tick(), opts.tickMs ?? 1000);
     this.#timer.unref();
-    opts.signal?.addEventListener('abort', () => void this.close(), { once: true });
+    // Aborting stops listening; the database stays open for the queries that follow (a final
+    // snapshot) until close().
+    opts.signal?.addEventListener('abort', () => void this.stopListening(), { once: true });
     return { group, port: sock.port };
   }
 
-  /** Stop listening, write the drop counts, close the database. Idempotent. */
-  async close(): Promise<void> {
+  /** Leave the channel and stop the periodic work; queries still answer. Idempotent. */
+  async stopListening(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     const s = this.#socket;
     this.#socket = undefined;
     if (s) await s.close();
+  }
+
+  /** Stop listening, write the drop counts, close the database. Idempotent. */
+  async close(): Promise<void> {
+    await this.stopListening();
     if (this.store.db.open) {
       this.#flush();
       this.store.close();

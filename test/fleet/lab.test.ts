@@ -46,6 +46,16 @@ labTest('three devices and a forger report over multicast; status shows trusted,
     for (const d of devs) await d.out.waitFor((o) => o.event === 'ready', 15_000);
     const { code, stderr, lines } = await out.exited;
     assert.equal(code, 0, stderr);
+    // Interrupted during its window, --once still prints the snapshot of what it heard.
+    const second = lab.spawnNode(c, MAIN, ['status', '--product', PRODUCT, '--interface', c.ifname, '--once', '--json', '--listen', '60', '--registry', registry]);
+    const out2 = new JsonLines(second, { name: 'collector-2' });
+    await out2.waitFor((o) => o.type === 'listening', 15_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    second.kill('SIGINT');
+    const ended = await out2.exited;
+    assert.equal(ended.code, 0, ended.stderr);
+    const snap2 = ended.lines.find((o) => o.type === 'snapshot') as { devices: { deviceId: string }[] } | undefined;
+    assert.ok(snap2 && snap2.devices.some((d) => d.deviceId === 'dev-d1'), JSON.stringify(snap2));
     for (const d of devs) d.child.kill('SIGTERM');
     const snap = lines.find((o) => o.type === 'snapshot') as
       | { summary: { trusted: number; unknown: number; drops: Record<string, number> }; devices: Record<string, unknown>[]; unknown: Record<string, unknown>[] }

@@ -199,7 +199,9 @@ export const statusCommand: Command = {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
       if (v.once) {
-        await Promise.race([new Promise((r) => setTimeout(r, listenS * 1000)), stopped]);
+        let window: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => (window = setTimeout(r, listenS * 1000))), stopped]);
+        clearTimeout(window);
         c.tick();
         if (json) print(snapshotJson(c, Date.now()));
         else console.log(formatTable(c.summary(), c.devices(), Date.now()));
