@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Command } from '../command.js';
 import { numberOption, parse } from '../command.js';
 import { UsageError } from '../../errors.js';
@@ -165,6 +166,8 @@ export const statusCommand: Command = {
     if (v.product === undefined) throw new UsageError('--product P is required');
     if (v.interface === undefined && v.db === undefined) throw new UsageError('give --interface IF to listen, or --db FILE to show a database');
     if (v.interface === undefined && v.listen !== undefined) throw new UsageError('--listen needs --interface');
+    // Showing a database that is not there would create an empty one and show nothing: a typo.
+    if (v.interface === undefined && v.db !== undefined && !existsSync(v.db)) throw new UsageError(`no database at ${v.db} (give --interface IF to start collecting)`);
     const listenS = numberOption('listen', v.listen, 10, 0.1, 86_400);
     const port = numberOption('port', v.port, 4242, 1, 65_535);
     if (!Number.isInteger(port)) throw new UsageError(`--port must be an integer, got '${v.port}'`);
