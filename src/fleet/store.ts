@@ -1,11 +1,21 @@
 // The collector's SQLite database (docs/fleet-status.md "Database"): current state per device,
 // history of changes, drop counts. better-sqlite3 is synchronous: one report is one short
 // transaction, and a restarted collector reads its devices and counters back from here.
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
 import { StorageError } from '../errors.js';
 import type { AgentState, ReportReason, StatusReport } from '../wire/status.js';
 
 export const SCHEMA_VERSION = 1;
+
+// The native SQLite addon is loaded when a store is opened, not when iotupd/fleet is imported:
+// a device that only reports never maps it.
+const require = createRequire(import.meta.url);
+let Database: typeof BetterSqlite3 | undefined;
+function openDatabase(path: string, options: BetterSqlite3.Options): BetterSqlite3.Database {
+  Database ??= require('better-sqlite3') as typeof BetterSqlite3;
+  return new Database(path, options);
+}
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -222,10 +232,10 @@ export function isTransition(prev: DeviceRecord | undefined, next: DeviceRecord)
 }
 
 export class FleetStore {
-  readonly db: Database.Database;
-  readonly #upsert: Database.Statement;
-  readonly #history: Database.Statement;
-  readonly #drop: Database.Statement;
+  readonly db: BetterSqlite3.Database;
+  readonly #upsert: BetterSqlite3.Statement;
+  readonly #history: BetterSqlite3.Statement;
+  readonly #drop: BetterSqlite3.Statement;
   readonly #write: (d: DeviceRecord, transition: boolean) => void;
 
   /** Open (creating) the database at `path` (':memory:' for none); `readonly` for viewers. */
@@ -234,7 +244,7 @@ export class FleetStore {
     opts: { readonly?: boolean; product?: string } = {},
   ) {
     try {
-      this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+      this.db = openDatabase(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
     } catch (err) {
       throw new StorageError(`cannot open database ${path}: ${(err as Error).message}`, 'ERR_FLEET_DB', { cause: err });
     }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,4 +149,21 @@ test('identity: a corrupt counter file and a key readable by others are refused'
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('importing iotupd/fleet does not load the SQLite addon; opening a collector does', () => {
+  const index = new URL('../../src/fleet/index.js', import.meta.url).href;
+  const script = `
+    import { createRequire } from 'node:module';
+    const fleet = await import(${JSON.stringify(index)});
+    const req = createRequire(import.meta.url);
+    const loaded = () => Object.keys(req.cache).some((k) => k.includes('better-sqlite3') || k.endsWith('better_sqlite3.node'));
+    const before = loaded();
+    const c = new fleet.Collector({ product: 'p' });
+    const after = loaded();
+    await c.close();
+    console.log(JSON.stringify({ before, after }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { before: false, after: true });
 });
