@@ -4,5 +4,6 @@ import * as iotupdFrame from './iotupd-frame.js';
 import * as fountain from './fountain.js';
 import * as librecastMessage from './librecast-message.js';
 import * as beacon from './beacon.js';
+import * as status from './status.js';
 
-export { iotupdFrame, fountain, librecastMessage, beacon };
+export { iotupdFrame, fountain, librecastMessage, beacon, status };

@@ -1,0 +1,231 @@
+import { existsSync } from 'node:fs';
+import type { Command } from '../command.js';
+import { numberOption, parse } from '../command.js';
+import { UsageError } from '../../errors.js';
+import { toHex } from '../../crypto/bytes.js';
+import { keyIdOf } from '../../crypto/keys.js';
+import { Collector, type CollectorEvent, type DeviceView, type FleetSummary } from '../../fleet/index.js';
+
+const usage = `usage: iotupd status --product P [--interface IF] [options]
+
+Listens on the product's status channel (iotupd/P/status) and shows every device that reports:
+a live table on a terminal, JSON lines otherwise (or with --json). Reports are verified against
+the registry; devices whose key is not enrolled are listed apart as unknown, never trusted.
+Without --interface it shows what the database (--db) holds, without listening.
+
+  --product P          product whose status channel to join (required)
+  --interface IF       interface to listen on
+  --db FILE            SQLite database: history, counters and devices survive restarts
+                       (default: memory only)
+  --registry FILE      enrolled device keys ('iotupd fleet enrol'); default: none (all unknown)
+  --once               print one snapshot after the listening window and exit
+  --listen S           the listening window of --once, seconds (default 10)
+  --json               JSON lines: one per event; with --once one snapshot line
+  --table              the table even when stdout is not a terminal
+  --quiet-after S      seconds without a report before a device is quiet (default: three
+                       maximal heartbeat gaps of the budget below)
+  --budget-kbit N      the status channel's budget the devices use (default 256)
+  --fleet-size N       the fleet size the devices use (default 1000)
+  --channel NAME | --group ADDR   another channel than iotupd/P/status
+  --port P             UDP port (default 4242)`;
+
+function deviceJson(d: DeviceView): Record<string, unknown> {
+  return {
+    deviceId: d.deviceId,
+    trusted: d.trusted,
+    keyId: toHex(keyIdOf(d.publicKey)),
+    health: d.health,
+    state: d.state,
+    progress: d.progress ?? null,
+    installedVersion: d.installedVersion,
+    installedSequence: d.installedSequence.toString(),
+    pendingVersion: d.pendingVersion ?? null,
+    pendingSequence: d.pendingSequence?.toString() ?? null,
+    lastError: d.lastError ?? null,
+    deviceClass: d.deviceClass,
+    agentVersion: d.agentVersion,
+    uptime: d.uptime,
+    lastSeen: new Date(d.lastSeen).toISOString(),
+    reports: d.reports,
+    counter: d.counter.toString(),
+    from: d.lastFrom ?? null,
+  };
+}
+
+function eventJson(e: CollectorEvent): Record<string, unknown> {
+  switch (e.type) {
+    case 'report':
+    case 'unknown':
+      return { type: e.type, reason: e.report.reason, transition: e.transition, device: deviceJson(e.device) };
+    case 'quiet':
+      return { type: 'quiet', device: deviceJson(e.device) };
+    case 'drop': {
+      const o: Record<string, unknown> = { type: 'drop', reason: e.reason, detail: e.detail };
+      if (e.deviceId !== undefined) o.deviceId = e.deviceId;
+      if (e.from !== undefined) o.from = e.from;
+      return o;
+    }
+    case 'registry':
+      return { type: 'registry', enrolled: e.enrolled };
+  }
+}
+
+function snapshotJson(c: Collector, now: number): Record<string, unknown> {
+  const all = c.devices(now);
+  return {
+    type: 'snapshot',
+    summary: c.summary(now),
+    devices: all.filter((d) => d.trusted).map(deviceJson),
+    unknown: all.filter((d) => !d.trusted).map(deviceJson),
+  };
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+function row(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+}
+
+/** The table: a summary, then failed, unknown, quiet and ok devices in sections (at most `maxRows` rows). */
+export function formatTable(s: FleetSummary, devices: DeviceView[], now: number, maxRows = Infinity): string {
+  const drops = Object.entries(s.drops)
+    .filter(([, n]) => n > 0)
+    .map(([r, n]) => `${r} ${n}`)
+    .join(', ');
+  const lines = [
+    `product ${s.product}: ${s.trusted} trusted (ok ${s.health.ok}, failed ${s.health.failed}, quiet ${s.health.quiet}), ${s.unknown} unknown; quiet after ${ago(s.quietAfterMs)}`,
+    `versions: ${s.versions.map((v) => `${v.version} x${v.count}`).join(', ') || '-'}`,
+    `dropped: ${drops || 'none'}`,
+  ];
+  const widths = [20, 11, 5, 12, 12, 5, 30];
+  const header = row(['DEVICE', 'STATE', '%', 'VERSION', 'PENDING', 'SEEN', 'ERROR'], widths);
+  const sections: [string, DeviceView[]][] = [
+    ['failed', devices.filter((d) => d.trusted && d.health === 'failed')],
+    ['unknown keys (not trusted: iotupd fleet approve)', devices.filter((d) => !d.trusted)],
+    ['quiet (not heard from)', devices.filter((d) => d.trusted && d.health === 'quiet')],
+    ['ok', devices.filter((d) => d.trusted && d.health === 'ok')],
+  ];
+  let budget = maxRows - lines.length;
+  for (const [title, list] of sections) {
+    if (list.length === 0) continue;
+    if (budget < 3) {
+      lines.push(`${title}: ${list.length} more`);
+      continue;
+    }
+    lines.push('', `${title} (${list.length})`, header);
+    budget -= 3;
+    const shown = list.slice(0, Math.max(0, budget - 1 > list.length ? list.length : budget - 1));
+    for (const d of shown) {
+      lines.push(
+        row(
+          [
+            d.deviceId,
+            d.state,
+            d.progress === undefined ? '' : String(Math.round(d.progress * 100)),
+            d.installedVersion,
+            d.pendingVersion ?? '',
+            ago(now - d.lastSeen),
+            (d.lastError ?? '').slice(0, 60),
+          ],
+          widths,
+        ),
+      );
+    }
+    budget -= shown.length;
+    if (shown.length < list.length) {
+      lines.push(`... ${list.length - shown.length} more`);
+      budget -= 1;
+    }
+  }
+  return lines.join('\n');
+}
+
+export const statusCommand: Command = {
+  usage,
+  async run(argv, signal) {
+    const { values: v, positionals } = parse(argv, {
+      product: { type: 'string' },
+      interface: { type: 'string' },
+      db: { type: 'string' },
+      registry: { type: 'string' },
+      once: { type: 'boolean' },
+      listen: { type: 'string' },
+      json: { type: 'boolean' },
+      table: { type: 'boolean' },
+      'quiet-after': { type: 'string' },
+      'budget-kbit': { type: 'string' },
+      'fleet-size': { type: 'string' },
+      channel: { type: 'string' },
+      group: { type: 'string' },
+      port: { type: 'string' },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (v.product === undefined) throw new UsageError('--product P is required');
+    if (v.interface === undefined && v.db === undefined) throw new UsageError('give --interface IF to listen, or --db FILE to show a database');
+    if (v.interface === undefined && v.listen !== undefined) throw new UsageError('--listen needs --interface');
+    // Showing a database that is not there would create an empty one and show nothing: a typo.
+    if (v.interface === undefined && v.db !== undefined && !existsSync(v.db)) throw new UsageError(`no database at ${v.db} (give --interface IF to start collecting)`);
+    const listenS = numberOption('listen', v.listen, 10, 0.1, 86_400);
+    const port = numberOption('port', v.port, 4242, 1, 65_535);
+    if (!Number.isInteger(port)) throw new UsageError(`--port must be an integer, got '${v.port}'`);
+    const budget = {
+      bitsPerSecond: numberOption('budget-kbit', v['budget-kbit'], 256, 0.001, 1e9) * 1000,
+      fleetSize: Math.round(numberOption('fleet-size', v['fleet-size'], 1000, 1, 1e9)),
+    };
+    const quiet = v['quiet-after'] === undefined ? undefined : numberOption('quiet-after', v['quiet-after'], 0, 0.001, 1e9) * 1000;
+    const opts: ConstructorParameters<typeof Collector>[0] = { product: v.product, budget };
+    if (v.db !== undefined) opts.db = v.db;
+    if (v.registry !== undefined) opts.registry = v.registry;
+    if (quiet !== undefined) opts.quietAfterMs = quiet;
+    const c = new Collector(opts);
+    if (v.json === true && v.table === true) throw new UsageError('--json and --table exclude each other');
+    const json = v.json === true || (v.table !== true && !process.stdout.isTTY);
+    const print = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
+    try {
+      if (v.interface === undefined) {
+        c.tick();
+        if (json) print(snapshotJson(c, Date.now()));
+        else console.log(formatTable(c.summary(), c.devices(), Date.now()));
+        return 0;
+      }
+      const listen: Parameters<Collector['listen']>[0] = { interface: v.interface, port, signal };
+      if (v.channel !== undefined) listen.channel = v.channel;
+      if (v.group !== undefined) listen.group = v.group;
+      if (json && !v.once) c.on('event', (e) => print(eventJson(e)));
+      const { group } = await c.listen(listen);
+      if (json) print({ type: 'listening', product: v.product, group, port, interface: v.interface });
+      const stopped = new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      if (v.once) {
+        let window: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => (window = setTimeout(r, listenS * 1000))), stopped]);
+        clearTimeout(window);
+        c.tick();
+        if (json) print(snapshotJson(c, Date.now()));
+        else console.log(formatTable(c.summary(), c.devices(), Date.now()));
+        return 0;
+      }
+      if (!json) {
+        const draw = (): void => {
+          const rows = process.stdout.rows ?? 40;
+          process.stdout.write(`\x1b[H\x1b[2J${formatTable(c.summary(), c.devices(), Date.now(), rows - 1)}\n`);
+        };
+        draw();
+        const timer = setInterval(draw, 1000);
+        try {
+          await stopped;
+        } finally {
+          clearInterval(timer);
+        }
+      } else await stopped;
+      return 0;
+    } finally {
+      await c.close();
+    }
+  },
+};

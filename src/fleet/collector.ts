@@ -1,0 +1,350 @@
+// The collector: joins a product's status channel, verifies each report against the registry,
+// refuses replays, keeps current state and history in SQLite and emits typed events
+// (docs/fleet-status.md). `ingest()` is the whole decision for one datagram and touches no
+// socket, so the simulation (bench/fleet.ts) and the tests drive the real code without a network.
+import { EventEmitter, on } from 'node:events';
+import type { KeyObject } from 'node:crypto';
+import { UsageError } from '../errors.js';
+import { equalBytes, toHex } from '../crypto/bytes.js';
+import { publicKeyObject } from '../crypto/keys.js';
+import { resolveGroup } from '../channel/resolve.js';
+import { McastSocket } from '../net/socket.js';
+import { decode, MAX_STATUS_BYTES, StatusDecodeError, verify, type StatusReport } from '../wire/status.js';
+import { Registry, registryStamp } from './registry.js';
+import { quietAfter, type RateBudget } from './reporter.js';
+import { FleetStore, isTransition, recordOf, type DeviceRecord, type HistoryEntry } from './store.js';
+import { statusChannel } from './channel.js';
+
+/** Why a datagram was dropped (each counted in `drops` and in the database). */
+export const DROP_REASONS = ['oversized', 'malformed', 'wrong-product', 'signature', 'forged', 'replay', 'conflict', 'unknown-limit'] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** ok: heard recently; failed: last state failed or rolled back; quiet: not heard for quietAfterMs. */
+export type Health = 'ok' | 'failed' | 'quiet';
+
+export interface DeviceView extends DeviceRecord {
+  health: Health;
+}
+
+export type IngestResult =
+  | { accepted: true; trusted: boolean; device: DeviceView; report: StatusReport; transition: boolean }
+  | { accepted: false; reason: DropReason; detail: string; deviceId?: string };
+
+export type CollectorEvent =
+  | { type: 'report'; device: DeviceView; report: StatusReport; transition: boolean }
+  | { type: 'unknown'; device: DeviceView; report: StatusReport; transition: boolean }
+  | { type: 'drop'; reason: DropReason; detail: string; from?: string; deviceId?: string }
+  | { type: 'quiet'; device: DeviceView }
+  | { type: 'registry'; enrolled: number };
+
+export interface CollectorEvents {
+  /** Every event below, in order: one stream for a dashboard. */
+  event: [CollectorEvent];
+  report: [Extract<CollectorEvent, { type: 'report' }>];
+  unknown: [Extract<CollectorEvent, { type: 'unknown' }>];
+  drop: [Extract<CollectorEvent, { type: 'drop' }>];
+  quiet: [Extract<CollectorEvent, { type: 'quiet' }>];
+  registry: [Extract<CollectorEvent, { type: 'registry' }>];
+}
+
+export interface CollectorOptions {
+  product: string;
+  /** SQLite database file (default ':memory:', nothing kept). */
+  db?: string;
+  /** Registry file (re-read when it changes) or a Registry object. Without one every device is unknown. */
+  registry?: string | Registry;
+  /** The budget the devices were given: sets the default quiet time (docs "Quiet devices"). */
+  budget?: RateBudget;
+  /** Devices not heard from for this long are quiet (default from the budget). */
+  quietAfterMs?: number;
+  /** Most unknown (not enrolled) devices kept; reports from further new ids are dropped (default 10 000). */
+  maxUnknown?: number;
+  /** Clock in ms (default Date.now). */
+  now?: () => number;
+}
+
+export interface ListenOptions {
+  interface: string;
+  port?: number;
+  /** Explicit channel name or group instead of `iotupd/<product>/status`. */
+  channel?: string;
+  group?: string;
+  signal?: AbortSignal;
+  /** Interval of quiet checks, registry reloads and drop-count flushes (default 1000 ms). */
+  tickMs?: number;
+}
+
+export interface FleetSummary {
+  product: string;
+  trusted: number;
+  unknown: number;
+  health: Record<Health, number>;
+  states: Record<string, number>;
+  versions: { version: string; count: number }[];
+  drops: Record<DropReason, number>;
+  quietAfterMs: number;
+}
+
+function zeroDrops(): Record<DropReason, number> {
+  return Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+}
+
+export class Collector extends EventEmitter<CollectorEvents> {
+  readonly product: string;
+  readonly store: FleetStore;
+  readonly quietAfterMs: number;
+  /** Drops since this collector started (the database holds the totals: `summary().drops`). */
+  readonly drops: Record<DropReason, number> = zeroDrops();
+  readonly #now: () => number;
+  readonly #records = new Map<string, DeviceRecord>();
+  readonly #quiet = new Set<string>();
+  readonly #registryPath: string | undefined;
+  readonly #maxUnknown: number;
+  /** Records with trusted = false, kept in step with #records. */
+  #unknown = 0;
+  #registry: Registry;
+  #registryStamp = 0;
+  #keys = new Map<string, KeyObject>();
+  #unflushed: Record<DropReason, number> = zeroDrops();
+  #socket: McastSocket | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: CollectorOptions) {
+    super();
+    if (typeof opts.product !== 'string' || opts.product.length === 0) throw new UsageError('a product name is required');
+    this.product = opts.product;
+    this.#now = opts.now ?? Date.now;
+    this.#maxUnknown = opts.maxUnknown ?? 10_000;
+    if (!(Number.isInteger(this.#maxUnknown) && this.#maxUnknown >= 0)) throw new UsageError('maxUnknown must be an integer >= 0');
+    this.quietAfterMs = opts.quietAfterMs ?? quietAfter(opts.budget ?? {});
+    if (!(Number.isFinite(this.quietAfterMs) && this.quietAfterMs > 0)) throw new UsageError('quietAfterMs must be > 0');
+    if (typeof opts.registry === 'string') {
+      this.#registryPath = opts.registry;
+      this.#registryStamp = registryStamp(opts.registry);
+      this.#registry = Registry.load(opts.registry, true);
+    } else this.#registry = opts.registry ?? new Registry();
+    this.store = new FleetStore(opts.db ?? ':memory:', { product: opts.product });
+    for (const d of this.store.all()) {
+      this.#records.set(d.deviceId, d);
+      if (!d.trusted) this.#unknown += 1;
+    }
+    this.#applyRegistry();
+    const now = this.#now();
+    for (const d of this.#records.values()) if (now - d.lastSeen > this.quietAfterMs) this.#quiet.add(d.deviceId);
+  }
+
+  /** Decide on one datagram: accept (and store) or drop (and count). Never throws for bad input. */
+  ingest(datagram: Uint8Array, from?: string, now = this.#now()): IngestResult {
+    if (datagram.length > MAX_STATUS_BYTES) return this.#drop('oversized', `${datagram.length} bytes`, from);
+    let report: StatusReport;
+    try {
+      report = decode(datagram);
+    } catch (err) {
+      const fault = err instanceof StatusDecodeError ? err.fault : 'malformed';
+      return this.#drop('malformed', `${fault}: ${(err as Error).message}`, from);
+    }
+    const id = report.deviceId;
+    if (report.product !== this.product) return this.#drop('wrong-product', `product '${report.product}'`, from, id);
+    const registered = this.#registry.get(id);
+    let trusted: boolean;
+    if (registered !== undefined) {
+      // A device cannot speak for another: an enrolled id is only believed under its own key.
+      if (!equalBytes(registered, report.publicKey)) return this.#drop('forged', `key ${toHex(report.publicKey).slice(0, 16)} is not the one enrolled for '${id}'`, from, id);
+      if (!verify(datagram, this.#keyObject(id, registered))) return this.#drop('signature', `bad signature from '${id}'`, from, id);
+      trusted = true;
+    } else {
+      // Not enrolled: the report must at least be signed by the key it carries (the operator
+      // approves that key, so it must be the sender's), and it is shown as unknown.
+      if (!verify(datagram, report.publicKey)) return this.#drop('signature', `bad signature from unknown '${id}'`, from, id);
+      trusted = false;
+    }
+    const prev = this.#records.get(id);
+    const sameKey = prev !== undefined && equalBytes(prev.publicKey, report.publicKey);
+    if (!trusted && prev !== undefined && !sameKey) return this.#drop('conflict', `'${id}' is already claimed by key ${toHex(prev.publicKey).slice(0, 16)}`, from, id);
+    // Each fresh key costs a sender nothing, so unknown devices are capped: a flood of self-signed
+    // reports under new ids must not grow the table without bound.
+    if (!trusted && prev === undefined && this.#unknown >= this.#maxUnknown) return this.#drop('unknown-limit', `more than ${this.#maxUnknown} unknown devices`, from, id);
+    // Replay rule: strictly above the last counter accepted for this device and key.
+    if (sameKey && report.counter <= prev.counter) return this.#drop('replay', `counter ${report.counter} <= ${prev.counter} for '${id}'`, from, id);
+    const base = sameKey ? prev : undefined;
+    const rec = recordOf(report, trusted, now, from, base);
+    const transition = isTransition(base, rec);
+    this.store.put(rec, transition);
+    this.#unknown += (trusted ? 0 : 1) - (prev === undefined || prev.trusted ? 0 : 1);
+    this.#records.set(id, rec);
+    this.#quiet.delete(id);
+    const device = this.#view(rec, now);
+    const ev = { type: trusted ? 'report' : 'unknown', device, report, transition } as const;
+    if (ev.type === 'report') this.#emit({ ...ev, type: 'report' });
+    else this.#emit({ ...ev, type: 'unknown' });
+    return { accepted: true, trusted, device, report, transition };
+  }
+
+  /** Periodic work: newly quiet devices, registry reload, drop counts to the database. */
+  tick(now = this.#now()): void {
+    if (this.#registryPath !== undefined) {
+      const stamp = registryStamp(this.#registryPath);
+      if (stamp !== this.#registryStamp) {
+        this.#registryStamp = stamp;
+        try {
+          this.#registry = Registry.load(this.#registryPath, true);
+          this.#keys = new Map();
+          this.#applyRegistry();
+          this.#emit({ type: 'registry', enrolled: this.#registry.size });
+        } catch {
+          // A half-edited registry: keep the last good one; the next change is read again.
+        }
+      }
+    }
+    for (const d of this.#records.values()) {
+      if (!this.#quiet.has(d.deviceId) && now - d.lastSeen > this.quietAfterMs) {
+        this.#quiet.add(d.deviceId);
+        this.#emit({ type: 'quiet', device: this.#view(d, now) });
+      }
+    }
+    this.#flush();
+  }
+
+  /** Join the status channel on `interface` and ingest what arrives until close() or abort. */
+  async listen(opts: ListenOptions): Promise<{ group: string; port: number }> {
+    if (this.#socket) throw new UsageError('collector is already listening');
+    const group = resolveGroup(opts.group !== undefined ? { group: opts.group } : { channel: opts.channel ?? statusChannel(this.product) });
+    const sockOpts: Parameters<typeof McastSocket.open>[0] = { interface: opts.interface, bindAddress: group };
+    if (opts.port !== undefined) sockOpts.port = opts.port;
+    if (opts.signal !== undefined) sockOpts.signal = opts.signal;
+    const sock = await McastSocket.open(sockOpts);
+    this.#socket = sock;
+    sock.onMessage((d) => void this.ingest(d.data, d.from));
+    sock.join(group);
+    this.#timer = setInterval(() => this.tick(), opts.tickMs ?? 1000);
+    this.#timer.unref();
+    // Aborting stops listening; the database stays open for the queries that follow (a final
+    // snapshot) until close().
+    opts.signal?.addEventListener('abort', () => void this.stopListening(), { once: true });
+    return { group, port: sock.port };
+  }
+
+  /** Leave the channel and stop the periodic work; queries still answer. Idempotent. */
+  async stopListening(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    const s = this.#socket;
+    this.#socket = undefined;
+    if (s) await s.close();
+  }
+
+  /** Stop listening, write the drop counts, close the database. Idempotent. */
+  async close(): Promise<void> {
+    await this.stopListening();
+    if (this.store.db.open) {
+      this.#flush();
+      this.store.close();
+    }
+  }
+
+  /** Stats of the listening socket (received datagrams, bytes), if listening. */
+  get socketStats(): McastSocket['stats'] | undefined {
+    return this.#socket?.stats;
+  }
+
+  // --- queries for the CLI and a dashboard -------------------------------------------------
+
+  /** Every device, trusted and unknown, with its health at `now`. */
+  devices(now = this.#now()): DeviceView[] {
+    return [...this.#records.values()].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0)).map((d) => this.#view(d, now));
+  }
+
+  device(deviceId: string, now = this.#now()): DeviceView | undefined {
+    const d = this.#records.get(deviceId);
+    return d && this.#view(d, now);
+  }
+
+  /** A device's transitions, newest first. */
+  history(deviceId: string, limit = 100): HistoryEntry[] {
+    return this.store.history(deviceId, limit);
+  }
+
+  /** Trusted devices per installed version. */
+  versionCounts(): { version: string; count: number }[] {
+    return this.store.versionCounts();
+  }
+
+  summary(now = this.#now()): FleetSummary {
+    this.#flush();
+    const health: Record<Health, number> = { ok: 0, failed: 0, quiet: 0 };
+    const states: Record<string, number> = {};
+    let trusted = 0;
+    let unknown = 0;
+    for (const d of this.#records.values()) {
+      if (!d.trusted) {
+        unknown += 1;
+        continue;
+      }
+      trusted += 1;
+      const v = this.#view(d, now);
+      health[v.health] += 1;
+      states[d.state] = (states[d.state] ?? 0) + 1;
+    }
+    const drops = { ...zeroDrops(), ...(this.store.drops() as Partial<Record<DropReason, number>>) };
+    return { product: this.product, trusted, unknown, health, states, versions: this.versionCounts(), drops, quietAfterMs: this.quietAfterMs };
+  }
+
+  /** The event stream as an async iterable (ends when `signal` aborts). */
+  async *events(signal?: AbortSignal): AsyncGenerator<CollectorEvent> {
+    try {
+      for await (const [e] of on(this, 'event', signal ? { signal } : {})) yield e as CollectorEvent;
+    } catch (err) {
+      if (!signal?.aborted) throw err;
+    }
+  }
+
+  #view(d: DeviceRecord, now: number): DeviceView {
+    const health: Health = now - d.lastSeen > this.quietAfterMs ? 'quiet' : d.state === 'failed' || d.state === 'rolled-back' ? 'failed' : 'ok';
+    return { ...d, health };
+  }
+
+  #keyObject(id: string, raw: Uint8Array): KeyObject {
+    let k = this.#keys.get(id);
+    if (k === undefined) {
+      k = publicKeyObject(raw);
+      this.#keys.set(id, k);
+    }
+    return k;
+  }
+
+  #applyRegistry(): void {
+    for (const d of this.#records.values()) {
+      const k = this.#registry.get(d.deviceId);
+      const trusted = k !== undefined && equalBytes(k, d.publicKey);
+      if (trusted !== d.trusted) {
+        this.#unknown += trusted ? -1 : 1;
+        d.trusted = trusted;
+        this.store.setTrusted(d.deviceId, trusted);
+      }
+    }
+  }
+
+  #drop(reason: DropReason, detail: string, from?: string, deviceId?: string): IngestResult {
+    this.drops[reason] += 1;
+    this.#unflushed[reason] += 1;
+    const ev: Extract<CollectorEvent, { type: 'drop' }> = { type: 'drop', reason, detail };
+    if (from !== undefined) ev.from = from;
+    if (deviceId !== undefined) ev.deviceId = deviceId;
+    this.#emit(ev);
+    const r: IngestResult = { accepted: false, reason, detail };
+    if (deviceId !== undefined) r.deviceId = deviceId;
+    return r;
+  }
+
+  #flush(): void {
+    // Drop counts go to the database in batches: a flood of junk must not become a flood of writes.
+    if (!this.store.db.open) return;
+    this.store.addDrops(this.#unflushed);
+    this.#unflushed = zeroDrops();
+  }
+
+  #emit(e: CollectorEvent): void {
+    this.emit(e.type as 'report', e as Extract<CollectorEvent, { type: 'report' }>);
+    this.emit('event', e);
+  }
+}
