@@ -110,7 +110,7 @@ export class PacketAuth {
    * HMAC-SHA256 (RFC 2104) of `data`, first 16 bytes, written to `out`. Computed as the two hashes
    * of its definition, H((K ^ opad) || H((K ^ ipad) || data)), with Node's one-shot crypto.hash
    * when it exists: creating an Hmac object per packet costs more than hashing the packet, and
-   * asking for the digests as latin1 strings allocates no Buffer (bench:crypto). The result is
+   * asking for the digests as latin1 strings allocates no Buffer (docs/benchmarks.md, "Security"). The result is
    * checked against createHmac in the known-answer tests.
    */
   private mac(data: Uint8Array, out: Uint8Array): void {
