@@ -2,7 +2,8 @@
 // valid-looking symbols. The sender signs, with the manifest's signing key, the digests of the next
 // datagrams it will send, and sends that batch ahead of them; a receiver that requires digests
 // accepts a datagram only when its digest is in a batch it verified. Group-key tags stop outsiders
-// before any signature check, so only an insider can make a receiver spend Ed25519 verifications.
+// before any signature check, so only an insider can make a receiver spend Ed25519 verifications
+// (docs/decisions/0008-packet-authentication.md).
 //
 // Batch body (SIGNATURE packet of the fountain protocol):
 //   0   4  magic "IOTD"

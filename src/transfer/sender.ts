@@ -66,10 +66,11 @@ type Building = { block: BlockInfo; build: EncoderBuild; loaded: number };
 
 /**
  * I/O-free fountain sender (docs/protocol.md "Sender"). Round-robin over the source blocks, so
- * every block advances at the same pace; in each block the ESIs i, i+n, i+2n, ... (sender i of n)
- * cover the source symbols first and then fresh repair symbols, never repeating an ESI until the
- * 24-bit ESI space wraps. The first producer of a send pipeline (pipeline.ts): it does not pace,
- * the pipeline's one token bucket does; `next(now)` returns the next datagram at once.
+ * every block advances at the same pace (docs/decisions/0003-round-robin-schedule.md); in each
+ * block the ESIs i, i+n, i+2n, ... (sender i of n) cover the source symbols first and then fresh
+ * repair symbols, never repeating an ESI until the 24-bit ESI space wraps. The first producer of
+ * a send pipeline (pipeline.ts): it does not pace, the pipeline's one token bucket does;
+ * `next(now)` returns the next datagram at once.
  */
 export class FountainSender implements DatagramProducer {
   readonly objectId: Uint8Array;

@@ -40,7 +40,8 @@ import { StorageError } from '../errors.js';
  * Fixed-size records keep the files parseable after any corruption: a bad record is skipped
  * without losing the framing of the ones after it. Nothing is fdatasync'ed during a transfer:
  * every record's CRC covers the bytes it claims are there, so a record whose bytes did not reach
- * the disk before a crash fails its check on resume and the block is rebuilt from the others.
+ * the disk before a crash fails its check on resume and the block is rebuilt from the others
+ * (docs/decisions/0006-spool-without-fdatasync.md).
  */
 export const RECORD_HEADER = 16;
 const RUN_BYTES = 64 * 1024;
