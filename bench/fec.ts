@@ -6,7 +6,7 @@
 //            the next seed is used and the retry is reported
 // Mbit/s counts source bytes K*T*8. Figures are medians of wall time; the machine is shared, so
 // they are noisy. The CPU-time column (best run, process user + system time, which includes V8's
-// GC and compiler threads) shows our codec with less of the other engineers' load in it.
+// GC and compiler threads) shows our codec with less of other processes' load in it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -136,7 +136,7 @@ interface FountainArgs {
   recv?: string[];
 }
 
-/** The device setting of README "Usage" (every receiver holds glibc to one malloc arena itself). */
+/** The device setting of README "Command line" (`recv --low-memory`; every receiver holds glibc to one malloc arena itself). */
 const LOW_MEMORY: FountainArgs = { recv: ['--low-memory'] };
 
 async function runFountain(lab: Lab, dir: string, file: string, hash: string, size: number, loss: number, receivers: string[], timeoutMs = TIMEOUT_MS, extra: FountainArgs = {}): Promise<Row> {

@@ -34,8 +34,8 @@ if (files.length === 0) {
 }
 // --no-concurrent-recompilation (passed on to each test file's process): Node 20 can deadlock at
 // exit when a background TurboFan job waits for a main-thread GC while the main thread waits in
-// NodePlatform::DrainTasks for that job (nodejs/node#54918). It hung a CI run here on
-// 2026-11-26 after every test of a file had passed; optimizing on the main thread avoids it.
+// NodePlatform::DrainTasks for that job (upstream nodejs/node#54918), which hangs a test file
+// after all its tests passed; optimizing on the main thread avoids it.
 const r = spawnSync(process.execPath, ['--no-concurrent-recompilation', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
 });

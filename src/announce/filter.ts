@@ -67,7 +67,7 @@ export interface Offer {
   port: number;
   channel: string;
   /**
-   * The give-up rule (docs/publish.md, "When data never comes"): after joining, a device that
+   * The give-up rule (docs/publish.md, "When the data never comes"): after joining, a device that
    * receives no data for this many seconds parts the group, calls `gaveUp(manifestId, now)` and
    * keeps listening; the filter offers the release again only after a growing back-off.
    */

@@ -1,4 +1,4 @@
-// The fountain format's `iotupd send` / `iotupd recv` (the default format). The carousel engineer's
+// The fountain format's `iotupd send` / `iotupd recv` (the default format).
 // src/cli/commands/{send,recv}.ts dispatch here unless `--format iotupd` is given.
 import { readFileSync } from 'node:fs';
 import { resolveGroup, type ChannelTarget, type Scheme, type Scope } from '../channel/index.js';
@@ -81,7 +81,7 @@ function requireInterface(v: { interface?: string }): string {
  * Peak resident set of this program, in KiB: VmHWM of /proc/self/status, which starts afresh at
  * exec. getrusage's ru_maxrss (process.resourceUsage().maxRSS) does not: after a fork and exec it
  * still holds the parent's RSS at the fork, so a receiver started by a large parent (a benchmark
- * holding a 256 MiB buffer) reported the parent's 266 MB while its own peak was 152 MB.
+ * holding a large buffer) would report the parent's peak instead of its own.
  */
 export function peakRssKiB(): number {
   try {

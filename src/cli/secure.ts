@@ -10,7 +10,7 @@ import { parseTime } from './commands/keygen.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
-/** --mac: the group-key tag of packets that are not encrypted. Poly1305 by default (bench:crypto). */
+/** --mac: the group-key tag of packets that are not encrypted. Poly1305 by default (docs/security.md "Choice", "Cost"). */
 function macSuiteOf(v: Values): MacSuite {
   const m = str(v, 'mac') ?? 'poly1305';
   if (m === 'poly1305') return 'poly1305';
@@ -24,8 +24,9 @@ function str(v: Values, k: string): string | undefined {
 }
 
 function cipherOf(v: Values): 'aes-256-gcm' | 'chacha20-poly1305' {
-  // ChaCha20-Poly1305 by default: on WebAssembly it costs a third of AES-256-GCM through
-  // node:crypto per packet (bench:crypto), and devices without AES instructions need no tables.
+  // ChaCha20-Poly1305 by default: on WebAssembly it costs less per packet than AES-256-GCM
+  // through node:crypto (docs/security.md "Cost", docs/decisions/0009-chacha20-poly1305-in-webassembly.md),
+  // and devices without AES instructions need no tables.
   const c = str(v, 'cipher') ?? 'chacha20-poly1305';
   if (c !== 'aes-256-gcm' && c !== 'chacha20-poly1305') throw new UsageError('--cipher must be aes-256-gcm or chacha20-poly1305');
   return c;

@@ -2,9 +2,10 @@
 //
 // Why not node:crypto: sealing one 1.2 KB datagram through createCipheriv / setAAD / update /
 // final / getAuthTag costs several microseconds of object and call overhead for well under one
-// of cipher work, and a sender or a device pays it for every packet (bench:crypto). Here one call
-// sequence runs in one reused instance. The output is the standard AEAD: test/crypto/aead.test.ts
-// checks it against the RFC's vectors and against OpenSSL's chacha20-poly1305 on random inputs.
+// of cipher work, and a sender or a device pays it for every packet
+// (docs/decisions/0009-chacha20-poly1305-in-webassembly.md). Here one call sequence runs in one
+// reused instance. The output is the standard AEAD: test/crypto/aead.test.ts checks it against
+// the RFC's vectors and against OpenSSL's chacha20-poly1305 on random inputs.
 import { SecurityError } from '../errors.js';
 import { CHACHA20POLY1305_WASM_BASE64 } from './wasm/chacha20poly1305.generated.js';
 import { WA, type WasmMemory, type WasmModule } from '../wasm.js';

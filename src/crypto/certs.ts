@@ -15,7 +15,8 @@
 //   end   64  Ed25519 signature by the issuer over every byte before it
 //
 // A verifier reads only the issuer key id (fixed offset) and checks the signature before it
-// decodes anything else.
+// decodes anything else. Why delegations carry a sequence range:
+// docs/decisions/0010-fast-forward-bounded-by-delegation.md.
 import { DecodeError, SecurityError, UsageError } from '../errors.js';
 import { ascii, equalBytes, Reader, U64_MAX, Writer } from './bytes.js';
 import { ed25519Sign, ed25519Verify, KEY_ID_LENGTH, keyIdOf, PUBLIC_KEY_LENGTH, publicKeyObject, SIGNATURE_LENGTH, type SigningKey } from './keys.js';

@@ -2,7 +2,8 @@
 // valid-looking symbols. The sender signs, with the manifest's signing key, the digests of the next
 // datagrams it will send, and sends that batch ahead of them; a receiver that requires digests
 // accepts a datagram only when its digest is in a batch it verified. Group-key tags stop outsiders
-// before any signature check, so only an insider can make a receiver spend Ed25519 verifications.
+// before any signature check, so only an insider can make a receiver spend Ed25519 verifications
+// (docs/decisions/0008-packet-authentication.md).
 //
 // Batch body (SIGNATURE packet of the fountain protocol):
 //   0   4  magic "IOTD"
@@ -24,14 +25,15 @@ export const MAX_BATCH = 64;
 const MAGIC = ascii('IOTD');
 const CONTEXT = ascii('iotupd digests v1\0');
 
-// crypto.hash (Node >= 20.12) is a one-shot digest without a Hash object: about half the cost
-// per 1.2 KB datagram. @types/node 20 does not declare it yet.
+// crypto.hash (Node >= 20.12) is a one-shot digest without a Hash object, much cheaper per
+// 1.2 KB datagram than createHash. @types/node 20 does not declare it.
 const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'binary') => string }).hash;
 
 /**
  * SHA-256(datagram)[0..16] as a 16-character latin1 ('binary') string: the verifier's map key, and the
  * signer's bytes (one char code per byte). Asked of node:crypto as a string, it allocates no
- * Buffer: 1.7 us a 1.2 KB datagram against 3.5 us through a Buffer (measured the same minute).
+ * Buffer, which is a large share of the cost of a 1.2 KB datagram's digest (docs/benchmarks.md,
+ * "Security").
  */
 export function digestKey(datagram: Uint8Array): string {
   const h = oneShot ? oneShot('sha256', datagram, 'binary') : createHash('sha256').update(datagram).digest('binary');

@@ -1,6 +1,6 @@
 // Ed25519 keys (RFC 8032 through node:crypto), key ids, group keys, and their files.
 //
-// File format (docs/security.md "Key files"): PEM blocks, optionally preceded by '#' comment lines.
+// File format (docs/security.md "Keys"): PEM blocks, optionally preceded by '#' comment lines.
 //   PREFIX.key  PKCS#8 "PRIVATE KEY" (readable by openssl), then zero or more "IOTUPD CERTIFICATE"
 //               blocks (the chain that authorises this key: root rotations, then the delegation).
 //   PREFIX.pub  SPKI "PUBLIC KEY", then the same certificate blocks.

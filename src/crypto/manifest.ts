@@ -14,7 +14,8 @@
 //   | bytes8 object id (1..32) | u8 hash algorithm (1 = SHA-256) | 32 object hash | u64 size
 //   | 12 RaptorQ OTI | u16 block count (= Z of the OTI), then Z x 32 block hashes (blocks.ts)
 //   | u8 flags (bit 0 encryption, bit 1 staged rollout, bit 2 signed symbol digests, bits 3-7
-//     release policy below; a manifest without bits 3-7 encodes exactly as before they existed)
+//     release policy below; with bits 3-7 clear none of the policy fields is present, so a
+//     manifest without a release policy has the same bytes as one from an encoder without them)
 //   | [bit 0] u8 cipher (1 AES-256-GCM, 2 ChaCha20-Poly1305), 8 group key id
 //   | [bit 1] u16 rollout in basis points (1..10000)
 //   | [bit 3] device classes: u8 n (1..16), n x str8 (1..32 bytes), strictly ascending bytewise

@@ -9,7 +9,7 @@
 //   mac                HMAC-SHA256(K_obj, every byte before the trailer), truncated to 16 bytes.
 //   poly1305           nonce (12) || tag (16): the ChaCha20-Poly1305 AEAD of RFC 8439 with an empty
 //                      plaintext and every byte before the trailer as AAD (a nonce-based MAC; on
-//                      WebAssembly, half the cost of the HMAC through node:crypto).
+//                      WebAssembly, cheaper than the HMAC through node:crypto: docs/security.md "Cost").
 //   aes-256-gcm /      nonce (12) || tag (16). AAD = header and extensions (bytes before the
 //   chacha20-poly1305  body), plaintext = body, encrypted in place.
 // Nonce = 8-byte random salt drawn when the PacketAuth is created || 32-bit packet counter.
@@ -66,7 +66,7 @@ export class PacketAuth {
   private readonly tag = new Uint8Array(TAG_LENGTH);
   /** Reused: createCipheriv copies the IV. */
   private readonly nonce = Buffer.alloc(NONCE_LENGTH);
-  /** chacha20-poly1305 runs on WebAssembly (aead.ts): a third of node:crypto's per-packet cost. */
+  /** chacha20-poly1305 runs on WebAssembly (aead.ts): cheaper per packet than node:crypto (docs/decisions/0009-chacha20-poly1305-in-webassembly.md). */
   private readonly chacha: ChaCha20Poly1305 | undefined;
   /** The node:crypto cipher of the AEAD suites (and of poly1305 without the module); typed as GCM for @types/node's overloads. */
   private get nodeCipher(): 'aes-256-gcm' | 'chacha20-poly1305' {
@@ -110,7 +110,7 @@ export class PacketAuth {
    * HMAC-SHA256 (RFC 2104) of `data`, first 16 bytes, written to `out`. Computed as the two hashes
    * of its definition, H((K ^ opad) || H((K ^ ipad) || data)), with Node's one-shot crypto.hash
    * when it exists: creating an Hmac object per packet costs more than hashing the packet, and
-   * asking for the digests as latin1 strings allocates no Buffer (bench:crypto). The result is
+   * asking for the digests as latin1 strings allocates no Buffer (docs/benchmarks.md, "Security"). The result is
    * checked against createHmac in the known-answer tests.
    */
   private mac(data: Uint8Array, out: Uint8Array): void {

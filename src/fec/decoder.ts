@@ -11,8 +11,8 @@ import { solve } from './solver.js';
 
 // The receive buffer of the last decoded block is kept for the next decoder (a receiver decodes
 // block after block of about the same size; taken when 1x to 2x the size needed): writing fresh
-// memory costs a page fault per 4 KiB, about three times the copy itself (12 ms against 3 ms for
-// K = 10000, T = 1280). One buffer of at most 64 MiB; only this module references it once its
+// memory costs a page fault per 4 KiB, several times the copy itself (docs/benchmarks.md, "Where
+// a decode's time goes"). One buffer of at most 64 MiB; only this module references it once its
 // decoder is done, and a decoder reads only the bytes it has written.
 const SPARE_LIMIT = 64 << 20;
 let spare: Uint8Array | undefined;

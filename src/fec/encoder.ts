@@ -163,11 +163,11 @@ export interface RepairEncoder {
 
 /**
  * A block encoder built in slices, for a paced sender that prepares the repair round's encoders
- * in its idle time instead of stopping the stream for each block's intermediate symbols (about
- * 10 ms at K = 2048). Only for N = 1 (one sub-block), where source symbol i is block bytes
- * [i*T, i*T + T): the caller writes the block's bytes into `sourceView` (zero beyond its end),
- * then calls `step` until it returns true. The result makes repair symbols only (the source
- * symbols are the block's bytes).
+ * in its idle time instead of stopping the stream for each block's intermediate symbols (several
+ * milliseconds a block at K = 2048: docs/decisions/0004-encoders-prepared-in-slices.md). Only
+ * for N = 1 (one sub-block), where source symbol i is block bytes [i*T, i*T + T): the caller
+ * writes the block's bytes into `sourceView` (zero beyond its end), then calls `step` until it
+ * returns true. The result makes repair symbols only (the source symbols are the block's bytes).
  */
 export class EncoderBuild {
   readonly k: number;

@@ -9,8 +9,8 @@ export const OP_ZERO = 4; // dst = 0
 
 /**
  * The ops buffer of the last run-once plan, lent to the next run-once builder: a receiver records
- * one decode plan per block, each about the same size (1.3 MB of ops in a 2.4 MB buffer at
- * K = 3553), and without this each decode left that much garbage behind.
+ * one decode plan per block, each about the same size (megabytes of ops at large K), so lending
+ * the buffer keeps each decode from leaving that much garbage behind.
  */
 let spareOps: Int32Array | undefined;
 

@@ -179,7 +179,7 @@ export class Lab {
 
   async #build(): Promise<void> {
     const br = this.bridgeNetns;
-    // One shell script: ~25 ip invocations cost ~0.1 s instead of 25 node spawns.
+    // One shell script for the ~25 ip invocations: one process spawn instead of 25.
     // Every interpolated name was generated or validated above (no shell metacharacters).
     const lines = ['set -e'];
     const addNs = (ns: string): void => {

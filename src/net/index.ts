@@ -10,7 +10,7 @@
  *                               SO_RCVBUF (8 MiB requested; `recvBufferSize` = granted)
  *     .join(group, source?)     any-source or source-specific (ff3x::/32) membership
  *     .leave(group, source?)
- *     .connect(group, port?)    send-only sockets: later sends skip address parsing (~1.3x rate)
+ *     .connect(group, port?)    send-only sockets: later sends skip address parsing (faster)
  *     .send(bytes, group, port?)      Promise, rejects with SocketError
  *     .trySend(bytes, group, port?)   fast path: false while libuv's queue is non-empty;
  *     .drain()                        then await drain() and retry; bytes are copied, so the

@@ -95,9 +95,9 @@ interface Waiter {
  * socket: bind, join/part groups (any-source or source-specific), send raw datagrams,
  * receive as an async iterable. The only place besides src/net/* that sees node:dgram.
  *
- * Order matters (docs/lab.md "traps"): bind first, then set the multicast interface by
- * '::%IFNAME' (after validation), then join. addMembership before bind() silently binds
- * a random port.
+ * Order matters (docs/lab.md, "The socket layer": order of operations): bind first, then set
+ * the multicast interface by '::%IFNAME' (after validation), then join. addMembership before
+ * bind() silently binds a random port.
  */
 export class McastSocket implements AsyncIterable<Datagram> {
   readonly interface: InterfaceInfo;
@@ -175,7 +175,7 @@ export class McastSocket implements AsyncIterable<Datagram> {
       type: 'udp6',
       reuseAddr: true,
       // Every address we pass is an IP literal we validated: skip dns.lookup, which costs a
-      // process.nextTick per send() and ~25 % of the send rate.
+      // process.nextTick per send() and a measurable share of the send rate (docs/lab.md).
       lookup: literalLookup,
     });
     await new Promise<void>((resolve, reject) => {
@@ -280,10 +280,10 @@ export class McastSocket implements AsyncIterable<Datagram> {
 
   /**
    * Connect the socket to one group: every later send goes there, and the kernel skips the
-   * per-datagram address parsing and route lookup (node:dgram reaches ~1.3-1.8x the unconnected
-   * rate). A connected UDP socket only accepts datagrams from its peer, and a group is never a
-   * source: use connect() on send-only sockets (port 0). Afterwards send/trySend must name
-   * this group and port (or omit the port).
+   * per-datagram address parsing and route lookup (node:dgram sends noticeably more datagrams per
+   * second connected: docs/benchmarks.md, "Sockets"). A connected UDP socket only accepts
+   * datagrams from its peer, and a group is never a source: use connect() on send-only sockets
+   * (port 0). Afterwards send/trySend must name this group and port (or omit the port).
    */
   async connect(group: string, port: number = this.port): Promise<void> {
     this.#checkOpen();

@@ -38,7 +38,7 @@ export interface SendSecurity {
   /** 32 bytes: tag every packet with it (and encrypt with `encrypt`). */
   groupKey?: Uint8Array;
   encrypt?: boolean;
-  /** With `encrypt`. Default chacha20-poly1305: on WebAssembly a third of AES-256-GCM's cost through node:crypto per packet. */
+  /** With `encrypt`. Default chacha20-poly1305: on WebAssembly it costs less per packet than AES-256-GCM through node:crypto (docs/security.md "Cost"). */
   cipher?: CipherName;
   /** The tag without `encrypt`. Default poly1305 (docs/security.md "Choice"). */
   mac?: MacSuite;

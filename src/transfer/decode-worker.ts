@@ -6,8 +6,8 @@ import { runDecodeJob, type DecodeJob, type WorkerReply } from './decoding.js';
 
 // A decode leaves a few K*T-sized dead buffers in this isolate (the job's symbols, young objects
 // holding external memory): a scavenge after each block keeps the thread's memory at one block's
-// working set. Not a full collection: that costs ~10 ms and makes the next decodes 2-3x slower
-// (measured: K = 2048, T = 1184, 10 % loss: 20 ms a block with scavenges, 58-85 ms with full GCs).
+// working set. Not a full collection: that costs far more and makes the next decodes several
+// times slower (docs/decisions/0007-receiver-memory-bounds.md).
 let gc: ((opts: { type: 'minor' }) => void) | undefined;
 try {
   setFlagsFromString('--expose-gc');

@@ -54,20 +54,18 @@ export interface DecodeExecutor {
 }
 
 /**
- * Synthetic decodes an InlineDecoder runs to warm itself up (InlineDecoder.warmUp). Measured in
- * the three-receiver runs at 10 % loss: the first 10-12 real decodes of K = 2013 took 20-110 ms
- * each for the plan instead of 4-7 ms (V8 tiering the solver up), about 0.3 s of the time after
- * the last symbol; warm-up plans recorded before joining with other shapes (8-byte symbols, ESIs
- * in a plain array) did not carry over. Eight decodes through the same code path, at the
- * object's own K and T, during reception did.
+ * Synthetic decodes an InlineDecoder runs to warm itself up (InlineDecoder.warmUp). Cold, the
+ * first real decodes spend several times longer on their plans while V8 tiers the solver up, and
+ * that time lands after the last symbol. Warm-up plans of other shapes (8-byte symbols, ESIs in a
+ * plain array) recorded before joining do not carry over; decodes through the same code path, at
+ * the object's own K and T, during reception do (docs/decisions/0005-inline-decoding.md).
  */
 export const WARM_UP_DECODES = 8;
 
 /**
  * Warm-up decodes at the start that are smaller (K / 8), so that no single one stalls the
- * receiving thread for long while V8 is still compiling: with them the longest warm-up decode in
- * the three-receiver lab took 110-150 ms instead of 230-260 ms, and the 8 MiB socket buffer no
- * longer overflowed (six runs against two of three; 2026-11-26).
+ * receiving thread for long while V8 is still compiling: a cold full-size one can outlast what
+ * an 8 MiB socket buffer holds at 400 Mbit/s (docs/decisions/0005-inline-decoding.md).
  */
 const WARM_UP_SMALL = 2;
 
@@ -146,8 +144,8 @@ export class InlineDecoder implements DecodeExecutor {
   /**
    * While datagrams are still coming (the driver is in the group), decodes take at most half of
    * the thread's time: after a decode of d ms the next waits until d ms have passed, so the
-   * socket is read in between and its buffer absorbs each decode. At 400 Mbit/s the decodes of
-   * the first blocks to reach K, run back to back, overflowed a 4 MiB buffer and cost the blocks
+   * socket is read in between and its buffer absorbs each decode. Run back to back at 400 Mbit/s,
+   * the decodes of the first blocks to reach K would overflow a 4 MiB buffer and cost the blocks
    * still collecting symbols their arrivals. Once the receiver has left the group, decodes run
    * back to back.
    */
@@ -189,8 +187,8 @@ export class InlineDecoder implements DecodeExecutor {
   warmUp(k: number, t: number, count = WARM_UP_DECODES): void {
     if (this.closed) return;
     for (let i = 0; i < count; i++) {
-      // The first ones are an eighth of the size: cold, one of K = 2013 took 230-260 ms, longer
-      // than the socket buffer holds at 390 Mbit/s (it overflowed: 450-690 datagrams lost).
+      // The first ones are an eighth of the size: a cold full-size one lasts longer than the
+      // socket buffer holds at 400 Mbit/s (WARM_UP_SMALL).
       const size = i < WARM_UP_SMALL ? Math.max(32, Math.ceil(k / 8)) : k;
       const gap = [10, 4, 3, 7][i % 4] as number;
       this.idle.push(() => {

@@ -62,7 +62,7 @@ export interface SendFileOptions extends Omit<FileSenderOptions, 'sealer' | 'obs
 /** The OTI a sender chooses for an object of `size` bytes. */
 function fileOti(size: number, opts: Pick<FileSenderOptions, 'symbolSize' | 'maxBlockSymbols'>): Oti {
   const T = opts.symbolSize ?? DEFAULT_SYMBOL_SIZE;
-  // K = 2048 decodes fastest and with the least memory here (docs/protocol.md); larger objects get larger blocks so that Z <= 255.
+  // K = 2048 decodes fastest, with little memory (docs/decisions/0002-block-size.md); larger objects get larger blocks so that Z <= 255.
   const maxK = opts.maxBlockSymbols ?? Math.max(DEFAULT_BLOCK_SYMBOLS, Math.ceil(Math.ceil(size / T) / 255));
   return otiFor(size, T, { maxBlockSymbols: maxK, subBlocks: 1, alignment: 4 });
 }
@@ -203,9 +203,9 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
       const step = pipeline.next(now);
       if ('datagram' in step) {
         burst.push(step.datagram);
-        // Send what we hold before the sender builds a block encoder (a precode solve of ~20 ms
-        // at K = 2048): otherwise the datagrams gathered so far would wait for the next ones'
-        // encoders, up to 63 of them at the start of the repair phase.
+        // Send what we hold before the sender builds a block encoder (a precode solve of many
+        // milliseconds at K = 2048): otherwise the datagrams gathered so far would wait for the
+        // next ones' encoders, up to 63 of them at the start of the repair phase.
         if ((burst.length >= GSO_MAX_SEGMENTS || pipeline.nextBuildsEncoder) && !(await flush())) break;
       } else {
         if (burst.length > 0 && !(await flush())) break;
@@ -267,19 +267,18 @@ export interface ReceiveFileOptions extends Omit<ReceiverOptions, 'store'>, File
   /**
    * Warm the inline decoder up once loss is seen, while symbols still arrive: WARM_UP_DECODES
    * synthetic decodes at the object's K and T (InlineDecoder.warmUp). Default true, false with
-   * `lowMemory`: the optimized solver early in the transfer raised the 1 GiB low-memory peak
-   * from 89-90 MiB to 95-99 MiB (V8's heap grew to 22-25 MB instead of 18).
+   * `lowMemory`: the optimized solver's code, early in the transfer, grows V8's heap and raises
+   * a low-memory receiver's peak (docs/decisions/0005-inline-decoding.md, "Consequences").
    */
   warmUp?: boolean;
 }
 
 /**
  * Usable receive buffer (half of what the kernel reports) from which 'auto' decodes inline:
- * 4 MiB holds 85 ms of datagrams at 400 Mbit/s, several block decodes at K = 2048 (~20-30 ms
- * each here). Below it (a device's default rmem_max of ~200 KiB is 4 ms at that rate) a worker
- * keeps draining the socket while blocks decode. Inline decoding was faster here: 10 % loss,
- * 100 MiB, three receivers on two cores, the lossy one finished in 5.40-5.51 s inline against
- * 5.84-6.17 s with a worker, with 95-102 MiB peak instead of 112-125 MiB (2026-11-25).
+ * 4 MiB holds 85 ms of datagrams at 400 Mbit/s, several block decodes at K = 2048 (20-30 ms
+ * each). Below it (a device's default rmem_max of ~200 KiB is 4 ms at that rate) a worker
+ * keeps draining the socket while blocks decode. Where the buffer allows it, inline decoding
+ * finishes sooner and with less memory than a worker (docs/decisions/0005-inline-decoding.md).
  */
 export const INLINE_DECODE_MIN_RCVBUF = 4 * 1024 * 1024;
 
@@ -309,8 +308,8 @@ export interface ReceiveResult {
 
 /**
  * Datagrams between two checks of the young-generation cap (youngGenerationCap). About 100 KB of
- * young objects, a tenth of a 1 MiB semi-space: V8 cannot grow it twice in between. Every 64
- * datagrams the checks took 40 ms of a 100 MiB receiver's CPU.
+ * young objects, a tenth of a 1 MiB semi-space: V8 cannot grow it twice in between. Checked much
+ * more often, the checks themselves would take a noticeable share of a receiver's CPU.
  */
 const YOUNG_CHECK_EVERY = 1024;
 

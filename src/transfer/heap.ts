@@ -52,8 +52,8 @@ export function youngGenerationCap(semiSpaceMiB: number): { check: () => void; r
     const now = youngGenerationBytes();
     if (now > peakBytes) peakBytes = now;
     // Below 2 MiB, V8 grows without a factor (see above): a factor of 2 there could double twice.
-    // Once the cap was reached, never again: after V8 shrank it from 4 to 2 MiB, a growth with a
-    // factor of 2 went to 8 MiB (Node 20).
+    // Once the cap was reached, never again: when V8 shrinks it from 4 to 2 MiB, a growth with a
+    // factor of 2 can go to 8 MiB (Node 20; docs/decisions/0007-receiver-memory-bounds.md).
     const want = peakBytes < capBytes && now >= 2 * 1024 * 1024 && 2 * now <= capBytes ? 2 : 1;
     if (want === factor) return;
     setFlagsFromString(`--semi-space-growth-factor=${want}`);
@@ -76,9 +76,9 @@ export function youngGenerationCap(semiSpaceMiB: number): { check: () => void; r
  * Holds glibc to `n` malloc arenas from now on, as MALLOC_ARENA_MAX=n in the environment would
  * have from the start (mallopt through the native addon). glibc gives each thread that allocates
  * an arena of its own, up to eight per core, and memory freed in one is not reused by another: V8's
- * helper threads (compilation, GC) and libuv's thread pool left pages resident. One receiver of a
- * 200 MiB object in blocks of K = 3553 peaked above 95 MiB in 5 of 14 runs without the bound and
- * in none of 10 with it (87-93 MiB; 2026-11-26). Returns 'on', or why not.
+ * helper threads (compilation, GC) and libuv's thread pool leave pages resident, which pushes a
+ * receiver's peak past its target (docs/decisions/0007-receiver-memory-bounds.md). Returns 'on',
+ * or why not.
  */
 export function limitMallocArenas(n: number): string {
   const addon = nativeAddon();
@@ -119,10 +119,11 @@ export interface ReceiverMemoryOptions {
 }
 
 /**
- * The receiver's young-generation bound (semi-spaces, MiB). With V8's own bound (16 MiB) the dead
- * datagram buffers and decode temporaries of a 1 GiB transfer took 32 MiB of young generation; at
- * 2 MiB a receiver's peak fell by about a tenth at the same speed (docs/benchmarks.md). 1 MiB was
- * worse: a block decode's working set was promoted to the old generation.
+ * The receiver's young-generation bound (semi-spaces, MiB). Under V8's own bound (16 MiB) the dead
+ * datagram buffers and decode temporaries of a large transfer fill up to 32 MiB of young
+ * generation; 2 MiB keeps the receiver's peak lower at the same speed. 1 MiB is too small: a
+ * block decode's working set would be promoted to the old generation
+ * (docs/decisions/0007-receiver-memory-bounds.md).
  */
 export const DEFAULT_MAX_SEMI_SPACE_MIB = 2;
 

@@ -9,7 +9,7 @@ import { readChunks } from '../fsutil/index.js';
  * x86 and the ARMv8 crypto extensions on devices) at well over 1 GB/s, where BLAKE3 is only
  * available here as pure JS (@noble/hashes), several times slower for a 1 GiB image; Ed25519
  * manifests and most device boot ROMs also speak SHA-256. BLAKE3 (Librecast's hash) stays
- * selectable through the algorithm byte.
+ * selectable through the algorithm byte (docs/decisions/0001-sha256-object-hash.md).
  */
 export interface Hasher {
   update(data: Uint8Array): void;

@@ -1,7 +1,7 @@
 // Records a sender's RaptorQ encoder plans in a worker thread while its main thread hashes the
-// object. A plan depends on K' only (src/fec/encoder.ts); recording it is a solve of 60-110 ms at
-// K' = 2021 when the solver is cold, and on the main thread that stalled the pacer early in the
-// source round (docs/protocol.md, Sender).
+// object. A plan depends on K' only (src/fec/encoder.ts); recording it is a solve of a hundred
+// milliseconds or so when the solver is cold, which on the main thread would stall the pacer early
+// in the source round (docs/protocol.md "Sender", docs/decisions/0004-encoders-prepared-in-slices.md).
 import { Worker } from 'node:worker_threads';
 import type { SlotLayout } from '../fec/solver.js';
 import { adoptEncoderPlan, blockParams, hasEncoderPlan } from '../fec/index.js';

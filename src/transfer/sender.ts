@@ -66,10 +66,11 @@ type Building = { block: BlockInfo; build: EncoderBuild; loaded: number };
 
 /**
  * I/O-free fountain sender (docs/protocol.md "Sender"). Round-robin over the source blocks, so
- * every block advances at the same pace; in each block the ESIs i, i+n, i+2n, ... (sender i of n)
- * cover the source symbols first and then fresh repair symbols, never repeating an ESI until the
- * 24-bit ESI space wraps. The first producer of a send pipeline (pipeline.ts): it does not pace,
- * the pipeline's one token bucket does; `next(now)` returns the next datagram at once.
+ * every block advances at the same pace (docs/decisions/0003-round-robin-schedule.md); in each
+ * block the ESIs i, i+n, i+2n, ... (sender i of n) cover the source symbols first and then fresh
+ * repair symbols, never repeating an ESI until the 24-bit ESI space wraps. The first producer of
+ * a send pipeline (pipeline.ts): it does not pace, the pipeline's one token bucket does;
+ * `next(now)` returns the next datagram at once.
  */
 export class FountainSender implements DatagramProducer {
   readonly objectId: Uint8Array;
@@ -146,15 +147,14 @@ export class FountainSender implements DatagramProducer {
     this.rounds = new Float64Array(this.blocks.length).fill(opts.startRound ?? 0);
     const largest = Math.max(1, ...this.blocks.map((b) => b.length));
     // An encoder holds the block's source (K*T), its L intermediate symbols and working memory:
-    // the 1 GiB benchmark sender reached ~1 GB RSS with 50 cached encoders of K*T = 4.2 MB, so
-    // count 4 K*T per encoder.
+    // about 4 K*T resident in all, so that is what each one counts against the budget.
     this.maxEncoders = Math.max(1, Math.floor((opts.encoderCacheBytes ?? 512 * 2 ** 20) / (largest * 4 + 4096)));
     // When the encoders of all blocks do not fit in the cache, repair symbols are sent in
     // batches per block so that each encoder built serves many symbols (interleaving becomes
     // coarser, each block still advances at the same pace over a round). Round-robin visits
     // miss an LRU cache every time, so every visit builds an encoder: the batch grows with how
-    // far the cache falls short (64 per visit and 255 blocks of K = 3553 with 30 cached made a
-    // 1 GiB object take 69-84 s at 390 Mbit/s, one ~40 ms precode solve per 64 symbols).
+    // far the cache falls short, so that precode solves stay a small share of the sending time
+    // (docs/decisions/0004-encoders-prepared-in-slices.md).
     this.repairBatch = this.blocks.length > this.maxEncoders ? 64 * Math.ceil(this.blocks.length / this.maxEncoders) : 1;
     // Encoders worth preparing: N = 1 (with sub-blocks the encoder makes source symbols too), and
     // only if this sender will send repair symbols at all; as many as the cache keeps.
@@ -166,8 +166,9 @@ export class FountainSender implements DatagramProducer {
    * Does one slice (well under a millisecond) of building the repair round's block encoders
    * ahead of time: loading 256 KiB of a block or replaying part of its plan (EncoderBuild). The
    * driver calls it while the pacer has nothing to release, so that the repair round starts
-   * without a pause (44 encoders of K = 2013 take about 0.5 s to build, during which nothing
-   * would be sent). Returns false when there is nothing left to prepare.
+   * without a pause (built on demand, the encoders of a 100 MiB object take about half a second,
+   * during which nothing would be sent: docs/decisions/0004-encoders-prepared-in-slices.md).
+   * Returns false when there is nothing left to prepare.
    */
   prepare(): boolean {
     if (!this.building) {
@@ -323,8 +324,8 @@ export class FountainSender implements DatagramProducer {
 
   /**
    * A zeroed, never-used datagram buffer carved from a shared slab. Allocating each 1.2 KB
-   * datagram as its own Uint8Array costs about 2 µs here (a backing store, zeroed, tracked as
-   * external memory); a view of a fresh 64 KiB slab costs a tenth of that. Slabs are never
+   * datagram as its own Uint8Array costs a backing store, zeroed and tracked as external memory,
+   * per datagram; a view of a fresh 64 KiB slab costs a small fraction of that. Slabs are never
    * reused: one is dropped when all its datagrams are.
    */
   private freshPacket(): Uint8Array {

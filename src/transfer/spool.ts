@@ -40,7 +40,8 @@ import { StorageError } from '../errors.js';
  * Fixed-size records keep the files parseable after any corruption: a bad record is skipped
  * without losing the framing of the ones after it. Nothing is fdatasync'ed during a transfer:
  * every record's CRC covers the bytes it claims are there, so a record whose bytes did not reach
- * the disk before a crash fails its check on resume and the block is rebuilt from the others.
+ * the disk before a crash fails its check on resume and the block is rebuilt from the others
+ * (docs/decisions/0006-spool-without-fdatasync.md).
  */
 export const RECORD_HEADER = 16;
 const RUN_BYTES = 64 * 1024;
@@ -275,8 +276,8 @@ export class Spool {
   private writeData0(bytes: Uint8Array, offset: number): void {
     this.pwrite(this.dataFd, bytes, offset, 'cannot write the output');
     // Count the pages the write dirtied, not its bytes: a decoded block's missing symbols are
-    // short writes spread over the block (at 10 % loss about a third of its pages), and counted
-    // by bytes they left 30-40 MB dirty for the final fsync (69-74 ms, three-receiver lab).
+    // short writes spread over the block (at 10 % loss about a third of its pages); counted by
+    // bytes, they would leave tens of MB dirty for the final fsync.
     this.unsynced += (Math.floor((offset + bytes.length - 1) / PAGE) - Math.floor(offset / PAGE) + 1) * PAGE;
     if (this.unsynced >= WRITEBACK_BYTES && !this.syncing) {
       this.unsynced = 0;

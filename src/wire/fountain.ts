@@ -37,7 +37,7 @@ export const OBJECT_ID_LENGTH = 8;
 export const OTI_LENGTH = 12;
 export const PAYLOAD_ID_LENGTH = 4;
 
-/** Packet types. 3..15 are reserved for the security layer (issue 5). */
+/** Packet types. 3..15 are reserved for the security layer (docs/security.md, src/crypto). */
 export const PacketType = {
   DESCRIPTION: 1,
   SYMBOL: 2,

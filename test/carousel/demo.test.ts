@@ -23,7 +23,7 @@ test('iotupd demo: three devices (10 % loss, late join) all verify, and the lab 
 });
 
 test('iotupd demo interrupted (Ctrl-C to its process group) exits 130, removes its lab, leaves no process', support.ok ? { timeout: 60_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
-  // Regression: the wait for the late device kept the process alive after an interrupt.
+  // Regression: the wait for the late device must not keep the process alive after an interrupt.
   const child = spawn(process.execPath, [MAIN, 'demo', '--format', 'iotupd', '--rate', '2'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const built = new Promise<string>((resolve) => {

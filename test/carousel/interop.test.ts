@@ -44,8 +44,8 @@ if (!built.ok) {
     await listening(rx);
     // The first pass starts at frame 150, as for a receiver that joins the original's endless
     // loop mid-pass: the empty tail frame then comes before the file can be complete. (From
-    // frame 0 the receiver could finish on frame 300, and whether it still saw the tail frame
-    // while it hashed the file was a race of under a millisecond.)
+    // frame 0 the receiver can finish on frame 300, and whether it still sees the tail frame
+    // while it hashes the file is a race of under a millisecond.)
     const c = await lab.exec('csender', built.bin, [lab.host('csender').ifname, channel, file, '20', '150']);
     const done = JSON.parse(c.stdout.trim().split('\n').pop()!) as { frames: number; hash: string };
     assert.equal(done.frames, 20 * 301 - 150);

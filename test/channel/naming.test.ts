@@ -14,8 +14,8 @@ import {
 } from '../../src/channel/index.js';
 import { UsageError } from '../../src/errors.js';
 
-// Known answers from the project's Librecast reference notes (printed by Librecast 0.5.1
-// itself) and extra ones printed by test/librecast/c/channel-probe.c against liblibrecast 0.5.1.
+// Known answers printed by Librecast 0.5.1 itself (docs/channels.md quotes some), and extra ones
+// printed by test/librecast/c/channel-probe.c against liblibrecast 0.5.1.
 const LIBRECAST: Array<[string, string]> = [
   ['example.com', 'ff1e:740d:6e6f:efbd:2c22:da0f:9126:91bf'],
   ['wibble', 'ff1e:4343:d014:74be:efca:942a:9024:7b49'],

@@ -1,4 +1,4 @@
-// The attack matrix of issue 5 / docs/security.md. Every case runs twice: WITH the defence (the
+// The attack matrix of docs/security.md ("Threat model"). Every case runs twice: WITH the defence (the
 // attack is rejected with a stable, counted reason) and WITHOUT it (the same input against an
 // unprotected receiver succeeds, which proves the test exercises a real attack).
 import { describe, test } from 'node:test';

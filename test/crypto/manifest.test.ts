@@ -198,8 +198,8 @@ test('algorithm agility: unknown signature algorithms are skipped, a known one m
   assert.throws(() => verifyManifest(build(sigEntry, badSig), trust, policy, T0), { code: 'ERR_SIGNATURE' });
 });
 
-// A signed manifest made by the encoder before the release-policy fields existed (flags bits 3-7):
-// it must verify and decode to the same fields, and re-sign to the same bytes.
+// A signed manifest from an encoder without the release-policy fields (flags bits 3-7), its bytes
+// fixed here: it must verify and decode to the same fields, and re-sign to the same bytes.
 const OLD_MANIFEST =
   '494f544d01f8c1b70ccaeafff60001010040c5913167568561ff9b3f9c999255a0d184014c6cbfdc92650460a0e905be9be02db39907d63b9650573aae8dc68cc8b7313e1f8d2592fc24d2e0802af0bab10500000095010973656e736f722d7632000000000000000705312e372e30000000006ab13b80000000006ad8c880080102030405060708011111111111111111111111111111111111111111111111111111111111111111000000000000000a000000000a00000801000104000122222222222222222222222222222222222222222222222222222222222222220702a1a2a3a4a5a6a7a809c4';
 

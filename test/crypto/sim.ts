@@ -1,7 +1,7 @@
 // A small I/O-free transfer model for the attack tests: a systematic source-symbol carousel as the
 // inner sender, and a receiver that keeps the first symbol it gets for each (SBN, ESI), assembles a
 // block when all of its source symbols are held, and (when protected) checks the block against the
-// manifest before "writing" it. Real FEC is exercised in guard.test.ts with the transfer layer.
+// manifest before "writing" it. Real FEC is exercised in transfer.test.ts with the transfer layer.
 import { blockRanges, parseOti } from '../../src/crypto/blocks.js';
 import { fountainSealer, type Sealer } from '../../src/crypto/guard.js';
 import type { PacketAuth } from '../../src/crypto/packet-auth.js';

@@ -1,5 +1,6 @@
 // Second oracle: the npm `raptorq` 1.7.24 (WASM build of the Rust crate), only where K = K'
-// (it labels repair symbols differently from RFC 6330 when K' > K; see peers.md).
+// (it labels repair symbols differently from RFC 6330 when K' > K; see docs/raptorq.md, "RFC
+// ambiguities and decisions").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockDecoder, BlockEncoder, blockParams } from '../../src/fec/index.js';

@@ -1,8 +1,8 @@
 // Loads the npm `raptorq` 1.7.24 package (wasm-bindgen "web" target: ESM without "type": "module",
 // so Node cannot import it by name). Its glue is copied to a temporary .mjs file, imported, and
 // initialised synchronously with the package's own raptorq_bg.wasm. Used as a second oracle and
-// as a benchmark peer. Note (peers.md): it numbers repair symbols differently from RFC 6330
-// when K' > K, so comparisons are made only where K = K'.
+// as a benchmark peer. Note (docs/raptorq.md, "RFC ambiguities and decisions"): it numbers repair
+// symbols differently from RFC 6330 when K' > K, so comparisons are made only where K = K'.
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// The RFC 6330 tables embedded in src/fec/rfc6330-data.ts: equal to the project reference file,
+// The RFC 6330 tables embedded in src/fec/rfc6330-data.ts: equal to test/fixtures/rfc6330-tables.json,
 // and consistent with facts of the RFC text. The sums, XORs and the Table 2 digest below come
 // from an independent parse of rfc6330.txt (published in a public Go test suite, which states
 // they match the RFC text and cberner/raptorq 2.0.1's copy); the rows are quoted from Table 2.

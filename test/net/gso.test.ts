@@ -1,4 +1,4 @@
-// UDP GSO on the send path (src/net/gso.ts, src/net/native/udp_gso.c): the run rule, the native
+// UDP GSO on the send path (src/net/gso.ts, src/net/native/udp_batch.c): the run rule, the native
 // addon's own argument checks, and real multicast through the lab, where receivers must see
 // ordinary datagrams, in order, and the lab's loss must hit single datagrams, not whole runs.
 import assert from 'node:assert/strict';

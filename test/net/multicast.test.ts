@@ -38,7 +38,7 @@ labTest('a socket bound to a group only sees that group, a [::] socket sees ever
   await sendMarker(lab, 'sender', G); // reaches both (bound: its group; any: [::]:4242)
   const [b, a] = await Promise.all([bound.done, any.done]);
   assert.deepEqual(b.perId, { 1: 200, 99: 1 });
-  // the trap documented in network-lab.md: [::]:4242 also receives G, joined by the other socket
+  // as docs/lab.md ("The socket layer") documents: [::]:4242 also receives G, joined by the other socket
   assert.deepEqual(a.perId, { 1: 200, 2: 300, 99: 1 });
 });
 

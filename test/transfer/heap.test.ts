@@ -8,8 +8,9 @@ const HEAP = fileURLToPath(new URL('../../src/transfer/heap.js', import.meta.url
 /**
  * Runs a workload in a fresh Node whose young-generation objects survive a few scavenges (what
  * makes V8 grow its young generation), with the cap (semi-spaces of `semi` MiB, checked every
- * 1000 allocations of about 100 bytes, as the driver checks every 64 datagrams) or without;
- * returns the largest young generation seen, MiB, and the cap's own status.
+ * 1000 allocations of about 100 bytes: about 100 KB of young objects, as between two of the
+ * driver's checks every 1024 datagrams) or without; returns the largest young generation seen,
+ * MiB, and the cap's own status.
  */
 function youngPeak(semi: number | undefined): { mib: number; status: string } {
   const script = `
@@ -83,7 +84,7 @@ test('limitMallocArenas bounds glibc to one malloc arena from inside the process
   const without = arenasAdded(false);
   const limited = arenasAdded(true);
   assert.equal(limited.result, 'on');
-  // Without the bound the worker threads' allocations opened heaps of their own (8-10 here).
+  // Without the bound the worker threads' allocations open heaps of their own.
   assert.ok(without.added >= 4, `${without.added} heaps added without the bound`);
   assert.ok(limited.added <= 2, `${limited.added} heaps added with the bound`);
 });

@@ -15,8 +15,9 @@ import {
 import { DecodeError } from '../../src/errors.js';
 import { prng as rng } from '../support/prng.js';
 
-// lc_msg_send of the 5-byte payload "hello" is 38 bytes on the wire (reference note). These bytes
-// are written out by hand from the header table, not produced by our encoder.
+// lc_msg_send of the 5-byte payload "hello" is 38 bytes on the wire (the 33-byte header, then the
+// payload: docs/channels.md, "Message header"). These bytes are written out by hand from the
+// header table, not produced by our encoder.
 const HELLO = Uint8Array.from([
   0x18, 0x7b, 0x2c, 0x4e, 0x5a, 0x3f, 0x00, 0x01, // timestamp 0x187b2c4e5a3f0001 ns
   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, // seq 42

@@ -5,10 +5,11 @@
  * Sending.
  * node:dgram makes one sendmsg() per datagram. For a multicast datagram on a veth, a bridge or a
  * NIC without offloads, that one call carries the whole transmit path: socket, IPv6, qdisc,
- * device (about 25 us here, docs/lab.md). With UDP_SEGMENT (Linux >= 4.18) one sendmsg() hands
- * the kernel up to 64 datagrams of equal size laid end to end (the last may be shorter); they go
- * down the stack as one packet and are split into ordinary datagrams at the device, in hardware
- * or in software. Receivers see ordinary datagrams.
+ * device: most of a bare sender's CPU per datagram (docs/benchmarks.md, "Batched system calls in
+ * a transfer"). With UDP_SEGMENT (Linux >= 4.18) one sendmsg() hands the kernel up to 64
+ * datagrams of equal size laid end to end (the last may be shorter); they go down the stack as
+ * one packet and are split into ordinary datagrams at the device, in hardware or in software.
+ * Receivers see ordinary datagrams.
  *
  * Receiving. node:dgram makes one recvmsg() per datagram and one JavaScript event (a Buffer and
  * an address object) per datagram. recvStart() takes the socket's file descriptor over from

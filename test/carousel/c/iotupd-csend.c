@@ -6,7 +6,8 @@
  * lc_channel_new(CHANNEL). The walk over the file is the original's:
  *   for (i = 0; i <= size; i += 1194)  (so a size that is a multiple of 1194 ends with an empty frame)
  * except that the first pass starts at frame FIRST (default 0): what a receiver sees that joins
- * the original's endless loop in the middle of a pass.  * Prints {"event":"done","frames":N,"hash":"<hex>"} at the end. */
+ * the original's endless loop in the middle of a pass.
+ * Prints {"event":"done","frames":N,"hash":"<hex>"} at the end. */
 #include <librecast/net.h>
 #include <librecast/blake3.h>
 #include <arpa/inet.h>
