@@ -1,8 +1,8 @@
 // The public API of iotupd, listed by hand: what a program needs to send and receive updates,
 // publish releases and run a device agent. Building blocks have subpath exports of their own
 // (iotupd/fec, iotupd/wire, iotupd/crypto, iotupd/transfer, iotupd/channel, iotupd/net,
-// iotupd/librecast, iotupd/announce, iotupd/publish, iotupd/agent). README.md ("Library") shows
-// it in use; docs/architecture.md places each folder.
+// iotupd/librecast, iotupd/announce, iotupd/publish, iotupd/agent, iotupd/fleet). docs/api.md
+// describes it.
 
 // Sending and receiving a file or a signed release on a channel.
 export { send, Sender, type SendOptions, type SendStart, type SenderEvents } from './session/sender.js';

@@ -91,7 +91,7 @@ labTest('a receiver interrupted (SIGINT) and killed (SIGKILL) resumes with only 
     a.child.kill('SIGINT');
     const ea = await a.exit;
     assert.equal(ea.code, 130, a.stderr());
-    assert.match(a.stderr(), /interrupted: partial file kept/);
+    assert.match(a.stderr(), /interrupted by SIGINT: partial file kept/);
     assert.equal(a.stderr().trim().split('\n').length, 1, 'one clear line');
     assert.ok(existsSync(out + '.iotupd-state'));
     const sa = statsLine(a)!;
