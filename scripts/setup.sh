@@ -4,12 +4,13 @@
 # calls this script.
 #   iproute2, nftables                              the network lab (namespaces, bridge, impairments)
 #   gcc, libc6-dev, pkg-config                      the native addon and the C interop peers
+#   python3, make, g++                              node-gyp, which builds better-sqlite3 (SQLite)
 #   liblibrecast-dev, liblcrq-dev                   C peers for the interop tests
 #   uftp, udpcast                                   peers measured by npm run bench:transfer
 #   chromium                                        the browser the browser tests drive
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(iproute2 nftables gcc libc6-dev pkg-config liblibrecast-dev liblcrq-dev uftp udpcast chromium)
+PACKAGES=(iproute2 nftables gcc libc6-dev pkg-config python3 make g++ liblibrecast-dev liblcrq-dev uftp udpcast chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
