@@ -30,7 +30,10 @@ export function parse<O extends Options>(argv: string[], options: O): Parsed<O> 
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0] ?? String(err));
+    const first = (err as Error).message.split('\n')[0] ?? String(err);
+    // parseArgs' word for a value that looks like the next option ('--device-id --key').
+    const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(first);
+    throw new UsageError(ambiguous ? `${ambiguous[1]} needs a value` : first);
   }
 }
 

@@ -49,6 +49,15 @@ test('bad input: one clear line, a non-zero exit within seconds, nothing written
       { args: ['manifest', 'inspect', join(dir, 'none.manifest')], code: 1, says: /cannot read/ },
       { args: ['channel'], code: 2, says: /missing NAME/ },
       { args: ['frobnicate'], code: 2, says: /unknown command 'frobnicate'/ },
+      { args: ['recv', join(dir, 'out'), '--channel', '--interface', 'lo'], code: 2, says: /--channel needs a value/ },
+      { args: ['agent', 'install', '--config', join(dir, 'none.json'), '--manifest', 'm', '--image', 'i'], code: 2, says: /config .*none\.json: cannot be read/ },
+      { args: ['publish'], code: 2, says: /--interface and --key are required/ },
+      { args: ['publish', '--interface', 'lo', '--key', join(dir, 'none.key'), '--releases', dir], code: 1, says: /cannot read .*none\.key/ },
+      { args: ['release', 'create', '--image', file], code: 2, says: /are required/ },
+      { args: ['status'], code: 2, says: /--product P is required/ },
+      { args: ['status', '--product', 'p', '--db', join(dir, 'none', 'x.db')], code: 2, says: /no database at/ },
+      { args: ['status', '--product', 'p', '--interface', 'nosuch0', '--once'], code: 1, says: /no such network interface 'nosuch0'/ },
+      { args: ['fleet'], code: 2, says: /a sub-command is required/ },
     ];
     for (const c of cases) {
       const t0 = Date.now();
