@@ -184,8 +184,10 @@ export async function fountainSend(argv: string[], signal: AbortSignal): Promise
     result = await tx.done;
   } catch (err) {
     // Interrupted (SIGINT / SIGTERM): the sender's normal end when it has no budget.
-    if (!(err instanceof AbortError) || !tx.stats) throw err;
-    result = { ...tx.stats, result: 'interrupted' };
+    if (!(err instanceof AbortError)) throw err;
+    const last = tx.result ?? tx.stats;
+    if (!last) throw err;
+    result = { ...last, result: 'interrupted' };
   }
   const secs = (performance.now() - t0) / 1000;
   out.finish(

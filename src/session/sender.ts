@@ -68,6 +68,7 @@ export class Sender extends EventEmitter<SenderEvents> {
   readonly group: string;
   readonly done: Promise<SendFileResult>;
   #stats: SenderStats | undefined;
+  #result: SendFileResult | undefined;
 
   constructor(opts: SendOptions) {
     super();
@@ -81,6 +82,11 @@ export class Sender extends EventEmitter<SenderEvents> {
   /** The sender's counts at the last progress event (also after an abort or a failure). */
   get stats(): SenderStats | undefined {
     return this.#stats;
+  }
+
+  /** The final counts and socket figures once sending stopped, also when aborted. */
+  get result(): SendFileResult | undefined {
+    return this.#result;
   }
 
   private async run(opts: SendOptions): Promise<SendFileResult> {
@@ -110,6 +116,9 @@ export class Sender extends EventEmitter<SenderEvents> {
         onProgress: (stats) => {
           this.#stats = { ...stats };
           this.emit('progress', this.#stats);
+        },
+        onEnd: (result) => {
+          this.#result = result;
         },
       });
       this.emit('complete', result);

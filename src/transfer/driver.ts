@@ -54,6 +54,8 @@ export interface SendFileOptions extends Omit<FileSenderOptions, 'sealer' | 'obs
   signal?: AbortSignal;
   /** Called once the file is hashed and the socket is ready, before the first datagram. */
   onStart?: (sender: FountainSender) => void;
+  /** Called with the final counts when sending stops, also when the signal stopped it. */
+  onEnd?: (result: SendFileResult) => void;
   /** Called about every `progressIntervalMs` (default 500 ms) and at the end. */
   onProgress?: (s: SenderStats, sender: FountainSender) => void;
   progressIntervalMs?: number;
@@ -232,10 +234,12 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
     sender.close();
     await sock.close();
   }
-  // A stop by the signal rejects, as a receive does; the last onProgress had the final counts.
-  if (opts.signal?.aborted) throw abortError(opts.signal);
   const gso = sock.gso;
-  return { ...sender.stats, gso: gso.enabled ? 'on' : gso.reason, gsoCalls: sock.stats.gsoCalls, sendErrors: sock.stats.sendErrors, encoderPlansRecorded: plans?.adopted ?? 0 };
+  const result: SendFileResult = { ...sender.stats, gso: gso.enabled ? 'on' : gso.reason, gsoCalls: sock.stats.gsoCalls, sendErrors: sock.stats.sendErrors, encoderPlansRecorded: plans?.adopted ?? 0 };
+  opts.onEnd?.(result);
+  // A stop by the signal rejects, as a receive does; onEnd has seen the final counts.
+  if (opts.signal?.aborted) throw abortError(opts.signal);
+  return result;
 }
 
 /** The object goes to `out` through the spool (FileStore). */
