@@ -17,6 +17,7 @@ export const commands: CommandEntry[] = [
   { name: 'keygen', summary: 'generate signing keys (root / delegated) and group keys', load: async () => (await import('./keygen.js')).keygenCommand },
   { name: 'manifest', summary: 'inspect and verify signed manifests', load: async () => (await import('./manifest.js')).manifestCommand },
   { name: 'status', summary: 'live table of the fleet from its signed status reports (multicast, SQLite history)', load: async () => (await import('./status.js')).statusCommand },
+  { name: 'dashboard', summary: 'local web page with the fleet live: versions, rollout, failed, quiet and unknown devices, history', load: async () => (await import('./dashboard.js')).dashboardCommand },
   { name: 'fleet', summary: 'enrol and approve device status keys (the registry that status trusts)', load: async () => (await import('./fleet.js')).fleetCommand },
   { name: 'channel', summary: 'print the multicast group of a channel name (Librecast-compatible)', load: async () => (await import('./channel.js')).channelCommand },
 ];
