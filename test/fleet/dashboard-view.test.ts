@@ -3,9 +3,11 @@
 // page and the HTTP side in the lab.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ErrorCode, UsageError } from '../../src/errors.js';
 import { Collector } from '../../src/fleet/collector.js';
 import { DeviceIdentity } from '../../src/fleet/identity.js';
@@ -13,6 +15,8 @@ import { Registry } from '../../src/fleet/registry.js';
 import { Dashboard, checkDashboardOptions, generateToken, isLoopback } from '../../src/fleet/dashboard/server.js';
 import { rollout, snapshot } from '../../src/fleet/dashboard/view.js';
 import type { StatusBody } from '../../src/wire/status.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 type Body = Omit<StatusBody, 'counter' | 'publicKey'>;
 const body = (deviceId: string, over: Partial<Body> = {}): Body => ({
@@ -109,5 +113,33 @@ test('listening options: a token off loopback, a valid port, an IP literal, a UR
     usage(() => new Dashboard({ collector: c, bind: '192.0.2.1' }), /needs a token/);
   } finally {
     void c.close();
+  }
+});
+
+test('iotupd dashboard with bad input: one line, exit 2, no database created', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-dash-cli-'));
+  try {
+    const db = join(dir, 'fleet.db');
+    const cases: [string[], RegExp][] = [
+      [['--db', db], /--product P is required/],
+      [['--product', 'p'], /give --interface IF to listen, or --db FILE/],
+      [['--product', 'p', '--db', db, '--port', '65536'], /--port must be a number from 0 to 65535, got '65536'/],
+      [['--product', 'p', '--db', db, '--port', '8.5'], /--port must be an integer, got '8\.5'/],
+      [['--product', 'p', '--db', db, '--bind', 'example.org'], /bind address must be an IPv4 or IPv6 address, got 'example\.org'/],
+      [['--product', 'p', '--db', db, '--bind', '192.0.2.1', '--token', 'tooshort'], /token must be 16 to 256 characters/],
+      [['--product', 'p', '--db', db, 'extra'], /unexpected argument 'extra'/],
+    ];
+    for (const [args, says] of cases) {
+      const r = spawnSync(process.execPath, [MAIN, 'dashboard', ...args], { encoding: 'utf8', timeout: 20_000 });
+      const what = `iotupd dashboard ${args.join(' ')}`;
+      assert.equal(r.status, 2, `${what}: exit ${String(r.status)}, stderr ${r.stderr}`);
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, `${what}: ${r.stderr}`);
+      assert.match(lines[0] as string, says, what);
+      assert.equal(r.stdout, '', what);
+      assert.equal(existsSync(db), false, `${what}: created the database`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
