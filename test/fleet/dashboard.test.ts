@@ -55,7 +55,7 @@ async function waitRows(page: Page, table: string, pred: (r: string[]) => boolea
 
 const rowOf = (r: string[], id: string): string | undefined => r.find((x) => x.startsWith(`${id} |`));
 
-labTest('dashboard in a real browser: live rollout, failed, quiet and unknown devices, history, token, text-only device data', { hosts: ['collector', 'viewer', 'd1', 'd2', 'd3', 'd4'], timeout: 150_000 }, async (lab, t) => {
+labTest('dashboard in a real browser: live rollout, failed, quiet and unknown devices, history, token, Host check on loopback, text-only device data', { hosts: ['collector', 'viewer', 'd1', 'd2', 'd3', 'd4'], timeout: 150_000 }, async (lab, t) => {
   if (!existsSync(CHROMIUM)) {
     t.skip(`${CHROMIUM} is not installed (scripts/setup.sh installs it)`);
     return;
@@ -178,6 +178,25 @@ labTest('dashboard in a real browser: live rollout, failed, quiet and unknown de
     assert.deepEqual((await rows(page, 'versions')).sort(), ['1.0.0 | 2', '2.0.0 | 1']);
     again.child.kill('SIGTERM');
     assert.equal((await again.out.exited).code, 0);
+
+    // On loopback (the default) no token is needed, but the Host must name this machine: a page
+    // elsewhere reaching it through DNS rebinding is refused. Inside the collector's namespace.
+    const c = lab.host('collector');
+    const local = lab.spawnNode(c, MAIN, ['dashboard', '--product', PRODUCT, '--db', db, '--port', '0', '--json']);
+    const localOut = new JsonLines(local, { name: 'dashboard-local' });
+    const l3 = await localOut.waitFor((o) => o.type === 'listening', 15_000);
+    assert.equal(l3.token, null);
+    assert.match(String(l3.url), /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const probe = `const http = require('node:http');
+      const get = (host) => new Promise((ok, bad) => http.get({ host: '127.0.0.1', port: ${String(l3.port)}, path: '/api/snapshot', headers: host ? { host } : {} }, (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => ok([r.statusCode, b.length])); }).on('error', bad));
+      Promise.all([get(undefined), get('rebound.example:${String(l3.port)}')]).then((x) => console.log(JSON.stringify(x)));`;
+    const res2 = await lab.exec(c, process.execPath, ['-e', probe]);
+    const [plain, rebound] = JSON.parse(res2.stdout) as [number, number][];
+    assert.equal(plain?.[0], 200);
+    assert.ok((plain?.[1] ?? 0) > 100, 'a snapshot');
+    assert.equal(rebound?.[0], 403);
+    local.kill('SIGTERM');
+    assert.equal((await localOut.exited).code, 0);
   } finally {
     await context?.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
