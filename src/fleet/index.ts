@@ -12,6 +12,8 @@
  *                               events(signal) and typed EventEmitter events, close()
  *   Registry                    enrolled device keys (text file)
  *   FleetStore                  the SQLite database
+ *   new Dashboard(opts)         web page fed by server-sent events: listen({ signal }), close();
+ *                               dashboardSnapshot(), rollout(): what the page shows
  */
 export { statusChannel } from './channel.js';
 export { DeviceIdentity, KEY_PREFIX, COUNTER_FILE, type DeviceIdentityOptions } from './identity.js';
@@ -44,3 +46,17 @@ export {
   type FleetSummary,
 } from './collector.js';
 export { AGENT_STATES, REPORT_REASONS, MAX_STATUS_BYTES, type AgentState, type ReportReason, type StatusBody, type StatusReport } from '../wire/status.js';
+export {
+  Dashboard,
+  DEFAULT_DASHBOARD_PORT,
+  checkDashboardOptions,
+  generateToken,
+  isLoopback,
+  snapshot as dashboardSnapshot,
+  rollout,
+  type DashboardOptions,
+  type DashboardAddress,
+  type DashboardEvents,
+  type DashboardSnapshot,
+  type RolloutRow,
+} from './dashboard/index.js';

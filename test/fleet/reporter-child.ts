@@ -3,7 +3,9 @@
 //
 //   node reporter-child.js --interface IF --state-dir DIR --device-id ID --product P
 //        --state S --version V [--error TEXT] [--then STATE --then-version V --after-ms N]
-//        [--min-interval-ms N]
+//        [--min-interval-ms N] [--sequence N] [--pending-version V --pending-sequence N]
+//        [--progress P] [--then-sequence N] [--then-error TEXT] [--then-keep-pending]
+// --after-ms stdin: the change comes when a line arrives on stdin (the test decides when).
 // Prints {"event":"ready",...} once the first report is sent, {"event":"sent",...} per report;
 // runs until SIGTERM.
 import { parseArgs } from 'node:util';
@@ -23,6 +25,13 @@ const { values: v } = parseArgs({
     'then-version': { type: 'string' },
     'after-ms': { type: 'string' },
     'min-interval-ms': { type: 'string' },
+    sequence: { type: 'string' },
+    'pending-version': { type: 'string' },
+    'pending-sequence': { type: 'string' },
+    progress: { type: 'string' },
+    'then-sequence': { type: 'string' },
+    'then-error': { type: 'string' },
+    'then-keep-pending': { type: 'boolean' },
   },
 });
 const need = (k: keyof typeof v): string => {
@@ -53,14 +62,25 @@ const base = {
   product,
   deviceClass: 'lab',
   installedVersion: need('version'),
-  installedSequence: 1n,
+  installedSequence: BigInt(v.sequence ?? 1),
   state: need('state') as AgentState,
   agentVersion: '0.1.0',
   ...(v.error !== undefined ? { lastError: v.error } : {}),
+  ...(v['pending-version'] !== undefined ? { pendingVersion: v['pending-version'], pendingSequence: BigInt(v['pending-sequence'] ?? 2) } : {}),
+  ...(v.progress !== undefined ? { progress: Number(v.progress) } : {}),
 };
 reporter.update(base);
 if (v.then !== undefined) {
-  setTimeout(() => reporter.update({ ...base, state: v.then as AgentState, installedVersion: v['then-version'] ?? base.installedVersion, installedSequence: 2n }), Number(v['after-ms'] ?? 1000));
+  const { pendingVersion: _pv, pendingSequence: _ps, progress: _p, ...rest } = base;
+  const then = {
+    ...(v['then-keep-pending'] === true ? base : rest),
+    state: v.then as AgentState,
+    installedVersion: v['then-version'] ?? base.installedVersion,
+    installedSequence: BigInt(v['then-sequence'] ?? 2),
+    ...(v['then-error'] !== undefined ? { lastError: v['then-error'] } : {}),
+  };
+  if (v['after-ms'] === 'stdin') process.stdin.once('data', () => reporter.update(then));
+  else setTimeout(() => reporter.update(then), Number(v['after-ms'] ?? 1000));
 }
 const stop = (): void => {
   void reporter.close().then(() => process.exit(0));

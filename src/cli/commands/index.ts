@@ -20,6 +20,7 @@ export const commands: CommandEntry[] = [
   { name: 'publish', summary: 'announce and serve releases (signed beacons, halts, reload on SIGHUP)', load: async () => (await import('./publish.js')).publishCommand },
   { name: 'agent', summary: 'device agent: install a signed release, health check, commit or roll back', load: async () => (await import('./agent.js')).agentCommand },
   { name: 'status', summary: 'live table of the fleet from its signed status reports (multicast, SQLite history)', load: async () => (await import('./status.js')).statusCommand },
+  { name: 'dashboard', summary: 'local web page with the fleet live: versions, rollout, failed, quiet and unknown devices, history', load: async () => (await import('./dashboard.js')).dashboardCommand },
   { name: 'fleet', summary: 'enrol and approve device status keys (the registry that status trusts)', load: async () => (await import('./fleet.js')).fleetCommand },
   { name: 'channel', summary: 'print the multicast group of a channel name (Librecast-compatible)', load: async () => (await import('./channel.js')).channelCommand },
 ];
