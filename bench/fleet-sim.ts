@@ -8,6 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKey, type SigningKey } from '../src/crypto/keys.js';
+import { prng } from '../test/support/prng.js';
 import { Collector } from '../src/fleet/collector.js';
 import { Registry } from '../src/fleet/registry.js';
 import { StatusReporter, type DeviceSnapshot, type RateBudget } from '../src/fleet/reporter.js';
@@ -60,16 +61,6 @@ export interface SimResult {
   truncatedAt?: number;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A binary min-heap of [time, device]. */
 class Heap {
@@ -133,7 +124,7 @@ function quantile(sorted: number[], q: number): number {
 }
 
 export function simulate(o: SimOptions, log: (s: string) => void = () => {}): SimResult {
-  const rnd = mulberry32(o.seed ?? 1);
+  const rnd = prng(o.seed ?? 1);
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-sim-'));
   const wall0 = performance.now();
   try {

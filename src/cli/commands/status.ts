@@ -2,9 +2,8 @@ import { existsSync } from 'node:fs';
 import type { Command } from '../command.js';
 import { numberOption, parse } from '../command.js';
 import { UsageError } from '../../errors.js';
-import { toHex } from '../../crypto/bytes.js';
-import { keyIdOf } from '../../crypto/keys.js';
 import { Collector, type CollectorEvent, type DeviceView, type FleetSummary } from '../../fleet/index.js';
+import { deviceJson as viewDeviceJson } from '../../fleet/dashboard/view.js';
 
 const usage = `usage: iotupd status --product P [--interface IF] [options]
 
@@ -29,27 +28,9 @@ Without --interface it shows what the database (--db) holds, without listening.
   --channel NAME | --group ADDR   another channel than iotupd/P/status
   --port P             UDP port (default 4242)`;
 
+/** A device as the JSON lines show it: the dashboard's form, with the uptime and counter. */
 function deviceJson(d: DeviceView): Record<string, unknown> {
-  return {
-    deviceId: d.deviceId,
-    trusted: d.trusted,
-    keyId: toHex(keyIdOf(d.publicKey)),
-    health: d.health,
-    state: d.state,
-    progress: d.progress ?? null,
-    installedVersion: d.installedVersion,
-    installedSequence: d.installedSequence.toString(),
-    pendingVersion: d.pendingVersion ?? null,
-    pendingSequence: d.pendingSequence?.toString() ?? null,
-    lastError: d.lastError ?? null,
-    deviceClass: d.deviceClass,
-    agentVersion: d.agentVersion,
-    uptime: d.uptime,
-    lastSeen: new Date(d.lastSeen).toISOString(),
-    reports: d.reports,
-    counter: d.counter.toString(),
-    from: d.lastFrom ?? null,
-  };
+  return { ...viewDeviceJson(d), lastSeen: new Date(d.lastSeen).toISOString(), uptime: d.uptime, counter: d.counter.toString() };
 }
 
 function eventJson(e: CollectorEvent): Record<string, unknown> {
