@@ -115,7 +115,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly waitForRollout: boolean;
   private running?: { ac: AbortController; done: Promise<void> };
   /** The release being handled and the controller a HALT aborts it with. */
-  private current?: { id: string; ac: AbortController };
+  private current?: { id: string; ac: AbortController; halted: boolean };
 
   constructor(opts: AgentOptions) {
     super();
@@ -193,6 +193,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     const id = toHex(m.manifestId);
     const rel = { version: m.version, sequence: m.sequence.toString(), manifestId: id };
+    if (this.store.data.halted?.includes(id)) return this.skip({ ...rel, reason: 'halted', detail: `release ${m.version} was halted by the publisher` });
     let switchAt: number | undefined;
     for (;;) {
       const d = decideRollout(m, this.profile(), this.now());
@@ -205,7 +206,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('progress', { phase: 'idle', message: `release ${m.version}: ${d.detail}; waiting` });
       await this.sleepUntil(d.until, signal);
     }
-    if (this.store.data.halted?.includes(id)) return this.skip({ ...rel, reason: 'halted', detail: `release ${m.version} was halted by the publisher` });
     if ((this.store.data.attempts[id] ?? 0) >= this.config.maxAttempts) {
       return this.skip({ ...rel, reason: 'attempts', detail: `release ${m.version} was abandoned ${this.config.maxAttempts} times here` });
     }
@@ -234,9 +234,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       previousVersion: before.installedVersion ?? null,
     };
     if (switchAt !== undefined) record.switchAt = switchAt;
-    const halt = new AbortController();
-    this.current = { id, ac: halt };
-    const rs = AbortSignal.any([signal, halt.signal]);
+    // The release's own controller: aborted by the caller's signal, or by a HALT (halt()).
+    const cur = { id, ac: new AbortController(), halted: false };
+    const onOuter = () => cur.ac.abort(signal.reason);
+    signal.addEventListener('abort', onOuter, { once: true });
+    if (signal.aborted) onOuter();
+    this.current = cur;
+    const rs = cur.ac.signal;
     try {
       this.enter('download', { release: record });
       try {
@@ -244,18 +248,19 @@ export class Agent extends EventEmitter<AgentEvents> {
         await source.fetch(offer, m, imageFile, rs);
       } catch (err) {
         if (signal.aborted) throw err;
-        if (halt.signal.aborted || (err instanceof IotupdError && err.code === 'ERR_HALTED')) return await this.haltedInProgress();
+        if (cur.halted || (err instanceof IotupdError && err.code === 'ERR_HALTED')) return await this.haltedInProgress();
         return await this.abandon(record, asIotupd(err));
       }
       this.enter('verify');
       try {
         return await this.drive(false, rs);
       } catch (err) {
-        if (signal.aborted || !halt.signal.aborted) throw err;
+        if (signal.aborted || !cur.halted) throw err;
         return await this.haltedInProgress();
       }
     } finally {
       this.current = undefined;
+      signal.removeEventListener('abort', onOuter);
     }
   }
 
@@ -283,6 +288,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (cur && cur.id === id && r) {
       // After the switch, only a rollback halt interrupts (a plain halt lets the switched release finish).
       if (BEFORE_SWITCH.has(this.store.phase) || h.rollback) {
+        cur.halted = true;
         cur.ac.abort(new AgentError(`release ${r.version} was halted by the publisher`, 'ERR_HALTED'));
         return ev('stopped', `halted in state ${this.store.phase}`, r.version);
       }
