@@ -253,7 +253,7 @@ export const demoCommand: Command = {
         rate: numberOption('rate', values.rate, 20, 0.1, 10_000),
         loss: numberOption('loss', values.loss, 10, 0, 50),
         rollout: numberOption('rollout', values.rollout, 50, 1, 99),
-        timeoutS: numberOption('timeout', values.timeout, 60, 5, 86_400),
+        timeoutS: numberOption('timeout', values.timeout, 60, 1, 86_400),
       };
       const support = labSupport();
       if (!support.ok) {
