@@ -107,6 +107,8 @@ export class MulticastSource extends EventEmitter<MulticastSourceEvents> impleme
   #candidates: Candidate[] = [];
   #wake: (() => void) | undefined;
   #active: Active | undefined;
+  /** Give-ups per release (manifest id hex), for the back-off reported in 'gave-up'; bounded. */
+  #giveUps = new Map<string, number>();
 
   constructor(opts: MulticastSourceOptions) {
     super();
@@ -326,8 +328,14 @@ export class MulticastSource extends EventEmitter<MulticastSourceEvents> impleme
     const a = active.announcement;
     const timeout = Math.max(1, a.dataTimeout);
     this.filter.gaveUp(a.manifestId, this.#now(), timeout);
+    const n = (this.#giveUps.get(active.id) ?? 0) + 1;
+    this.#giveUps.delete(active.id);
+    this.#giveUps.set(active.id, n);
+    if (this.#giveUps.size > 64) this.#giveUps.delete(this.#giveUps.keys().next().value as string);
+    // The filter's back-off (AnnounceFilter.gaveUp): dataTimeout x 2^(n-1), at most an hour.
+    const retryIn = Math.min(this.#opts.filter?.maxBackoff ?? 3600, timeout * 2 ** Math.min(n - 1, 30));
     // The spool stays: the next attempt resumes from the blocks held.
-    this.emit('gave-up', { ...active.ref, reason, retryIn: timeout });
+    this.emit('gave-up', { ...active.ref, reason, retryIn });
   }
 
   #dropActive(): void {

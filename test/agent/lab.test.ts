@@ -160,3 +160,35 @@ labTest('agent: a fleet of agent daemons over multicast: install, loss, failed h
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+labTest('agent: a release whose data never comes is given up after the data timeout, offered again after a growing back-off; the daemon keeps listening', { hosts: ['pub', 'dev'], timeout: 60_000 }, async (lab) => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-lab-agent-timeout-'));
+  try {
+    const keys = makeFleetKeys(dir, PRODUCT);
+    const releases = join(dir, 'releases');
+    mkdirSync(releases);
+    writeFileSync(join(dir, 'v1.bin'), randomBytes(50_000));
+    const r1 = await createRelease({ image: join(dir, 'v1.bin'), key: keys.signer, product: PRODUCT, sequence: 1n, out: join(releases, 'r1') });
+    const cfg = writeAgentConfig(join(dir, 'agent.json'), { deviceId: 'd1', product: PRODUCT, trust: [keys.rootPub], stateDir: join(dir, 'state'), target: join(dir, 'firmware.bin'), interface: lab.host('dev').ifname });
+    const dev = spawnAgent(lab, 'dev', cfg);
+    await dev.waitFor((l) => l.type === 'ready', 15_000);
+    // Announces only: nobody sends the data.
+    const pubChild = lab.spawnNode('pub', fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), ['publish', '--interface', lab.host('pub').ifname, '--key', keys.signerKey, '--releases', releases, '--announce-only', '--interval', '0.5', '--data-timeout', '2', '--json']);
+    const g1 = await dev.waitFor((l) => l.type === 'gave-up' && l.manifestId === r1.manifestId, 10_000);
+    assert.match(String(g1.reason), /no data for 2 s/);
+    assert.equal(g1.retryIn, 2);
+    const g2 = await dev.waitFor((l) => l.type === 'gave-up' && l.retryIn === 4, 15_000);
+    assert.ok(Number(g2.at) - Number(g1.at) >= 3900, `the second give-up came ${Number(g2.at) - Number(g1.at)} ms after the first (back-off 2 s + data timeout 2 s)`);
+    const announced = dev.of('announced').filter((l) => l.manifestId === r1.manifestId);
+    assert.equal(announced.length, 2, 'offered once per back-off period, not once per beacon');
+    assert.equal(dev.of('state').length, 0, 'no manifest ever arrived: nothing was started');
+    assert.equal(existsSync(join(dir, 'firmware.bin')), false);
+    dev.stop();
+    const e = await dev.exit;
+    assert.equal(e.code, 0, e.stderr);
+    assert.ok(Number(dev.of('stats').pop()?.repeats) > 0, 'beacons kept coming and were counted as repeats');
+    pubChild.kill('SIGTERM');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
