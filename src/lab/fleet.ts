@@ -78,6 +78,8 @@ export function writeAgentConfig(path: string, c: FleetDeviceConfig): string {
 
 export interface FleetProcess {
   host: string;
+  /** The process id (`ip netns exec` execs the command, so it is the command's own). */
+  pid: number | undefined;
   out: JsonLines;
   /** Every line of the given type seen so far. */
   of(type: string): JsonLine[];
@@ -91,6 +93,7 @@ function fleetProcess(lab: Lab, host: string, args: string[], onLine?: (l: JsonL
   const out = new JsonLines(child, { name: host, ...(onLine ? { onLine } : {}) });
   return {
     host,
+    pid: child.pid,
     out,
     of: (type) => out.lines.filter((l) => l.type === type),
     waitFor: (pred, ms) => out.waitFor(pred, ms),
