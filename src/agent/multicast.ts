@@ -109,6 +109,8 @@ export class MulticastSource extends EventEmitter<MulticastSourceEvents> impleme
   #active: Active | undefined;
   /** Give-ups per release (manifest id hex), for the back-off reported in 'gave-up'; bounded. */
   #giveUps = new Map<string, number>();
+  /** Why the announce channel could not be read (a socket error, not network input). */
+  #pumpError: unknown;
 
   constructor(opts: MulticastSourceOptions) {
     super();
@@ -140,7 +142,10 @@ export class MulticastSource extends EventEmitter<MulticastSourceEvents> impleme
   }
 
   async *offers(signal: AbortSignal): AsyncIterable<Offer> {
-    const pump = this.#pump(signal);
+    const pump = this.#pump(signal).catch((err: unknown) => {
+      this.#pumpError = err;
+      this.#wake?.();
+    });
     try {
       while (!signal.aborted) {
         const c = await this.#next(signal);
@@ -198,6 +203,7 @@ export class MulticastSource extends EventEmitter<MulticastSourceEvents> impleme
   async #next(signal: AbortSignal): Promise<Candidate | undefined> {
     for (;;) {
       if (signal.aborted) return undefined;
+      if (this.#pumpError !== undefined) throw this.#pumpError;
       const d = this.#device();
       this.filter.setInstalled(d.installedSequence, d.timeFloor);
       this.#candidates = this.#candidates.filter((c) => c.announcement.sequence > d.installedSequence && !this.filter.halted(c.announcement.manifestId));
@@ -209,10 +215,13 @@ export class MulticastSource extends EventEmitter<MulticastSourceEvents> impleme
         this.#candidates = [];
         return best;
       }
+      let onAbort: (() => void) | undefined;
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
-        signal.addEventListener('abort', () => resolve(), { once: true });
+        onAbort = () => resolve();
+        signal.addEventListener('abort', onAbort, { once: true });
       });
+      if (onAbort) signal.removeEventListener('abort', onAbort);
       this.#wake = undefined;
     }
   }
