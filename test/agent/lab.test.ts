@@ -40,8 +40,9 @@ labTest('agent: a fleet of agent daemons over multicast: install, loss, failed h
     const img2 = join(dir, 'v2.bin');
     writeFileSync(img1, randomBytes(300_000));
     writeFileSync(img2, randomBytes(200_000));
-    // Release 1: half of the 'sensor' devices.
-    const r1 = await createRelease({ image: img1, key: keys.signer, product: PRODUCT, sequence: 1n, version: '1.0', out: join(releases, 'r1'), policy: { rolloutBasisPoints: 5000, deviceClasses: ['sensor'] } });
+    // Release 1: half of the 'sensor' devices. Small source blocks (4 of them, where the sender's
+    // default would make one): the publisher must send with the manifest's own partition.
+    const r1 = await createRelease({ image: img1, key: keys.signer, product: PRODUCT, sequence: 1n, version: '1.0', out: join(releases, 'r1'), maxBlockSymbols: 64, policy: { rolloutBasisPoints: 5000, deviceClasses: ['sensor'] } });
     const [inA, inB, inC, inD] = deviceIds('dev', PRODUCT, 1n, 5000, true, 4) as [string, string, string, string];
     const [outA] = deviceIds('dev', PRODUCT, 1n, 5000, false, 1) as [string];
     const plan: { name: string; id: string; cls: string; health?: string }[] = [
