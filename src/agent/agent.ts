@@ -49,9 +49,30 @@ export interface ReleaseInfo {
 }
 
 export interface SkipEvent extends Partial<ReleaseInfo> {
-  reason: SkipReason | 'invalid' | 'attempts';
+  reason: SkipReason | 'invalid' | 'attempts' | 'halted';
   detail: string;
   code?: string;
+}
+
+/** A signed HALT, as the agent needs it (src/announce/filter.ts Halt has these fields). */
+export interface HaltNotice {
+  manifestId: Uint8Array | string;
+  sequence: bigint | string;
+  rollback: boolean;
+}
+
+export interface HaltEvent {
+  manifestId: string;
+  sequence: string;
+  version?: string;
+  /**
+   * stopped: the release in progress was abandoned before its switch (or rolled back, when the
+   * halt came after it); rolled-back: the committed release was replaced by the previous version;
+   * not-revertible: rollback asked, but the install method no longer has the previous version;
+   * recorded: only remembered (never taken from now on).
+   */
+  action: 'stopped' | 'rolled-back' | 'not-revertible' | 'recorded';
+  detail: string;
 }
 
 export interface AgentEvents {
@@ -61,6 +82,7 @@ export interface AgentEvents {
   'rolled-back': [Outcome];
   failed: [Outcome];
   skipped: [SkipEvent];
+  halted: [HaltEvent];
 }
 
 export type AgentResult =
@@ -92,6 +114,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly now: () => number | undefined;
   private readonly waitForRollout: boolean;
   private running?: { ac: AbortController; done: Promise<void> };
+  /** The release being handled and the controller a HALT aborts it with. */
+  private current?: { id: string; ac: AbortController; halted: boolean };
 
   constructor(opts: AgentOptions) {
     super();
@@ -105,9 +129,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** The persisted state and what is installed. */
-  get status(): AgentStateData & { installedSequence: string; installedVersion: string | null } {
+  get status(): AgentStateData & { installedSequence: string; installedVersion: string | null; runningVersion: string | null } {
     const d = this.device.snapshot;
-    return { ...this.store.data, installedSequence: d.installedSequence.toString(), installedVersion: d.installedVersion ?? null };
+    const installedVersion = d.installedVersion ?? null;
+    // After a halt's rollback the previous version runs; the anti-rollback sequence stays.
+    const runningVersion = this.store.data.reverted ? this.store.data.reverted.version : installedVersion;
+    return { ...this.store.data, installedSequence: d.installedSequence.toString(), installedVersion, runningVersion };
   }
 
   /** Take offers from `source` in the background until stop(). */
@@ -166,6 +193,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     const id = toHex(m.manifestId);
     const rel = { version: m.version, sequence: m.sequence.toString(), manifestId: id };
+    if (this.store.data.halted?.includes(id)) return this.skip({ ...rel, reason: 'halted', detail: `release ${m.version} was halted by the publisher` });
     let switchAt: number | undefined;
     for (;;) {
       const d = decideRollout(m, this.profile(), this.now());
@@ -206,16 +234,103 @@ export class Agent extends EventEmitter<AgentEvents> {
       previousVersion: before.installedVersion ?? null,
     };
     if (switchAt !== undefined) record.switchAt = switchAt;
-    this.enter('download', { release: record });
+    // The release's own controller: aborted by the caller's signal, or by a HALT (halt()).
+    const cur = { id, ac: new AbortController(), halted: false };
+    const onOuter = () => cur.ac.abort(signal.reason);
+    signal.addEventListener('abort', onOuter, { once: true });
+    if (signal.aborted) onOuter();
+    this.current = cur;
+    const rs = cur.ac.signal;
     try {
-      this.faults.step('stage-image');
-      await source.fetch(offer, m, imageFile, signal);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      return this.abandon(record, asIotupd(err));
+      this.enter('download', { release: record });
+      try {
+        this.faults.step('stage-image');
+        await source.fetch(offer, m, imageFile, rs);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (cur.halted || (err instanceof IotupdError && err.code === 'ERR_HALTED')) return await this.haltedInProgress();
+        return await this.abandon(record, asIotupd(err));
+      }
+      this.enter('verify');
+      try {
+        return await this.drive(false, rs);
+      } catch (err) {
+        if (signal.aborted || !cur.halted) throw err;
+        return await this.haltedInProgress();
+      }
+    } finally {
+      this.current = undefined;
+      signal.removeEventListener('abort', onOuter);
     }
-    this.enter('verify');
-    return this.drive(false, signal);
+  }
+
+  /**
+   * A signed HALT from the publisher (docs/agent.md "Halts"). The release is remembered and never
+   * taken. Not installed yet: the release in progress is stopped (abandoned before its switch;
+   * rolled back if the halt came after it began). Installed and committed, with the rollback flag:
+   * the version before it is made active again when the install method still has it, as local
+   * recovery: the anti-rollback sequence stays where it is, so nothing lower is ever taken from
+   * the network.
+   */
+  async halt(h: HaltNotice): Promise<HaltEvent> {
+    const id = typeof h.manifestId === 'string' ? h.manifestId : toHex(h.manifestId);
+    const sequence = h.sequence.toString();
+    const ev = (action: HaltEvent['action'], detail: string, version?: string): HaltEvent => {
+      const e: HaltEvent = { manifestId: id, sequence, action, detail };
+      if (version !== undefined) e.version = version;
+      this.emit('halted', e);
+      return e;
+    };
+    const known = this.store.data.halted?.includes(id) ?? false;
+    if (!known) this.store.note({ halted: id });
+    const cur = this.current;
+    const r = this.store.release;
+    if (cur && cur.id === id && r) {
+      // After the switch, only a rollback halt interrupts (a plain halt lets the switched release finish).
+      if (BEFORE_SWITCH.has(this.store.phase) || h.rollback) {
+        cur.halted = true;
+        cur.ac.abort(new AgentError(`release ${r.version} was halted by the publisher`, 'ERR_HALTED'));
+        return ev('stopped', `halted in state ${this.store.phase}`, r.version);
+      }
+      return ev('recorded', `halted after its switch, without rollback: it completes`, r.version);
+    }
+    if (known) return ev('recorded', 'halt already handled');
+    const last = this.store.data.last;
+    const d = this.device.snapshot;
+    if (!h.rollback || d.installedManifest !== id) return ev('recorded', d.installedManifest === id ? 'installed here; the halt asks for no rollback' : 'not installed here', d.installedManifest === id ? (d.installedVersion ?? undefined) : undefined);
+    if (this.store.phase !== 'idle' || !last || last.result !== 'installed' || last.manifestId !== id || !last.methodData) {
+      // A later release began since (it may have overwritten what the previous version was kept in).
+      this.store.note({ failed: id });
+      return ev('not-revertible', 'a later install began since; the previous version is no longer known to be intact', last?.version);
+    }
+    const method = createInstallMethod(this.config.install);
+    const ok = await method.revert(last.methodData, this.faults);
+    if (!ok) {
+      this.store.note({ failed: id });
+      return ev('not-revertible', `the ${method.name} install method no longer has the previous version`, last.version);
+    }
+    const outcome: Outcome = { result: 'rolled-back', manifestId: id, version: last.version, sequence: last.sequence, reason: 'halted by the publisher', code: 'ERR_HALTED' };
+    this.store.note({
+      failed: id,
+      last: outcome,
+      reverted: { manifestId: id, haltedVersion: last.version, haltedSequence: last.sequence, version: last.previousVersion ?? null, sequence: last.previousSequence ?? '0' },
+    });
+    this.emit('rolled-back', outcome);
+    return ev('rolled-back', `now running ${last.previousVersion ?? '(nothing)'} again`, last.version);
+  }
+
+  /** The release in progress was halted: abandon it before the switch, roll it back after. */
+  private async haltedInProgress(): Promise<AgentResult> {
+    const r = this.store.release;
+    if (!r) return { result: 'idle' };
+    const rec = { ...r, reason: 'halted by the publisher', code: 'ERR_HALTED' };
+    if (BEFORE_SWITCH.has(this.store.phase) || this.store.phase === 'download' || this.store.phase === 'failed') {
+      this.enter('failed', { release: rec, failed: r.manifestId });
+      return this.finishFailed(rec);
+    }
+    // The switch may have begun: rollback is idempotent and safe whether it happened or not.
+    this.enter('rollback', { release: rec });
+    return this.drive(false);
   }
 
   private profile() {
@@ -453,8 +568,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         await method.commit(ctx);
         this.dropStaged(r);
-        const outcome: Outcome = { result: 'installed', ...info(r) };
-        this.enter('idle', { release: null, last: outcome });
+        const outcome: Outcome = { result: 'installed', ...info(r), previousVersion: r.previousVersion, previousSequence: r.previousSequence, methodData: r.methodData };
+        this.enter('idle', { release: null, last: outcome, reverted: null });
         this.emit('installed', outcome);
         return { result: 'installed', outcome };
       }

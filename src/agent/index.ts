@@ -1,5 +1,6 @@
 // iotupd/agent: the device side of an update (docs/agent.md).
-export { Agent, type AgentOptions, type AgentEvents, type AgentResult, type ReleaseInfo, type SkipEvent } from './agent.js';
+export { Agent, type AgentOptions, type AgentEvents, type AgentResult, type HaltEvent, type HaltNotice, type ReleaseInfo, type SkipEvent } from './agent.js';
+export { MulticastSource, type MulticastSourceEvents, type MulticastSourceOptions, type ReleaseRef } from './multicast.js';
 export { loadAgentConfig, parseAgentConfig, type AgentConfig, type HealthCheckSettings } from './config.js';
 export { AgentError } from './errors.js';
 export { faultsFromSpec, noFaults, type FaultInjector } from './fault.js';
@@ -8,4 +9,4 @@ export { createInstallMethod, type InstallMethod, type InstallSettings, type Ins
 export { activeSlot } from './install/ab.js';
 export { decideRollout, type DeviceProfile, type RolloutDecision, type SkipReason } from './rollout.js';
 export { BundleSource, type Offer, type ReleaseSource } from './source.js';
-export { AgentStateStore, readAgentState, PHASES, STATE_FILE, type AgentStateData, type Outcome, type Phase, type ReleaseRecord } from './state.js';
+export { AgentStateStore, readAgentState, PHASES, STATE_FILE, type AgentStateData, type Outcome, type Phase, type ReleaseRecord, type Reverted } from './state.js';

@@ -55,6 +55,21 @@ export interface Outcome {
   version: string;
   reason?: string;
   code?: string;
+  /** Installed outcomes: what was in place before, and the method's data, for a halt's rollback. */
+  previousVersion?: string | null;
+  previousSequence?: string;
+  methodData?: Record<string, string>;
+}
+
+/** A committed release rolled back by a signed HALT: the version running now is the previous one. */
+export interface Reverted {
+  manifestId: string;
+  /** The halted release. */
+  haltedVersion: string;
+  haltedSequence: string;
+  /** What runs now (null: nothing was installed before). */
+  version: string | null;
+  sequence: string;
 }
 
 export interface AgentStateData {
@@ -66,6 +81,10 @@ export interface AgentStateData {
   failed: string[];
   /** Releases abandoned before the switch (download, install, re-verify failed): tried at most maxAttempts times. */
   attempts: Record<string, number>;
+  /** Releases (manifest ids) stopped by a signed HALT: never taken. */
+  halted?: string[];
+  /** Set when a HALT rolled a committed release back; cleared by the next install. */
+  reverted?: Reverted;
   last?: Outcome;
 }
 
@@ -82,6 +101,9 @@ export interface TransitionPatch {
   last?: Outcome;
   failed?: string;
   attempt?: string;
+  halted?: string;
+  /** null clears it. */
+  reverted?: Reverted | null;
 }
 
 export class AgentStateStore {
@@ -118,6 +140,20 @@ export class AgentStateStore {
     return !UNCOUNTED.has(phase) && (this.state.entries[phase] ?? 0) >= this.loopLimit;
   }
 
+  /** Persist `patch` without a transition (the phase and its loop counters stay as they are). */
+  note(patch: Omit<TransitionPatch, 'release'>): void {
+    const cur = this.state;
+    const next: AgentStateData = { ...cur, entries: { ...cur.entries }, failed: [...cur.failed], attempts: { ...cur.attempts } };
+    if (patch.last) next.last = patch.last;
+    if (patch.failed !== undefined && !next.failed.includes(patch.failed)) next.failed = [...next.failed, patch.failed].slice(-MAX_REMEMBERED);
+    const halted = cur.halted ?? [];
+    if (patch.halted !== undefined && !halted.includes(patch.halted)) next.halted = [...halted, patch.halted].slice(-MAX_REMEMBERED);
+    if (patch.reverted === null) delete next.reverted;
+    else if (patch.reverted) next.reverted = patch.reverted;
+    writeFileAtomic(join(this.dir, STATE_FILE), formatAgentState(next), this.faults, 'state:note');
+    this.state = next;
+  }
+
   /**
    * Persist entry into `phase` (fault step `state:PHASE`). Throws ERR_STATE_LOOP, without writing,
    * when the loop guard forbids it. Leaving the release (release: null) clears the counters.
@@ -138,6 +174,11 @@ export class AgentStateStore {
     else if (!UNCOUNTED.has(phase)) next.entries[phase] = (next.entries[phase] ?? 0) + 1;
     const last = patch.last ?? this.state.last;
     if (last) next.last = last;
+    const halted = this.state.halted ?? [];
+    if (patch.halted !== undefined && !halted.includes(patch.halted)) next.halted = [...halted, patch.halted].slice(-MAX_REMEMBERED);
+    else if (halted.length > 0) next.halted = [...halted];
+    const reverted = patch.reverted === null ? undefined : (patch.reverted ?? this.state.reverted);
+    if (reverted) next.reverted = reverted;
     if (patch.failed !== undefined && !next.failed.includes(patch.failed)) next.failed = [...next.failed, patch.failed].slice(-MAX_REMEMBERED);
     if (patch.attempt !== undefined) {
       next.attempts[patch.attempt] = (next.attempts[patch.attempt] ?? 0) + 1;

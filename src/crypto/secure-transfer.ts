@@ -19,6 +19,8 @@ export interface ReleaseOptions {
   cipher?: CipherName;
   digests?: boolean;
   rolloutBasisPoints?: number;
+  /** Release policy the agent honours (src/agent/rollout.ts; manifest flag bits 3-7). */
+  policy?: Pick<ManifestFields, 'deviceClasses' | 'hardware' | 'rolloutWaves' | 'activation' | 'switchAt'>;
 }
 
 /**
@@ -68,5 +70,13 @@ export function signFileManifest(sender: { objectId: Uint8Array; oti: Oti; hash:
   if (r.groupKey && r.cipher) fields.encryption = { cipher: r.cipher, groupKeyId: groupKeyIdOf(r.groupKey) };
   if (r.digests) fields.symbolDigests = true;
   if (r.rolloutBasisPoints !== undefined) fields.rolloutBasisPoints = r.rolloutBasisPoints;
+  if (r.policy) {
+    const p = r.policy;
+    if (p.deviceClasses !== undefined) fields.deviceClasses = p.deviceClasses;
+    if (p.hardware !== undefined) fields.hardware = p.hardware;
+    if (p.rolloutWaves !== undefined) fields.rolloutWaves = p.rolloutWaves;
+    if (p.activation !== undefined) fields.activation = p.activation;
+    if (p.switchAt !== undefined) fields.switchAt = p.switchAt;
+  }
   return signManifest(fields, key);
 }

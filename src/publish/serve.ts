@@ -5,6 +5,7 @@ import type { Channel } from '../channel/channel.js';
 import { AbortError, UsageError } from '../errors.js';
 import type { MacSuite } from '../crypto/packet-auth.js';
 import type { SigningKey } from '../crypto/keys.js';
+import { parseOti } from '../crypto/blocks.js';
 import { Sender } from '../session/sender.js';
 import type { Release } from './release.js';
 
@@ -52,8 +53,14 @@ export function fountainServer(opts: FountainServeOptions = {}): ServeRelease {
     const onAbort = () => ac.abort(target.signal.reason);
     target.signal.addEventListener('abort', onAbort, { once: true });
     if (target.signal.aborted) onAbort();
+    // Send with the partition the manifest was made with (its OTI): the object id, and with it
+    // every block commitment, depend on the symbol size and the number of source blocks.
+    const oti = parseOti(f.oti);
+    const totalSymbols = Math.ceil(oti.F / oti.T);
     const tx = new Sender({
       file: release.imagePath,
+      symbolSize: oti.T,
+      maxBlockSymbols: Math.ceil(totalSymbols / oti.Z),
       group: target.channel.group,
       port: target.channel.port,
       interface: target.interface,

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { activeHash, agentState, cli, configFor, copyDevice, installArgs, installedSequence, makeDevice, pool, type Device, type Image, type Method } from './helpers.js';
+import { activeHash, agentState, cli, configFor, copyDevice, installArgs, installedSequence, makeDevice, pool, sha256hex, type Device, type Image, type Method } from './helpers.js';
 
 /**
  * Invocations of `agent install` until the agent rests (a reboot needs a second one). Each one
@@ -28,11 +28,12 @@ async function untilIdle(d: Device, img: Image, limit: number): Promise<{ runs: 
   assert.fail(`agent not idle after ${limit} runs: ${JSON.stringify(agentState(d))}`);
 }
 
-function leftovers(d: Device): string[] {
+/** `prev`: the file method keeps the replaced version after a commit, for a halt's rollback. */
+function leftovers(d: Device, prev = false): string[] {
   const out: string[] = [];
   const rel = join(d.stateDir, 'releases');
   for (const f of readdirSync(rel)) out.push(`state/releases/${f}`);
-  for (const f of readdirSync(join(d.dir, 'app'))) if (f !== 'firmware.bin') out.push(`app/${f}`);
+  for (const f of readdirSync(join(d.dir, 'app'))) if (f !== 'firmware.bin' && !(prev && f === 'firmware.bin.iotupd-prev')) out.push(`app/${f}`);
   return out;
 }
 
@@ -99,7 +100,11 @@ async function matrix(t: { diagnostic(m: string): void }, plan: Plan, path: 'upd
       const s = agentState(d);
       assert.equal(s?.phase, 'idle');
       if (path === 'rollback') assert.ok(s?.failed.includes(next.manifestId), `step ${i}: the failed release is recorded`);
-      assert.deepEqual(leftovers(d), [], `step ${i} (${stepName}): no staged or temporary files left`);
+      const keptPrev = plan.method === 'file' && path === 'update';
+      assert.deepEqual(leftovers(d, keptPrev), [], `step ${i} (${stepName}): no staged or temporary files left`);
+      if (keptPrev) {
+        assert.equal(sha256hex(readFileSync(join(d.dir, 'app', 'firmware.bin.iotupd-prev'))), old.hash, `step ${i} (${stepName}): the previous version is kept`);
+      }
       // The device works: its health check passes for what is in use.
       const health = spawnSync('./check.sh', [d.method], { cwd: d.dir });
       assert.equal(health.status, 0, `step ${i} (${stepName}): health check of the image in use`);

@@ -1,4 +1,5 @@
-// `iotupd demo` end to end (what `npm run demo` runs), with a small file to keep it short.
+// `iotupd demo` end to end (what `npm run demo` runs: the fleet story) and `iotupd demo transfer`,
+// with small files to keep them short.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
@@ -6,8 +7,34 @@ import { labNamespaces, labSupport } from '../../src/lab/index.js';
 import { MAIN } from './cli.js';
 
 const support = labSupport();
-test('iotupd demo: three devices (10 % loss, late join) all verify, and the lab is removed', support.ok ? { timeout: 120_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
-  const child = spawn(process.execPath, [MAIN, 'demo', '--size', '1', '--rate', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+test('iotupd demo: the fleet story: two devices update, one rolls back, two skip, with the summary table; the lab is removed', support.ok ? { timeout: 120_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
+  const child = spawn(process.execPath, [MAIN, 'demo', '--size', '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  assert.equal(code, 0, out);
+  // Each device's path through the states is shown.
+  assert.match(out, /lossy +state download 2\.0/);
+  assert.match(out, /sick +state health-check 2\.0/);
+  assert.match(out, /sick +ROLLED BACK 2\.0: .*self-test failed/);
+  assert.match(out, /late +powered on late/);
+  // The summary table: one row per device, with the result and why.
+  const table = out.slice(out.indexOf('summary:'));
+  assert.match(table, /device +link +class +result +running +why/);
+  assert.match(table, /lossy +10 % loss +thermostat +updated +2\.0/);
+  assert.match(table, /late +joins late +thermostat +updated +2\.0/);
+  assert.match(table, /sick +clean +thermostat +rolled back +none +.*self-test failed/);
+  assert.match(table, /outside +clean +thermostat +skipped +none +not-in-rollout: /);
+  assert.match(table, /gateway +clean +gateway +skipped +none +device-class: /);
+  assert.match(out, /fleet as expected: 2 updated, 1 rolled back, 2 skipped/);
+  const id = /lab (iu[a-z0-9]+) removed/.exec(out)?.[1];
+  assert.ok(id, 'the demo says it removed its lab');
+  assert.deepEqual(labNamespaces().filter((n) => n.startsWith(id)), [], `namespaces of ${id} left behind`);
+});
+
+test('iotupd demo transfer: three devices (10 % loss, late join) all verify, and the lab is removed', support.ok ? { timeout: 120_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
+  const child = spawn(process.execPath, [MAIN, 'demo', 'transfer', '--size', '1', '--rate', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -24,7 +51,7 @@ test('iotupd demo: three devices (10 % loss, late join) all verify, and the lab 
 
 test('iotupd demo interrupted (Ctrl-C to its process group) exits 130, removes its lab, leaves no process', support.ok ? { timeout: 60_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
   // Regression: the wait for the late device must not keep the process alive after an interrupt.
-  const child = spawn(process.execPath, [MAIN, 'demo', '--format', 'iotupd', '--rate', '2'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [MAIN, 'demo', 'transfer', '--format', 'iotupd', '--rate', '2'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const built = new Promise<string>((resolve) => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => {

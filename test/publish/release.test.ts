@@ -168,3 +168,50 @@ test('iotupd release create: a complete directory or nothing; bad input is one l
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('iotupd release create: policy options go into the signed manifest; mistakes are one line and exit 2', () => {
+  const dir = tmp();
+  try {
+    const { signer } = hierarchy();
+    saveKeyPair(join(dir, 'signer'), signer);
+    const image = join(dir, 'image.bin');
+    writeFileSync(image, release(3n).object);
+    const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'release', 'create', ...args], { encoding: 'utf8' });
+    const base = ['--image', image, '--key', join(dir, 'signer.key'), '--product', 'sensor-v2', '--sequence', '3'];
+    const now = Math.floor(Date.now() / 1000);
+    const ok = run(...base, '--out', join(dir, 'rel', 'p'), '--device-class', 'gateway,cam', '--hardware', 'rev-c', '--wave', '+0s=10', '--wave', '+1d=50', '--wave', '+2d=100', '--active-from', '+1h', '--active-until', '+10d', '--switch-at', '+2h');
+    assert.equal(ok.status, 0, ok.stderr);
+    const f = loadReleaseDir(join(dir, 'rel', 'p')).fields;
+    assert.deepEqual(f.deviceClasses, ['cam', 'gateway'], 'sorted as the manifest requires');
+    assert.deepEqual(f.hardware, ['rev-c']);
+    assert.deepEqual(f.rolloutWaves?.map((w) => w.basisPoints), [1000, 5000, 10000]);
+    assert.ok(Math.abs((f.rolloutWaves?.[1]?.start ?? 0) - (now + 86400)) <= 5);
+    assert.ok(Math.abs((f.activation?.notBefore ?? 0) - (now + 3600)) <= 5);
+    assert.ok(Math.abs((f.activation?.notAfter ?? 0) - (now + 10 * 86400)) <= 5);
+    assert.ok(Math.abs((f.switchAt ?? 0) - (now + 7200)) <= 5);
+    assert.equal(f.rolloutBasisPoints, undefined);
+    const share = run(...base, '--out', join(dir, 'rel', 'q'), '--rollout', '25');
+    assert.equal(share.status, 0, share.stderr);
+    assert.equal(loadReleaseDir(join(dir, 'rel', 'q')).fields.rolloutBasisPoints, 2500);
+    for (const [args, pattern] of [
+      [['--rollout', '10', '--wave', '+0s=10'], /--wave and --rollout exclude each other/],
+      [['--wave', '+1d=50', '--wave', '+0s=60'], /each wave must start after the one before/],
+      [['--wave', '+0s=50', '--wave', '+1d=40'], /fewer devices/],
+      [['--wave', 'soon'], /--wave must be TIME=PERCENT/],
+      [['--wave', '+0s=150'], /--wave/],
+      [['--device-class', 'a,,b'], /--device-class: each name/],
+      [['--hardware', 'x'.repeat(65)], /--hardware: each name/],
+      [['--active-from', '+2d', '--active-until', '+1d'], /--active-from must be before --active-until/],
+      [['--active-from', 'whenever'], /--active-from must be an ISO date/],
+      [['--switch-at', '+60d'], /switch time is after the release expires/],
+    ] as [string[], RegExp][]) {
+      const bad = run(...base, '--out', join(dir, 'rel', 'bad'), ...args);
+      assert.equal(bad.status, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, pattern);
+      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    }
+    assert.deepEqual(readdirSync(join(dir, 'rel')).sort(), ['p', 'q']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

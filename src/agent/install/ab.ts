@@ -4,6 +4,7 @@
 // leaves the pointer on a complete slot. A bootloader-managed A/B (U-Boot, GRUB) uses the hook
 // method instead (docs/agent.md has a U-Boot example).
 import { mkdirSync, readFileSync } from 'node:fs';
+import type { FaultInjector } from '../fault.js';
 import type { InstallContext, InstallMethod } from './index.js';
 import { runCommand, describeResult } from '../command.js';
 import { AgentError } from '../errors.js';
@@ -95,5 +96,13 @@ export class AbInstall implements InstallMethod {
 
   async abort(): Promise<void> {
     // The inactive slot may hold a partial image; nothing points to it.
+  }
+
+  async revert(methodData: Record<string, string>, faults: FaultInjector): Promise<boolean> {
+    // The agent reverts only while no later install has begun (it may have written the old slot).
+    const from: SlotName = methodData.from === 'b' ? 'b' : 'a';
+    if (activeSlot(this.settings.pointer) === from) return true;
+    writeFileAtomic(this.settings.pointer, `${from}\n`, faults, 'ab:revert');
+    return true;
   }
 }

@@ -56,4 +56,10 @@ export class HookInstall implements InstallMethod {
   async abort(): Promise<void> {
     // Nothing was switched; the install hook must tolerate a later re-run over what it left.
   }
+
+  async revert(): Promise<boolean> {
+    // The rollback hook is defined only between switch and commit: after a commit the agent does
+    // not know what the system kept, so a halt's rollback is left to the hook's owner.
+    return false;
+  }
 }

@@ -38,6 +38,12 @@ export interface InstallMethod {
   commit(ctx: InstallContext): Promise<void>;
   /** Undo an install that will not be switched to (before the switch). */
   abort(ctx: InstallContext): Promise<void>;
+  /**
+   * After commit: make the version that was in use before the committed one active again (a
+   * signed HALT with rollback, docs/agent.md "Halts"). `methodData` is the committed release's.
+   * False when the method no longer has the previous version.
+   */
+  revert(methodData: Record<string, string>, faults: FaultInjector): Promise<boolean>;
 }
 
 export function createInstallMethod(s: InstallSettings): InstallMethod {

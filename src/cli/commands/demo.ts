@@ -1,5 +1,5 @@
 /**
- * `iotupd demo` (npm run demo): a private lab LAN with a sender and three devices (one with
+ * `iotupd demo transfer`: a private lab LAN with a sender and three devices (one with
  * 10 % loss, one joining late), a generated file sent by multicast, every copy verified by its
  * BLAKE3 hash, the lab removed afterwards (also on Ctrl-C or failure). Exit 0 only if every
  * device holds an intact copy.
@@ -15,14 +15,28 @@ import { numberOption, parse } from '../command.js';
 import { LabError, UsageError, abortError } from '../../errors.js';
 import { JsonLines, Lab, labSupport, reexecInUserns } from '../../lab/index.js';
 import { formatBytes } from '../progress.js';
+import { runFleetDemo } from './demo-fleet.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 const FORMATS = ['iotupd', 'fountain'] as const;
 
-const usage = `usage: iotupd demo [--format iotupd|fountain] [--size MIB] [--rate MBIT] [--loss PCT]
+const usage = `usage: iotupd demo [--size MIB] [--rate MBIT] [--loss PCT] [--rollout PCT] [--timeout S]
+       iotupd demo transfer [--format iotupd|fountain] [--size MIB] [--rate MBIT] [--loss PCT]
                    [--seed N] [--timeout S]
 
-Builds a private lab network (network namespaces; needs root, or runs itself again inside
+Both build a private lab network (network namespaces; needs root, or run themselves again inside
+'unshare -rnm' where user namespaces are allowed) and remove it afterwards, also on Ctrl-C.
+
+demo: the fleet story. Makes keys and a signed release (device class 'thermostat', rollout
+--rollout % (default 50)), starts a publisher and five devices running the agent daemon: lossy
+(--loss % loss, default 10), late (powered on once another device is updated), sick (its
+health check fails: it rolls back), outside (outside the rollout share), gateway (another
+device class). Shows each device's path through the states and a summary table. Exit 0 when
+the fleet ends as expected.
+  --size  image size in MiB (default 1)   --rate  publisher data rate (default 20)
+  --timeout  give up after S seconds (default 60)
+
+demo transfer: builds a private lab network (network namespaces; needs root, or runs itself again inside
 'unshare -rnm' where user namespaces are allowed), sends a generated file from one host to
 three devices by IPv6 multicast, shows each device's progress, verifies every copy.
   --format   transfer format (default fountain; iotupd is the original carousel)
@@ -222,6 +236,7 @@ export const demoCommand: Command = {
   usage,
   async run(argv, signal) {
     const { values, positionals } = parse(argv, {
+      rollout: { type: 'string' },
       format: { type: 'string' },
       size: { type: 'string' },
       rate: { type: 'string' },
@@ -229,7 +244,25 @@ export const demoCommand: Command = {
       seed: { type: 'string' },
       timeout: { type: 'string' },
     });
-    if (positionals.length > 0) throw new UsageError(`demo: unexpected argument '${positionals[0]}'`);
+    const transfer = positionals[0] === 'transfer';
+    if (positionals.length > (transfer ? 1 : 0)) throw new UsageError(`demo: unexpected argument '${positionals[transfer ? 1 : 0]}'`);
+    if (!transfer) {
+      if (values.format !== undefined || values.seed !== undefined) throw new UsageError('--format and --seed apply to "iotupd demo transfer"');
+      const fleet = {
+        size: Math.round(numberOption('size', values.size, 1, 0.001, 256) * 1024 * 1024),
+        rate: numberOption('rate', values.rate, 20, 0.1, 10_000),
+        loss: numberOption('loss', values.loss, 10, 0, 50),
+        rollout: numberOption('rollout', values.rollout, 50, 1, 99),
+        timeoutS: numberOption('timeout', values.timeout, 60, 1, 86_400),
+      };
+      const support = labSupport();
+      if (!support.ok) {
+        if (support.userns) reexecInUserns();
+        throw new LabError(`demo cannot run: ${support.reason}`, 'ERR_LAB_UNSUPPORTED');
+      }
+      return runFleetDemo(fleet, signal);
+    }
+    if (values.rollout !== undefined) throw new UsageError('--rollout applies to the fleet demo ("iotupd demo")');
     const format = values.format ?? 'fountain';
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got '${format}'`);
     const opts = {

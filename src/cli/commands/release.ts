@@ -1,12 +1,30 @@
-import { chmodSync, copyFileSync, constants as fsConstants, existsSync, linkSync, mkdirSync, renameSync, rmSync, mkdtempSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { blockCommitments, loadGroupKey, loadSigningKey, signFileManifest, toHex, writeNewFile } from '../../crypto/index.js';
-import { StorageError, UsageError } from '../../errors.js';
-import { loadReleaseDir } from '../../publish/release.js';
-import { createFileSender } from '../../transfer/index.js';
+import { resolve } from 'node:path';
+import { loadGroupKey, loadSigningKey, type RolloutWave } from '../../crypto/index.js';
+import { UsageError } from '../../errors.js';
+import { createRelease, policyList, type ReleasePolicy } from '../../publish/create.js';
 import { DEFAULT_SYMBOL_SIZE } from '../../wire/fountain.js';
 import { numberOption, parse, type Command } from '../command.js';
 import { parseTime } from './keygen.js';
+
+/** ISO date, +N[smhd] from now, or unix seconds. */
+function parseWhen(name: string, raw: string, now: number): number {
+  const rel = /^\+(\d{1,9})([smhd])$/.exec(raw);
+  if (rel) return now + Number(rel[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+  if (/^\d{1,12}$/.test(raw)) return Number(raw);
+  const t = Date.parse(raw);
+  if (!Number.isFinite(t) || t < 0) throw new UsageError(`--${name} must be an ISO date, +N followed by s, m, h or d, or unix seconds, got '${raw}'`);
+  return Math.floor(t / 1000);
+}
+
+function list(name: string, raw: string | undefined, max: number): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const items = raw.split(',').map((x) => x.trim());
+  for (const x of items) {
+    if (x.length === 0 || Buffer.byteLength(x) > max || !/^[\x21-\x7e]+$/.test(x)) throw new UsageError(`--${name}: each name must be 1 to ${max} printable ASCII characters without spaces`);
+  }
+  if (items.length > 16) throw new UsageError(`--${name}: at most 16 names`);
+  return policyList(items);
+}
 
 const usage = `usage: iotupd release create --image IMAGE --key SIGNER.key --product NAME --sequence N
                              --out DIR [--version TEXT] [policy options] [--json]
@@ -17,7 +35,15 @@ exist; it appears complete or not at all (built beside it, then renamed), so a p
 watching the parent directory never sees half a release.
   --version TEXT         human version string (default: the sequence number)
   --expires DATE         ISO date or +DAYSd (default +30d)
+Release policy (honoured by the device agent, docs/agent.md "Rollout rules"):
   --rollout PERCENT      staged rollout share (0.01..100)
+  --wave TIME=PERCENT    a rollout wave: from TIME on, PERCENT of the devices (repeat, up to 16;
+                         times increasing, shares not decreasing; excludes --rollout)
+  --device-class A[,B]   only devices of these classes install
+  --hardware H[,H2]      only devices with this hardware install
+  --active-from TIME --active-until TIME   activation window (default: created .. expires)
+  --switch-at TIME       devices with a trusted clock install ahead and switch at TIME
+  TIME is an ISO date, +N followed by s, m, h or d (from now), or unix seconds.
   --symbol-size T --block-symbols K   as for 'iotupd send' (defaults 1184, 8192)
   --group-key FILE --encrypt [--cipher chacha20-poly1305|aes-256-gcm]   announce encryption
   --digests              require signed digest batches
@@ -38,6 +64,12 @@ export const releaseCommand: Command = {
       version: { type: 'string' },
       expires: { type: 'string' },
       rollout: { type: 'string' },
+      wave: { type: 'string', multiple: true },
+      'device-class': { type: 'string' },
+      hardware: { type: 'string' },
+      'active-from': { type: 'string' },
+      'active-until': { type: 'string' },
+      'switch-at': { type: 'string' },
       'symbol-size': { type: 'string' },
       'block-symbols': { type: 'string' },
       'group-key': { type: 'string' },
@@ -57,78 +89,56 @@ export const releaseCommand: Command = {
     const cipher = values.cipher ?? 'chacha20-poly1305';
     if (cipher !== 'aes-256-gcm' && cipher !== 'chacha20-poly1305') throw new UsageError('--cipher must be aes-256-gcm or chacha20-poly1305');
     if (values.encrypt && values['group-key'] === undefined) throw new UsageError('--encrypt needs --group-key');
-    const dir = resolve(out);
-    if (existsSync(dir)) throw new UsageError(`${out} already exists (a release directory is never overwritten)`);
-    if (!existsSync(image)) throw new UsageError(`image ${image} does not exist`);
-    const rollout = values.rollout === undefined ? undefined : Math.round(numberOption('rollout', values.rollout, 100, 0.01, 100) * 100);
-    const key = loadSigningKey(keyFile);
     const now = Math.floor(Date.now() / 1000);
     const expires = parseTime('expires', values.expires, now + 30 * 86400, now);
     if (expires <= now) throw new UsageError('--expires must be in the future');
-    const groupKey = values.encrypt ? loadGroupKey(values['group-key'] as string) : undefined;
-
-    const commitments = blockCommitments();
-    const sender = await createFileSender({
-      file: image,
-      observe: commitments.observe,
-      symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
-      maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], 8192, 1, 56403),
-    });
-    const manifest = signFileManifest(sender, commitments.blockHashes(), key, {
+    const policy: ReleasePolicy = {};
+    if (values.rollout !== undefined) policy.rolloutBasisPoints = Math.round(numberOption('rollout', values.rollout, 100, 0.01, 100) * 100);
+    const waves = values.wave ?? [];
+    if (waves.length > 0) {
+      if (policy.rolloutBasisPoints !== undefined) throw new UsageError('--wave and --rollout exclude each other');
+      if (waves.length > 16) throw new UsageError('at most 16 --wave options');
+      const parsed: RolloutWave[] = waves.map((w) => {
+        const m = /^(.+)=([0-9.]+)%?$/.exec(w);
+        if (!m) throw new UsageError(`--wave must be TIME=PERCENT, got '${w}'`);
+        return { start: parseWhen('wave', m[1] as string, now), basisPoints: Math.round(numberOption('wave', m[2], 100, 0.01, 100) * 100) };
+      });
+      for (let i = 1; i < parsed.length; i++) {
+        const [a, b] = [parsed[i - 1] as RolloutWave, parsed[i] as RolloutWave];
+        if (b.start <= a.start) throw new UsageError('--wave: each wave must start after the one before');
+        if (b.basisPoints < a.basisPoints) throw new UsageError('--wave: a wave cannot reach fewer devices than the one before');
+      }
+      policy.rolloutWaves = parsed;
+    }
+    const classes = list('device-class', values['device-class'], 32);
+    if (classes) policy.deviceClasses = classes;
+    const hardware = list('hardware', values.hardware, 64);
+    if (hardware) policy.hardware = hardware;
+    if (values['active-from'] !== undefined || values['active-until'] !== undefined) {
+      const notBefore = values['active-from'] === undefined ? now : parseWhen('active-from', values['active-from'], now);
+      const notAfter = values['active-until'] === undefined ? expires : parseWhen('active-until', values['active-until'], now);
+      if (notBefore >= notAfter) throw new UsageError('--active-from must be before --active-until');
+      policy.activation = { notBefore, notAfter };
+    }
+    if (values['switch-at'] !== undefined) policy.switchAt = parseWhen('switch-at', values['switch-at'], now);
+    const r = await createRelease({
+      image,
+      key: loadSigningKey(keyFile),
       product,
       sequence: BigInt(sequence),
-      version: values.version ?? sequence,
+      out: resolve(out),
+      ...(values.version !== undefined ? { version: values.version } : {}),
       created: now,
       expires,
-      ...(groupKey ? { groupKey, cipher } : {}),
+      policy,
+      symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
+      maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], 8192, 1, 56403),
+      ...(values.encrypt ? { groupKey: loadGroupKey(values['group-key'] as string), cipher } : {}),
       ...(values.digests ? { digests: true } : {}),
-      ...(rollout !== undefined ? { rolloutBasisPoints: rollout } : {}),
+      ...(values.copy ? { copy: true } : {}),
     });
-
-    const parent = dirname(dir);
-    mkdirSync(parent, { recursive: true });
-    // Built as a hidden sibling (the publisher skips dot-directories), then renamed into place.
-    const tmp = mkdtempSync(join(parent, `.${basename(dir)}.partial-`));
-    try {
-      chmodSync(tmp, 0o755); // mkdtemp makes it 0700; the release itself is public data
-      const img = join(tmp, 'image');
-      let linked = false;
-      if (!values.copy) {
-        try {
-          linkSync(image, img);
-          linked = true;
-        } catch {
-          // another file system, or links not allowed: copy
-        }
-      }
-      if (!linked) {
-        try {
-          copyFileSync(image, img, fsConstants.COPYFILE_FICLONE);
-        } catch (err) {
-          throw new StorageError(`cannot copy ${image}: ${(err as Error).message}`, 'ERR_STORAGE', { cause: err });
-        }
-      }
-      writeNewFile(join(tmp, 'manifest'), manifest, 0o644);
-      // What the publisher will read back: the same checks it makes (image size, canonical manifest).
-      const r = loadReleaseDir(tmp);
-      renameSync(tmp, dir);
-      const summary = {
-        dir,
-        product,
-        sequence,
-        version: values.version ?? sequence,
-        manifestId: toHex(r.manifestId),
-        objectId: toHex(r.fields.objectId),
-        size: r.fields.size,
-        image: linked ? 'hard link' : 'copy',
-        signer: toHex(key.keyId),
-      };
-      if (values.json) console.log(JSON.stringify({ type: 'release', ...summary }));
-      else console.log(`release ${product} ${sequence} (${summary.version}), manifest id ${summary.manifestId.slice(0, 16)}, ${summary.size} bytes: ${dir}`);
-      return 0;
-    } catch (err) {
-      rmSync(tmp, { recursive: true, force: true });
-      throw err;
-    }
+    if (values.json) console.log(JSON.stringify({ type: 'release', ...r }));
+    else console.log(`release ${product} ${sequence} (${r.version}), manifest id ${r.manifestId.slice(0, 16)}, ${r.size} bytes: ${r.dir}`);
+    return 0;
   },
 };
