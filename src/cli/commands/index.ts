@@ -13,7 +13,7 @@ export interface CommandEntry {
 export const commands: CommandEntry[] = [
   { name: 'send', summary: 'send a file to a multicast channel (RaptorQ fountain; --format iotupd: the original carousel)', load: async () => (await import('./send.js')).sendCommand },
   { name: 'recv', summary: 'receive a file from a multicast channel (resumable; verifies signed releases with --trust)', load: async () => (await import('./recv.js')).recvCommand },
-  { name: 'demo', summary: 'lab demo: one sender, three devices (10 % loss, late join), verified copies', load: async () => (await import('./demo.js')).demoCommand },
+  { name: 'demo', summary: 'lab demo: a publisher and five devices running the agent (demo transfer: one sender, three receivers)', load: async () => (await import('./demo.js')).demoCommand },
   { name: 'keygen', summary: 'generate signing keys (root / delegated) and group keys', load: async () => (await import('./keygen.js')).keygenCommand },
   { name: 'manifest', summary: 'inspect and verify signed manifests', load: async () => (await import('./manifest.js')).manifestCommand },
   { name: 'release', summary: 'make a release directory (image + signed manifest) for iotupd publish', load: async () => (await import('./release.js')).releaseCommand },
