@@ -2,7 +2,7 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's test runner.
 // Files run one at a time: lab tests start many processes and the machine has 2 cores.
 // Usage: node scripts/run-tests.mjs [substring ...]  (only files whose path contains one)
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -25,7 +25,10 @@ if (process.getuid?.() !== 0 && !process.env.IOTUPD_LAB_USERNS) {
 }
 
 const filters = process.argv.slice(2);
+// Only compiled tests whose source still exists: tsc never deletes outputs, so a test file that
+// was moved or removed would otherwise run on from a stale dist/.
 const files = walk('dist/test')
+  .filter((f) => existsSync(f.replace(/^dist\//, '').replace(/\.js$/, '.ts')))
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
   .sort();
 if (files.length === 0) {
