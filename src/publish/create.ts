@@ -53,16 +53,28 @@ export interface CreatedRelease {
   signer: string;
 }
 
+/**
+ * Source symbols per block of a release's manifest unless given: the FEC layer's own cap
+ * (otiFor, docs/raptorq.md "Deriving Z, N, Al"). The publisher sends with whatever partition the
+ * manifest records, so this need not match `iotupd send`'s default.
+ */
+export const DEFAULT_RELEASE_BLOCK_SYMBOLS = 8192;
+
 /** Sort and de-duplicate a policy list (the manifest stores them strictly ascending). */
 export function policyList(items: readonly string[]): string[] {
   return [...new Set(items)].sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
 }
 
-export async function createRelease(o: CreateReleaseOptions): Promise<CreatedRelease> {
+/** What a signed release manifest is made of: the image, the signer and the release's fields. */
+export type ReleaseManifestOptions = Omit<CreateReleaseOptions, 'out' | 'copy'>;
+
+/**
+ * Sign a release manifest for an image: one pass over the file gives the object's hash and the
+ * per-block commitments (createFileSender's observe), then the manifest is signed over them with
+ * the release's fields and policy. `iotupd manifest sign` and createRelease both sign here.
+ */
+export async function signReleaseManifest(o: ReleaseManifestOptions): Promise<{ manifest: Uint8Array; objectId: Uint8Array; version: string }> {
   if (o.sequence < 1n || o.sequence >= 2n ** 64n) throw new UsageError('the sequence must be an integer 1..2^64-1');
-  const dir = resolve(o.out);
-  if (existsSync(dir)) throw new UsageError(`${o.out} already exists (a release directory is never overwritten)`);
-  if (!existsSync(o.image)) throw new UsageError(`image ${o.image} does not exist`);
   const created = o.created ?? Math.floor(Date.now() / 1000);
   const expires = o.expires ?? created + 30 * 86400;
   if (expires <= created) throw new UsageError('the release must expire after it is created');
@@ -75,8 +87,9 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreatedRel
     file: o.image,
     observe: commitments.observe,
     symbolSize: o.symbolSize ?? DEFAULT_SYMBOL_SIZE,
-    maxBlockSymbols: o.maxBlockSymbols ?? 8192,
+    maxBlockSymbols: o.maxBlockSymbols ?? DEFAULT_RELEASE_BLOCK_SYMBOLS,
   });
+  sender.close();
   const version = o.version ?? o.sequence.toString();
   const { rolloutBasisPoints, ...policy } = p;
   const manifest = signFileManifest(sender, commitments.blockHashes(), o.key, {
@@ -90,6 +103,14 @@ export async function createRelease(o: CreateReleaseOptions): Promise<CreatedRel
     ...(rolloutBasisPoints !== undefined ? { rolloutBasisPoints } : {}),
     ...(Object.keys(policy).length > 0 ? { policy } : {}),
   });
+  return { manifest, objectId: sender.objectId, version };
+}
+
+export async function createRelease(o: CreateReleaseOptions): Promise<CreatedRelease> {
+  const dir = resolve(o.out);
+  if (existsSync(dir)) throw new UsageError(`${o.out} already exists (a release directory is never overwritten)`);
+  if (!existsSync(o.image)) throw new UsageError(`image ${o.image} does not exist`);
+  const { manifest, version } = await signReleaseManifest(o);
 
   const parent = dirname(dir);
   mkdirSync(parent, { recursive: true });

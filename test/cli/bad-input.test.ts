@@ -58,6 +58,7 @@ test('bad input: one clear line, a non-zero exit within seconds, nothing written
       { args: ['status', '--product', 'p', '--db', join(dir, 'none', 'x.db')], code: 2, says: /no database at/ },
       { args: ['status', '--product', 'p', '--interface', 'nosuch0', '--once'], code: 1, says: /no such network interface 'nosuch0'/ },
       { args: ['fleet'], code: 2, says: /a sub-command is required/ },
+      { args: ['dashboard', '--product', 'p', '--db', join(dir, 'none.db')], code: 2, says: /no database at .*none\.db/ },
     ];
     for (const c of cases) {
       const t0 = Date.now();

@@ -9,23 +9,10 @@ import { Collector, type CollectorEvent } from '../../src/fleet/collector.js';
 import { DeviceIdentity } from '../../src/fleet/identity.js';
 import { Registry } from '../../src/fleet/registry.js';
 import { FleetStore } from '../../src/fleet/store.js';
-import { MAX_STATUS_BYTES, type StatusBody } from '../../src/wire/status.js';
+import { MAX_STATUS_BYTES } from '../../src/wire/status.js';
+import { body } from './fixtures.js';
 import { prng } from '../support/prng.js';
 
-type Body = Omit<StatusBody, 'counter' | 'publicKey'>;
-const body = (deviceId: string, over: Partial<Body> = {}): Body => ({
-  reason: 'heartbeat',
-  time: 1000,
-  uptime: 5,
-  state: 'idle',
-  installedSequence: 3n,
-  deviceId,
-  product: 'sensor',
-  deviceClass: 'v2',
-  installedVersion: '1.0.0',
-  agentVersion: '0.1.0',
-  ...over,
-});
 
 function setup(n: number): { dir: string; ids: DeviceIdentity[]; registry: string; db: string } {
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-col-'));

@@ -14,24 +14,11 @@ import { DeviceIdentity } from '../../src/fleet/identity.js';
 import { Registry } from '../../src/fleet/registry.js';
 import { Dashboard, checkDashboardOptions, generateToken, isLoopback } from '../../src/fleet/dashboard/server.js';
 import { rollout, snapshot } from '../../src/fleet/dashboard/view.js';
-import type { StatusBody } from '../../src/wire/status.js';
+import { body as statusBody, type Body } from './fixtures.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-type Body = Omit<StatusBody, 'counter' | 'publicKey'>;
-const body = (deviceId: string, over: Partial<Body> = {}): Body => ({
-  reason: 'change',
-  time: 1000,
-  uptime: 5,
-  state: 'idle',
-  installedSequence: 3n,
-  deviceId,
-  product: 'sensor',
-  deviceClass: 'v2',
-  installedVersion: '1.0.0',
-  agentVersion: '0.1.0',
-  ...over,
-});
+const body = (deviceId: string, over: Partial<Body> = {}): Body => statusBody(deviceId, { reason: 'change', ...over });
 
 test('rollout per release: installed, in progress, failed, not yet, quiet; unknown devices never counted', () => {
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-dash-view-'));

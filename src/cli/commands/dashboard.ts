@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { numberOption, parse } from '../command.js';
+import { COLLECTOR_OPTIONS, collectorOptions, listenOptions } from '../collector-options.js';
 import { UsageError } from '../../errors.js';
 import { Collector, Dashboard, DEFAULT_DASHBOARD_PORT, checkDashboardOptions, generateToken, isLoopback } from '../../fleet/index.js';
 
@@ -26,51 +27,31 @@ export const dashboardCommand: Command = {
   usage,
   async run(argv, signal) {
     const { values: v, positionals } = parse(argv, {
-      product: { type: 'string' },
-      interface: { type: 'string' },
+      ...COLLECTOR_OPTIONS,
       port: { type: 'string' },
       bind: { type: 'string' },
       token: { type: 'string' },
-      db: { type: 'string' },
-      registry: { type: 'string' },
       json: { type: 'boolean' },
-      'quiet-after': { type: 'string' },
-      'budget-kbit': { type: 'string' },
-      'fleet-size': { type: 'string' },
-      channel: { type: 'string' },
-      group: { type: 'string' },
       'port-status': { type: 'string' },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (v.product === undefined) throw new UsageError('--product P is required');
-    if (v.interface === undefined && v.db === undefined) throw new UsageError('give --interface IF to listen, or --db FILE to show a database');
     const port = numberOption('port', v.port, DEFAULT_DASHBOARD_PORT, 0, 65_535);
     if (!Number.isInteger(port)) throw new UsageError(`--port must be an integer, got '${v.port}'`);
     const statusPort = numberOption('port-status', v['port-status'], 4242, 1, 65_535);
     if (!Number.isInteger(statusPort)) throw new UsageError(`--port-status must be an integer, got '${v['port-status']}'`);
     const bind = v.bind ?? '127.0.0.1';
-    const budget = {
-      bitsPerSecond: numberOption('budget-kbit', v['budget-kbit'], 256, 0.001, 1e9) * 1000,
-      fleetSize: Math.round(numberOption('fleet-size', v['fleet-size'], 1000, 1, 1e9)),
-    };
-    const quiet = v['quiet-after'] === undefined ? undefined : numberOption('quiet-after', v['quiet-after'], 0, 0.001, 1e9) * 1000;
     // Off loopback a token is mandatory; when none is given one is made and printed below.
     const token = v.token ?? (isLoopback(bind) ? undefined : generateToken());
     const listenOpts = token === undefined ? { bind, port } : { bind, port, token };
     checkDashboardOptions(listenOpts);
-    const opts: ConstructorParameters<typeof Collector>[0] = { product: v.product, budget };
-    if (v.db !== undefined) opts.db = v.db;
-    if (v.registry !== undefined) opts.registry = v.registry;
-    if (quiet !== undefined) opts.quietAfterMs = quiet;
+    const opts = collectorOptions(v);
     const collector = new Collector(opts);
     try {
       const dash = new Dashboard({ collector, ...listenOpts });
       let group: string | undefined;
       if (v.interface !== undefined) {
-        const listen: Parameters<Collector['listen']>[0] = { interface: v.interface, port: statusPort, signal };
-        if (v.channel !== undefined) listen.channel = v.channel;
-        if (v.group !== undefined) listen.group = v.group;
-        group = (await collector.listen(listen)).group;
+        group = (await collector.listen(listenOptions({ ...v, interface: v.interface }, statusPort, signal))).group;
       } else collector.tick();
       const addr = await dash.listen({ signal });
       if (v.json === true) {

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { createFileSender } from '../../transfer/index.js';
 import { DEFAULT_SYMBOL_SIZE } from '../../wire/fountain.js';
 import { writeNewFile } from '../../crypto/keys.js';
 import { numberOption } from '../command.js';
 import { parseTime } from './keygen.js';
+import { DEFAULT_RELEASE_BLOCK_SYMBOLS, signReleaseManifest } from '../../publish/create.js';
 import type { Command } from '../command.js';
 import { parse } from '../command.js';
 import { StorageError, UsageError } from '../../errors.js';
@@ -14,8 +14,6 @@ import {
   loadGroupKey,
   loadPublicKey,
   loadSigningKey,
-  signFileManifest,
-  blockCommitments,
   toHex,
   TrustStore,
   verifyManifest,
@@ -135,25 +133,22 @@ async function sign(argv: string[]): Promise<number> {
   if (values.encrypt && values['group-key'] === undefined) throw new UsageError('--encrypt needs --group-key');
   const key = loadSigningKey(values.key);
   const now = Math.floor(Date.now() / 1000);
-  const commitments = blockCommitments();
-  const sender = await createFileSender({
-    file: image,
-    observe: commitments.observe,
-    symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
-    maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], 8192, 1, 56403),
-  });
   const rollout = values.rollout === undefined ? undefined : Math.round(numberOption('rollout', values.rollout, 100, 0.01, 100) * 100);
-  const manifest = signFileManifest(sender, commitments.blockHashes(), key, {
+  const { manifest, objectId } = await signReleaseManifest({
+    image,
+    key,
     product: values.product,
     sequence: BigInt(values.sequence),
-    version: values.version ?? values.sequence,
+    ...(values.version !== undefined ? { version: values.version } : {}),
     created: now,
     expires: parseTime('expires', values.expires, now + 30 * 86400, now),
+    symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
+    maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], DEFAULT_RELEASE_BLOCK_SYMBOLS, 1, 56403),
     ...(values.encrypt ? { groupKey: loadGroupKey(values['group-key'] as string), cipher } : {}),
     ...(values.digests ? { digests: true } : {}),
-    ...(rollout !== undefined ? { rolloutBasisPoints: rollout } : {}),
+    ...(rollout !== undefined ? { policy: { rolloutBasisPoints: rollout } } : {}),
   });
   writeNewFile(values.out, manifest, 0o644, values.force ?? false);
-  console.log(`manifest for ${toHex(sender.objectId)} (sequence ${values.sequence}, ${manifest.length} bytes) signed by ${toHex(key.keyId)}: ${values.out}`);
+  console.log(`manifest for ${toHex(objectId)} (sequence ${values.sequence}, ${manifest.length} bytes) signed by ${toHex(key.keyId)}: ${values.out}`);
   return 0;
 }

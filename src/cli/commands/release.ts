@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { loadGroupKey, loadSigningKey, type RolloutWave } from '../../crypto/index.js';
 import { UsageError } from '../../errors.js';
-import { createRelease, policyList, type ReleasePolicy } from '../../publish/create.js';
+import { createRelease, DEFAULT_RELEASE_BLOCK_SYMBOLS, policyList, type ReleasePolicy } from '../../publish/create.js';
 import { DEFAULT_SYMBOL_SIZE } from '../../wire/fountain.js';
 import { numberOption, parse, type Command } from '../command.js';
 import { parseTime } from './keygen.js';
@@ -132,7 +132,7 @@ export const releaseCommand: Command = {
       expires,
       policy,
       symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
-      maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], 8192, 1, 56403),
+      maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], DEFAULT_RELEASE_BLOCK_SYMBOLS, 1, 56403),
       ...(values.encrypt ? { groupKey: loadGroupKey(values['group-key'] as string), cipher } : {}),
       ...(values.digests ? { digests: true } : {}),
       ...(values.copy ? { copy: true } : {}),

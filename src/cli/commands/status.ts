@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
 import type { Command } from '../command.js';
 import { numberOption, parse } from '../command.js';
+import { COLLECTOR_OPTIONS, collectorOptions, listenOptions } from '../collector-options.js';
 import { UsageError } from '../../errors.js';
 import { Collector, type CollectorEvent, type DeviceView, type FleetSummary } from '../../fleet/index.js';
 import { deviceJson as viewDeviceJson } from '../../fleet/dashboard/view.js';
@@ -128,39 +128,19 @@ export const statusCommand: Command = {
   usage,
   async run(argv, signal) {
     const { values: v, positionals } = parse(argv, {
-      product: { type: 'string' },
-      interface: { type: 'string' },
-      db: { type: 'string' },
-      registry: { type: 'string' },
+      ...COLLECTOR_OPTIONS,
       once: { type: 'boolean' },
       listen: { type: 'string' },
       json: { type: 'boolean' },
       table: { type: 'boolean' },
-      'quiet-after': { type: 'string' },
-      'budget-kbit': { type: 'string' },
-      'fleet-size': { type: 'string' },
-      channel: { type: 'string' },
-      group: { type: 'string' },
       port: { type: 'string' },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    if (v.product === undefined) throw new UsageError('--product P is required');
-    if (v.interface === undefined && v.db === undefined) throw new UsageError('give --interface IF to listen, or --db FILE to show a database');
+    const opts = collectorOptions(v);
     if (v.interface === undefined && v.listen !== undefined) throw new UsageError('--listen needs --interface');
-    // Showing a database that is not there would create an empty one and show nothing: a typo.
-    if (v.interface === undefined && v.db !== undefined && !existsSync(v.db)) throw new UsageError(`no database at ${v.db} (give --interface IF to start collecting)`);
     const listenS = numberOption('listen', v.listen, 10, 0.1, 86_400);
     const port = numberOption('port', v.port, 4242, 1, 65_535);
     if (!Number.isInteger(port)) throw new UsageError(`--port must be an integer, got '${v.port}'`);
-    const budget = {
-      bitsPerSecond: numberOption('budget-kbit', v['budget-kbit'], 256, 0.001, 1e9) * 1000,
-      fleetSize: Math.round(numberOption('fleet-size', v['fleet-size'], 1000, 1, 1e9)),
-    };
-    const quiet = v['quiet-after'] === undefined ? undefined : numberOption('quiet-after', v['quiet-after'], 0, 0.001, 1e9) * 1000;
-    const opts: ConstructorParameters<typeof Collector>[0] = { product: v.product, budget };
-    if (v.db !== undefined) opts.db = v.db;
-    if (v.registry !== undefined) opts.registry = v.registry;
-    if (quiet !== undefined) opts.quietAfterMs = quiet;
     const c = new Collector(opts);
     if (v.json === true && v.table === true) throw new UsageError('--json and --table exclude each other');
     const json = v.json === true || (v.table !== true && !process.stdout.isTTY);
@@ -172,9 +152,7 @@ export const statusCommand: Command = {
         else console.log(formatTable(c.summary(), c.devices(), Date.now()));
         return 0;
       }
-      const listen: Parameters<Collector['listen']>[0] = { interface: v.interface, port, signal };
-      if (v.channel !== undefined) listen.channel = v.channel;
-      if (v.group !== undefined) listen.group = v.group;
+      const listen = listenOptions({ ...v, interface: v.interface }, port, signal);
       if (json && !v.once) c.on('event', (e) => print(eventJson(e)));
       const { group } = await c.listen(listen);
       if (json) print({ type: 'listening', product: v.product, group, port, interface: v.interface });
