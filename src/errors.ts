@@ -207,3 +207,8 @@ export function abortError(signal: AbortSignal | undefined): IotupdError {
   const message = reason instanceof Error && reason.name !== 'AbortError' ? reason.message : 'aborted';
   return new AbortError(message, { cause: reason });
 }
+
+/** `err` as an IotupdError: itself when it is one, else an ERR_INTERNAL wrapping it as `cause`. */
+export function asIotupdError(err: unknown): IotupdError {
+  return err instanceof IotupdError ? err : new IotupdError(ErrorCode.INTERNAL, err instanceof Error ? err.message : String(err), { cause: err });
+}

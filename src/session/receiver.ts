@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { resolveGroup, type ChannelTarget } from '../channel/index.js';
 import { checkOutputPath } from '../fsutil/index.js';
-import { abortError, IotupdError, TimeoutError, UsageError } from '../errors.js';
+import { abortError, asIotupdError, type IotupdError, TimeoutError, UsageError } from '../errors.js';
 import type { Manifest } from '../crypto/index.js';
 import { receiveFile, type ReceiveResult } from '../transfer/driver.js';
 import type { ReceiverMemoryTuning } from '../transfer/heap.js';
@@ -104,15 +104,11 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
     if (opts.signal?.aborted) onAbort();
     const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => ac.abort(new TimeoutError(`no complete object within ${opts.timeoutMs! / 1000} s (the spool is kept for resume)`)), opts.timeoutMs);
     timer?.unref();
-    let manifest: Manifest | undefined;
     try {
       // Deferred to the next turn so that listeners attached right after construction see every event.
       await Promise.resolve();
       const sec = (this.#security = opts.security
-        ? receiveSecurity(opts.security, (m) => {
-            manifest = m;
-            this.emit('manifest', m);
-          })
+        ? receiveSecurity(opts.security, (m) => this.emit('manifest', m))
         : undefined);
       const result = await receiveFile({
         out: opts.out,
@@ -141,11 +137,12 @@ export class Receiver extends EventEmitter<ReceiverEvents> {
       if (sec) {
         outcome.manifest = sec.commit(opts.out, result.info);
         outcome.security = sec.summary();
-      } else if (manifest) outcome.manifest = manifest;
+      }
       this.emit('complete', outcome);
       return outcome;
     } catch (err) {
-      const e = err instanceof IotupdError ? err : new IotupdError('ERR_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+      const e = asIotupdError(err);
+      // `done` rejects with it; the event is for observers, so no listener is no crash.
       if (this.listenerCount('error') > 0) this.emit('error', e);
       throw e;
     } finally {

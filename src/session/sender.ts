@@ -3,7 +3,7 @@
 // paced once by the network driver (src/transfer/driver.ts).
 import { EventEmitter } from 'node:events';
 import { resolveGroup, type ChannelTarget } from '../channel/index.js';
-import { IotupdError, UsageError } from '../errors.js';
+import { asIotupdError, type IotupdError, UsageError } from '../errors.js';
 import { sendFile, type SendFileResult } from '../transfer/driver.js';
 import type { SenderStats } from '../transfer/sender.js';
 import type { Oti } from '../fec/index.js';
@@ -124,7 +124,8 @@ export class Sender extends EventEmitter<SenderEvents> {
       this.emit('complete', result);
       return result;
     } catch (err) {
-      const e = err instanceof IotupdError ? err : new IotupdError('ERR_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+      const e = asIotupdError(err);
+      // `done` rejects with it; the event is for observers, so no listener is no crash.
       if (this.listenerCount('error') > 0) this.emit('error', e);
       throw e;
     }
