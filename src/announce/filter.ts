@@ -13,7 +13,7 @@ import type { Delegation } from '../crypto/certs.js';
 import { ed25519Verify } from '../crypto/keys.js';
 import type { TrustStore } from '../crypto/trust.js';
 import { IotupdError, UsageError } from '../errors.js';
-import { BeaconDecodeError, decodeDatagram, MAX_BEACON, signingInput, type AnnounceBeacon, type Beacon, type HaltBeacon } from '../wire/beacon.js';
+import { BeaconDecodeError, decodeDatagram, MAX_BEACON, signingInput, type AnnounceBeacon, type Beacon, type DemandCounts, type HaltBeacon, type ReleaseState, type StateBeacon } from '../wire/beacon.js';
 import { LruMap, TokenBucket } from './bounded.js';
 
 export type RefusalReason =
@@ -91,6 +91,21 @@ export interface Halt {
   receivedAt: number;
 }
 
+/** A verified STATE beacon: what the publisher does with a release's data, and why. */
+export interface ReleaseStateNotice {
+  product: string;
+  sequence: bigint;
+  manifestId: Uint8Array;
+  version: string;
+  state: ReleaseState;
+  demand: DemandCounts;
+  reason: string;
+  issuedAt: number;
+  expires: number;
+  signerKeyId: Uint8Array;
+  receivedAt: number;
+}
+
 export type AnnounceResult =
   /** A release to fetch: the first valid beacon for it, or the first after a back-off ended. */
   | { type: 'offer'; offer: Offer }
@@ -98,6 +113,8 @@ export type AnnounceResult =
   | { type: 'repeat'; manifestId: Uint8Array; sequence: bigint }
   /** A valid HALT; `first` is true the first time this manifest id is halted. */
   | { type: 'halt'; halt: Halt; first: boolean }
+  /** A valid STATE beacon (collectors act on these; devices ignore them). */
+  | { type: 'state'; state: ReleaseStateNotice }
   /** Two releases share a sequence: stop acting on both (reported once per sequence). */
   | { type: 'conflict'; product: string; sequence: bigint; manifestIds: Uint8Array[] }
   | { type: 'refused'; reason: RefusalReason; message: string };
@@ -137,13 +154,14 @@ export interface AnnounceFilterStats {
   offers: number;
   repeats: number;
   halts: number;
+  states: number;
   conflicts: number;
   /** Ed25519 verifications performed (beacon signatures and certificate chains). */
   verifications: number;
   refused: Record<RefusalReason, number>;
 }
 
-interface ReleaseState {
+interface OfferState {
   sequence: bigint;
   /** When the release may be offered again; undefined while the current offer stands. */
   retryAt: number | undefined;
@@ -186,7 +204,7 @@ export class AnnounceFilter {
   readonly #signerBuckets: LruMap<string, TokenBucket>;
   /** Highest verified counter per signer key id. */
   readonly #counters: LruMap<string, bigint>;
-  readonly #releases: LruMap<string, ReleaseState>;
+  readonly #releases: LruMap<string, OfferState>;
   readonly #halts: LruMap<string, Halt>;
   readonly #sequences: LruMap<bigint, SequenceState>;
   readonly #chains = new LruMap<string, ChainEntry>(CHAIN_CACHE_SIZE);
@@ -210,7 +228,7 @@ export class AnnounceFilter {
     this.#halts = new LruMap(opts.maxHalts ?? 64);
     this.#sequences = new LruMap(opts.maxSequences ?? 64);
     const refused = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
-    this.stats = { datagrams: 0, offers: 0, repeats: 0, halts: 0, conflicts: 0, verifications: 0, refused };
+    this.stats = { datagrams: 0, offers: 0, repeats: 0, halts: 0, states: 0, conflicts: 0, verifications: 0, refused };
   }
 
   get installedSequence(): bigint {
@@ -318,7 +336,27 @@ export class AnnounceFilter {
     if (prev !== undefined && b.counter <= prev) return this.#refuse('replay', `counter ${b.counter} of signer ${signer} is not above ${prev}`);
     this.#counters.set(signer, b.counter);
 
-    return b.kind === 'halt' ? this.#halt(b, now) : this.#announce(b, now);
+    return b.kind === 'halt' ? this.#halt(b, now) : b.kind === 'state' ? this.#state(b, now) : this.#announce(b, now);
+  }
+
+  #state(b: StateBeacon, now: number): AnnounceResult {
+    this.stats.states += 1;
+    return {
+      type: 'state',
+      state: {
+        product: b.product,
+        sequence: b.sequence,
+        manifestId: new Uint8Array(b.manifestId),
+        version: b.version,
+        state: b.state,
+        demand: { ...b.demand },
+        reason: b.reason,
+        issuedAt: b.issuedAt,
+        expires: b.expires,
+        signerKeyId: new Uint8Array(b.signerKeyId),
+        receivedAt: now,
+      },
+    };
   }
 
   #resolve(b: Beacon, now: number, effectiveNow: number | undefined): ChainEntry {

@@ -9,6 +9,7 @@ export {
   type AnnounceFilterStats,
   type AnnounceResult,
   type Halt,
+  type ReleaseStateNotice,
   type Offer,
   type RefusalReason,
 } from './filter.js';

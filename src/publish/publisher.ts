@@ -74,7 +74,7 @@ export type PublisherEvent =
   | ({ type: 'release-added' } & ReleaseSummary)
   | ({ type: 'release-withdrawn' } & ReleaseSummary)
   | { type: 'release-error'; source: string; code: string; message: string }
-  | { type: 'beacon'; kind: 'announce' | 'halt'; product: string; sequence: string; manifestId: string; counter: string; bytes: number; group: string }
+  | { type: 'beacon'; kind: 'announce' | 'halt' | 'state'; product: string; sequence: string; manifestId: string; counter: string; bytes: number; group: string }
   | { type: 'send-error'; message: string }
   | { type: 'reloaded'; releases: number; added: number; withdrawn: number; errors: number }
   | { type: 'stopped' };

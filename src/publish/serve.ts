@@ -15,6 +15,9 @@ export interface RunningTransfer {
   stop(): Promise<void>;
   /** Settles when the transfer ends on its own (error or completion); optional. */
   done?: Promise<unknown>;
+  /** Stop and resume sending, keeping the transfer's place (needed for pausing releases nobody needs). */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface ServeTarget {
@@ -92,6 +95,8 @@ export function fountainServer(opts: FountainServeOptions = {}): ServeRelease {
         await stopped.catch(() => undefined);
       },
       done: stopped,
+      pause: () => tx.pause(),
+      resume: () => tx.resume(),
     };
   };
 }

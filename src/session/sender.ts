@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { resolveGroup, type ChannelTarget } from '../channel/index.js';
 import { asIotupdError, type IotupdError, UsageError } from '../errors.js';
 import { sendFile, type SendFileResult } from '../transfer/driver.js';
+import { SendGate } from '../transfer/gate.js';
 import type { SenderStats } from '../transfer/sender.js';
 import type { Oti } from '../fec/index.js';
 import { HashAlgorithm } from '../wire/fountain.js';
@@ -69,6 +70,7 @@ export class Sender extends EventEmitter<SenderEvents> {
   readonly done: Promise<SendFileResult>;
   #stats: SenderStats | undefined;
   #result: SendFileResult | undefined;
+  readonly #gate = new SendGate();
 
   constructor(opts: SendOptions) {
     super();
@@ -82,6 +84,22 @@ export class Sender extends EventEmitter<SenderEvents> {
   /** The sender's counts at the last progress event (also after an abort or a failure). */
   get stats(): SenderStats | undefined {
     return this.#stats;
+  }
+
+  /**
+   * Stop sending until resume(), keeping the place in the symbol schedule: receivers that stay
+   * joined get new symbols when it resumes. A duration (`durationMs`) keeps running meanwhile.
+   */
+  pause(): void {
+    this.#gate.pause();
+  }
+
+  resume(): void {
+    this.#gate.resume();
+  }
+
+  get paused(): boolean {
+    return this.#gate.paused;
   }
 
   /** The final counts and socket figures once sending stopped, also when aborted. */
@@ -111,6 +129,7 @@ export class Sender extends EventEmitter<SenderEvents> {
         ...(opts.hash === 'blake3' ? { hashAlgorithm: HashAlgorithm.BLAKE3 } : {}),
         ...(opts.security ? { security: opts.security } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
+        gate: this.#gate,
         progressIntervalMs: opts.progressIntervalMs ?? 500,
         onStart: (s) => this.emit('start', { objectId: s.objectId, oti: s.oti, blocks: s.blockCount, group: this.group, port }),
         onProgress: (stats) => {

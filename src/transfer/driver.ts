@@ -7,6 +7,7 @@ import { hashFile } from './object.js';
 import { FileStore, FountainReceiver, type FileStoreOptions, type ReceiverOptions, type ReceiverProgress, type ReceiverStats, type ObjectInfo } from './receiver/index.js';
 import { FountainSender, repairBlocks, type SenderStats } from './sender.js';
 import { SendPipeline, type SendStage } from './pipeline.js';
+import type { SendGate } from './gate.js';
 import type { SendSecurity } from '../session/send-security.js';
 import { FileSource } from './source.js';
 import { InlineDecoder, WorkerDecoder } from './decoding.js';
@@ -52,6 +53,8 @@ export interface SendFileOptions extends Omit<FileSenderOptions, 'sealer' | 'obs
    */
   security?: SendSecurity;
   signal?: AbortSignal;
+  /** While this gate is paused, nothing is sent; the transfer resumes where it stopped. */
+  gate?: SendGate;
   /** Called once the file is hashed and the socket is ready, before the first datagram. */
   onStart?: (sender: FountainSender) => void;
   /** Called with the final counts when sending stops, also when the signal stopped it. */
@@ -197,6 +200,11 @@ export async function sendFile(opts: SendFileOptions): Promise<SendFileResult> {
     opts.onStart?.(sender);
     for (;;) {
       if (opts.signal?.aborted) break;
+      if (opts.gate?.paused) {
+        if (burst.length > 0 && !(await flush())) break;
+        await opts.gate.whenOpen(opts.signal);
+        continue;
+      }
       if (!plansIn && pipeline.nextBuildsEncoder) {
         if (burst.length > 0 && !(await flush())) break;
         await plans?.done;

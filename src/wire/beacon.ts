@@ -1,7 +1,9 @@
 /**
  * Release announcement beacons (docs/publish.md, "Beacon format"): signed datagrams a publisher
- * repeats on a product's announce channel. Two kinds: ANNOUNCE (a release exists, and where its
- * data is sent) and HALT (stop a release; optionally roll back devices that installed it).
+ * repeats on a product's announce channel. Three kinds: ANNOUNCE (a release exists, and where its
+ * data is sent), HALT (stop a release; optionally roll back devices that installed it) and STATE
+ * (whether the publisher serves or has paused a release's data, and why; sent on the product's
+ * status channel for collectors, never on the announce channel).
  * All integers big-endian; sent raw (no Librecast message header), one beacon per datagram.
  *
  *  0                   1                   2                   3
@@ -9,7 +11,7 @@
  * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  * |  'I' 0x49   |  'O' 0x4f     |  'T' 0x54     |  'B' 0x42       |
  * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
- * |  version = 1  | kind 1 ANN/2 HALT |   total length L (u16)    |
+ * |  version = 1  | kind 1/2/3    |   total length L (u16)        |
  * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  * |                signer key id (8 bytes, offset 8)              |
  * +                                                               +
@@ -25,6 +27,9 @@
  * |           u64 size | 16 data group | u16 data port            |
  * |           u32 data timeout (s) | u8 n, data channel name      |
  * | HALT:     u8 flags (bit 0: roll back devices that installed)  |
+ * | STATE:    u8 state (0 serving, 1 paused) | u8 n, version     |
+ * |           u32 live | u32 needing | u32 received | u32 waiting |
+ * |           u32 outside | u32 gave-up | u8 n, reason (0..200)   |
  * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  * |  Ed25519 signature (64 bytes, offset L - 64) over              |
  * |  "iotupd beacon v1\0" || bytes [0, L - 64)                    |
@@ -53,13 +58,39 @@ export const MAX_PRODUCT = 64;
 export const MAX_VERSION = 64;
 export const MAX_OBJECT_ID = 32;
 export const MAX_CHANNEL_NAME = 255;
+export const MAX_STATE_REASON = 200;
 /** Signature context: differs from every other signed structure of iotupd. */
 export const SIGNATURE_CONTEXT = new TextEncoder().encode('iotupd beacon v1\0');
 const MAGIC = [0x49, 0x4f, 0x54, 0x42] as const; // "IOTB"
 const FIXED_HEADER = 17;
 const U64_MAX = (1n << 64n) - 1n;
 
-export const BeaconKind = { ANNOUNCE: 1, HALT: 2 } as const;
+export const BeaconKind = { ANNOUNCE: 1, HALT: 2, STATE: 3 } as const;
+
+/** What a publisher does with a release's data (STATE beacons). */
+export const RELEASE_STATES = ['serving', 'paused'] as const;
+export type ReleaseState = (typeof RELEASE_STATES)[number];
+
+/**
+ * The publisher's view of the devices of a release's rollout, from their status reports
+ * (docs/publish.md "Pausing"): every count is of enrolled devices heard recently.
+ */
+export interface DemandCounts {
+  /** Enrolled devices heard within the quiet time. */
+  live: number;
+  /** Of them, devices that still need the release's data now. */
+  needing: number;
+  /** Have the data: installing, installed, or running a later release. */
+  received: number;
+  /** In the rollout, but their wave or activation window has not opened yet. */
+  waiting: number;
+  /** Not in the rollout (device class, percentage, closed window). */
+  outside: number;
+  /** Failed or rolled this release back. */
+  gaveUp: number;
+}
+
+export const DEMAND_FIELDS = ['live', 'needing', 'received', 'waiting', 'outside', 'gaveUp'] as const satisfies readonly (keyof DemandCounts)[];
 
 /** Halt flag bits. */
 export const HaltFlags = { ROLLBACK: 0x01 } as const;
@@ -106,7 +137,16 @@ export interface HaltBeacon extends BeaconCommon {
   rollback: boolean;
 }
 
-export type Beacon = AnnounceBeacon | HaltBeacon;
+export interface StateBeacon extends BeaconCommon {
+  kind: 'state';
+  state: ReleaseState;
+  version: string;
+  demand: DemandCounts;
+  /** Why, in words (0..200 bytes UTF-8). */
+  reason: string;
+}
+
+export type Beacon = AnnounceBeacon | HaltBeacon | StateBeacon;
 
 /** Why bytes are not a beacon; receivers count drops by this. */
 export type BeaconFault = 'short' | 'magic' | 'version' | 'kind' | 'length' | 'chain' | 'field' | 'trailing';
@@ -179,6 +219,14 @@ function check(b: Beacon): number {
     n += 8 + 16 + 2 + 4 + 1 + strLength('channel name', b.channel, 0, MAX_CHANNEL_NAME);
   } else if (b.kind === 'halt') {
     n += 1;
+  } else if (b.kind === 'state') {
+    if (!RELEASE_STATES.includes(b.state)) throw fieldError(`unknown release state '${String(b.state)}'`);
+    n += 1 + 1 + strLength('version', b.version, 0, MAX_VERSION);
+    for (const f of DEMAND_FIELDS) {
+      const v = b.demand[f];
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw fieldError(`demand ${f} must be a u32, got ${v}`);
+    }
+    n += 4 * DEMAND_FIELDS.length + 1 + strLength('reason', b.reason, 0, MAX_STATE_REASON);
   } else {
     throw new BeaconDecodeError('kind', `beacon: unknown kind '${String((b as { kind: unknown }).kind)}'`);
   }
@@ -230,7 +278,7 @@ export function encode(b: Beacon, buf?: Uint8Array, offset = 0): Uint8Array {
   };
   for (const m of MAGIC) u8(m);
   u8(BEACON_VERSION);
-  u8(b.kind === 'announce' ? BeaconKind.ANNOUNCE : BeaconKind.HALT);
+  u8(b.kind === 'announce' ? BeaconKind.ANNOUNCE : b.kind === 'halt' ? BeaconKind.HALT : BeaconKind.STATE);
   u16(length);
   raw(b.signerKeyId);
   u8(b.chain.length);
@@ -253,8 +301,13 @@ export function encode(b: Beacon, buf?: Uint8Array, offset = 0): Uint8Array {
     u16(b.port);
     u32(b.dataTimeout);
     str8(b.channel);
-  } else {
+  } else if (b.kind === 'halt') {
     u8(b.rollback ? HaltFlags.ROLLBACK : 0);
+  } else {
+    u8(RELEASE_STATES.indexOf(b.state));
+    str8(b.version);
+    for (const f of DEMAND_FIELDS) u32(b.demand[f]);
+    str8(b.reason);
   }
   raw(b.signature);
   if (p !== length) throw new Error(`beacon: wrote ${p} bytes, computed ${length}`);
@@ -290,7 +343,7 @@ export function decode(buf: Uint8Array, offset = 0): Beacon {
   const version = view.getUint8(4);
   if (version !== BEACON_VERSION) throw new BeaconDecodeError('version', `beacon: unsupported version ${version}`);
   const kindByte = view.getUint8(5);
-  if (kindByte !== BeaconKind.ANNOUNCE && kindByte !== BeaconKind.HALT) throw new BeaconDecodeError('kind', `beacon: unknown kind ${kindByte}`);
+  if (kindByte !== BeaconKind.ANNOUNCE && kindByte !== BeaconKind.HALT && kindByte !== BeaconKind.STATE) throw new BeaconDecodeError('kind', `beacon: unknown kind ${kindByte}`);
   const length = view.getUint16(6);
   if (length > MAX_BEACON || length < FIXED_HEADER + SIGNATURE_LENGTH) throw new BeaconDecodeError('length', `beacon: length field ${length} out of range`);
   if (length > avail) throw new BeaconDecodeError('length', `beacon: length field ${length}, only ${avail} bytes present`);
@@ -375,10 +428,18 @@ export function decode(buf: Uint8Array, offset = 0): Beacon {
     if (dataTimeout === 0) throw fieldError('data timeout 0');
     const channel = str8('channel name', 0, MAX_CHANNEL_NAME);
     beacon = { kind: 'announce', ...common, version, objectId, size, group: formatIpv6(groupBytes), port, dataTimeout, channel, signature: new Uint8Array(0) };
-  } else {
+  } else if (kindByte === BeaconKind.HALT) {
     const flags = u8();
     if (flags & ~HaltFlags.ROLLBACK) throw fieldError(`unknown halt flags 0x${flags.toString(16)}`);
     beacon = { kind: 'halt', ...common, rollback: (flags & HaltFlags.ROLLBACK) !== 0, signature: new Uint8Array(0) };
+  } else {
+    const state = RELEASE_STATES[u8()];
+    if (state === undefined) throw fieldError('unknown release state');
+    const version = str8('version', 0, MAX_VERSION);
+    const demand = {} as DemandCounts;
+    for (const f of DEMAND_FIELDS) demand[f] = u32();
+    const reason = str8('reason', 0, MAX_STATE_REASON);
+    beacon = { kind: 'state', ...common, state, version, demand, reason, signature: new Uint8Array(0) };
   }
   if (p !== end) throw new BeaconDecodeError('trailing', `beacon: ${end - p} bytes between the body and the signature`);
   beacon.signature = buf.subarray(offset + end, offset + length);

@@ -291,3 +291,20 @@ test('malformed datagrams are counted, never thrown', () => {
   assert.equal(f.stats.refused.malformed, 4);
   assert.equal(f.stats.datagrams, 4);
 });
+
+test('a STATE beacon is verified like the others and reported as a state, never as an offer', () => {
+  const f = filter();
+  counter += 1n;
+  const content = { kind: 'state', counter, issuedAt: T0, expires: T0 + 600, product: PRODUCT, sequence: 5n, manifestId: mid(5), state: 'paused', version: '5.0', demand: { live: 3, needing: 0, received: 2, waiting: 0, outside: 1, gaveUp: 0 }, reason: 'none of the 3 devices heard needs it' } as const;
+  const r = f.push(signBeacon(content, signer), NOW);
+  assert.equal(r.type, 'state');
+  if (r.type !== 'state') return;
+  assert.equal(r.state.state, 'paused');
+  assert.equal(r.state.version, '5.0');
+  assert.deepEqual(r.state.demand, content.demand);
+  assert.equal(f.stats.states, 1);
+  assert.equal(f.stats.offers, 0);
+  // Signed by a key that does not chain to the pinned root: refused as for any beacon.
+  counter += 1n;
+  refused(f.push(signBeacon({ ...content, counter }, key('stranger')), NOW), 'untrusted');
+});

@@ -11,6 +11,7 @@ import {
   signingInput,
   type AnnounceBeacon,
   type HaltBeacon,
+  type StateBeacon,
 } from '../../src/wire/beacon.js';
 import { signBeacon } from '../../src/announce/sign.js';
 import { privateKeyFromSeed, signingKeyFrom } from '../../src/crypto/keys.js';
@@ -95,6 +96,62 @@ const HALT_BYTES = Uint8Array.from([
   ...SIG,
 ]);
 
+const STATE: StateBeacon = {
+  kind: 'state',
+  signerKeyId: KEY_ID,
+  chain: [],
+  counter: 9n,
+  issuedAt: 1000,
+  expires: 1600,
+  product: 'p',
+  sequence: 3n,
+  manifestId: MANIFEST_ID,
+  state: 'paused',
+  version: '2.0',
+  demand: { live: 7, needing: 0, received: 5, waiting: 1, outside: 1, gaveUp: 0x01020304 },
+  reason: 'no one',
+  signature: SIG,
+};
+
+const STATE_BYTES = Uint8Array.from([
+  0x49, 0x4f, 0x54, 0x42, 0x01, 0x03, // kind STATE
+  0x00, 0xb7, // 183
+  ...KEY_ID,
+  0x00, // no chain
+  ...u64(9n), ...u64(1000n), ...u64(1600n),
+  1, ...str('p'),
+  ...u64(3n),
+  ...MANIFEST_ID,
+  0x01, // paused
+  3, ...str('2.0'),
+  0, 0, 0, 7, // live
+  0, 0, 0, 0, // needing
+  0, 0, 0, 5, // received
+  0, 0, 0, 1, // waiting
+  0, 0, 0, 1, // outside
+  1, 2, 3, 4, // gave up
+  6, ...str('no one'),
+  ...SIG,
+]);
+
+test('known answer: STATE layout written by hand', () => {
+  assert.equal(STATE_BYTES.length, 183);
+  assert.deepEqual(encode(STATE), STATE_BYTES);
+  const d = decodeDatagram(STATE_BYTES) as StateBeacon;
+  assert.equal(d.kind, 'state');
+  assert.equal(d.state, 'paused');
+  assert.deepEqual(d.demand, STATE.demand);
+  assert.equal(d.reason, 'no one');
+  const serving = encode({ ...STATE, state: 'serving' });
+  assert.equal(serving[17 + 24 + 2 + 8 + 32], 0);
+  // An unknown state byte, an over-long reason and a count beyond u32 are refused.
+  const bad = new Uint8Array(STATE_BYTES);
+  bad[17 + 24 + 2 + 8 + 32] = 2;
+  assert.throws(() => decodeDatagram(bad), (e: unknown) => e instanceof BeaconDecodeError && e.fault === 'field');
+  assert.throws(() => encode({ ...STATE, reason: 'x'.repeat(201) }), BeaconDecodeError);
+  assert.throws(() => encode({ ...STATE, demand: { ...STATE.demand, live: 2 ** 32 } }), BeaconDecodeError);
+});
+
 test('known answer: ANNOUNCE layout written by hand', () => {
   assert.equal(ANNOUNCE_BYTES.length, 207);
   assert.equal(encodingLength(ANNOUNCE), 207);
@@ -172,7 +229,7 @@ test('malformed fields are refused with a fault', () => {
     ['magic', (b) => (b[0] = 0x4a), 'magic'],
     ['version', (b) => (b[4] = 2), 'version'],
     ['kind 0', (b) => (b[5] = 0), 'kind'],
-    ['kind 3', (b) => (b[5] = 3), 'kind'],
+    ['kind 4', (b) => (b[5] = 4), 'kind'],
     ['length over the cap', (b) => new DataView(b.buffer).setUint16(6, MAX_BEACON + 1), 'length'],
     ['length beyond the datagram', (b) => new DataView(b.buffer).setUint16(6, 208), 'length'],
     ['chain of 5', (b) => (b[16] = 5), 'chain'],
