@@ -16,7 +16,15 @@ import { decodeCertificateUnverified } from '../crypto/certs.js';
 import type { SigningKey } from '../crypto/keys.js';
 import type { TrustStore } from '../crypto/trust.js';
 import { IotupdError, UsageError } from '../errors.js';
-import { McastSocket } from '../net/socket.js';
+import { DEFAULT_PORT, McastSocket } from '../net/socket.js';
+import { resolveGroup } from '../channel/resolve.js';
+import { statusChannel } from '../fleet/channel.js';
+import { Collector } from '../fleet/collector.js';
+import type { Registry } from '../fleet/registry.js';
+import { quietAfter, type RateBudget } from '../fleet/reporter.js';
+import type { ManifestFields } from '../crypto/manifest.js';
+import { MAX_STATE_REASON, type DemandCounts } from '../wire/beacon.js';
+import { describeDemand, deviceNeed, PauseRule, releaseDemand } from './demand.js';
 import { checkImage, loadReleasesConfig, loadReleasesDir, type LoadResult, type Release } from './release.js';
 import { BeaconScheduler } from './scheduler.js';
 import type { RunningTransfer, ServeRelease } from './serve.js';
@@ -51,10 +59,29 @@ export interface PublisherOptions {
   /** Starts the data transfer of a release. Absent: announce only (another process sends the data). */
   serve?: ServeRelease;
   hopLimit?: number;
+  /** Pause the data of releases no device needs (docs/publish.md "Pausing"); off when absent. */
+  demand?: DemandOptions;
   signal?: AbortSignal;
   onEvent?: (e: PublisherEvent) => void;
 }
 
+/** How the publisher hears the fleet, and when it pauses a release's data. */
+export interface DemandOptions {
+  /** The enrolled devices (a registry file, re-read on change, or a Registry): only their reports count. */
+  registry: string | Registry;
+  /** The devices' status budget: sets when a device counts as quiet (as the collector's). */
+  budget?: RateBudget;
+  /** Devices not heard for this long do not count (default from the budget). */
+  quietAfterMs?: number;
+  /** Nothing is paused until the publisher has listened this long (default: quietAfterMs). */
+  graceMs?: number;
+  /** A release is paused once nobody has needed it for this long (default 5000 ms). */
+  holdMs?: number;
+  /** ms between ANNOUNCE beacons of a paused release (default 6 x interval). */
+  pausedInterval?: number;
+  /** UDP port of the status channel (default 4242, as the devices' reporters). */
+  port?: number;
+}
 export interface ReleaseSummary {
   source: string;
   product: string;
@@ -67,6 +94,10 @@ export interface ReleaseSummary {
   group: string;
   port: number;
   announceGroup: string;
+  /** With demand tracking: whether the data is sent, how many devices need it, and why. */
+  data?: 'serving' | 'paused';
+  demand?: DemandCounts;
+  reason?: string;
 }
 
 export type PublisherEvent =
@@ -75,6 +106,9 @@ export type PublisherEvent =
   | ({ type: 'release-withdrawn' } & ReleaseSummary)
   | { type: 'release-error'; source: string; code: string; message: string }
   | { type: 'beacon'; kind: 'announce' | 'halt' | 'state'; product: string; sequence: string; manifestId: string; counter: string; bytes: number; group: string }
+  | ({ type: 'paused' } & ReleaseSummary)
+  | ({ type: 'resumed' } & ReleaseSummary)
+  | { type: 'listening-status'; product: string; group: string; port: number }
   | { type: 'send-error'; message: string }
   | { type: 'reloaded'; releases: number; added: number; withdrawn: number; errors: number }
   | { type: 'stopped' };
@@ -82,6 +116,9 @@ export type PublisherEvent =
 export interface PublisherStats {
   announces: number;
   halts: number;
+  states: number;
+  pauses: number;
+  resumes: number;
   sendErrors: number;
   reloads: number;
 }
@@ -95,6 +132,10 @@ interface Active {
   data: Channel;
   transfer: RunningTransfer | undefined;
   abort: AbortController;
+  /** The manifest as the demand rules read it. */
+  manifest: ManifestFields & { manifestId: Uint8Array };
+  /** With demand tracking, for live releases. */
+  rule: PauseRule | undefined;
 }
 
 function stateKey(r: Release): string {
@@ -102,7 +143,7 @@ function stateKey(r: Release): string {
 }
 
 export class Publisher {
-  readonly stats: PublisherStats = { announces: 0, halts: 0, sendErrors: 0, reloads: 0 };
+  readonly stats: PublisherStats = { announces: 0, halts: 0, states: 0, pauses: 0, resumes: 0, sendErrors: 0, reloads: 0 };
   readonly #opts: PublisherOptions;
   readonly #scheduler: BeaconScheduler;
   readonly #active = new Map<string, Active>();
@@ -117,6 +158,12 @@ export class Publisher {
   #queue: Promise<unknown> = Promise.resolve();
   readonly #lifetime: number;
   readonly #dataTimeout: number;
+  /** One collector per product, listening on its status channel (demand tracking). */
+  readonly #collectors = new Map<string, Promise<Collector>>();
+  /** The collectors of #collectors that listen already. */
+  readonly #listening = new Map<string, Collector>();
+  #demandTimer: NodeJS.Timeout | undefined;
+  #listeningSince = 0;
   readonly #onAbort = (): void => void this.stop();
 
   constructor(opts: PublisherOptions) {
@@ -125,6 +172,12 @@ export class Publisher {
     this.#dataTimeout = opts.dataTimeout ?? 60;
     if (!Number.isInteger(this.#lifetime) || this.#lifetime < 1) throw new UsageError('beaconLifetime must be a positive integer of seconds');
     if (!Number.isInteger(this.#dataTimeout) || this.#dataTimeout < 1 || this.#dataTimeout > 0xffffffff) throw new UsageError('dataTimeout must be a positive integer of seconds');
+    const d = opts.demand;
+    if (d !== undefined) {
+      for (const [k, v] of [['quietAfterMs', d.quietAfterMs], ['graceMs', d.graceMs], ['holdMs', d.holdMs], ['pausedInterval', d.pausedInterval]] as const) {
+        if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new UsageError(`demand.${k} must be a number of ms >= 0`);
+      }
+    }
     this.#opts = opts;
     this.#scheduler = new BeaconScheduler({
       ...(opts.interval !== undefined ? { interval: opts.interval } : {}),
@@ -166,6 +219,11 @@ export class Publisher {
     this.#emit({ type: 'started', interface: this.#opts.interface, signer: toHex(this.#opts.key.keyId) });
     if (this.#opts.releasesDir !== undefined || this.#opts.configFile !== undefined) await this.reload();
     if (this.#opts.releasesDir !== undefined && this.#opts.watch !== false) this.#watch();
+    if (this.#opts.demand) {
+      this.#listeningSince = Date.now();
+      this.#demandTimer = setInterval(() => this.#evaluateAll(), 1000);
+      this.#demandTimer.unref();
+    }
     this.#arm();
   }
 
@@ -176,12 +234,16 @@ export class Publisher {
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     clearTimeout(this.#timer);
     clearTimeout(this.#debounce);
+    clearInterval(this.#demandTimer);
     this.#topWatcher?.close();
     this.#topWatcher = undefined;
     for (const w of this.#watchers) w.close();
     this.#watchers = [];
     await this.#queue.catch(() => undefined);
     for (const a of [...this.#active.values()]) await this.#withdraw(a, false);
+    for (const c of this.#collectors.values()) await (await c.catch(() => undefined))?.close();
+    this.#collectors.clear();
+    this.#listening.clear();
     await this.#socket?.close();
     this.#state = 'stopped';
     if (wasRunning) this.#emit({ type: 'stopped' });
@@ -303,6 +365,8 @@ export class Publisher {
       data,
       transfer: undefined,
       abort: new AbortController(),
+      manifest: { ...r.fields, manifestId: r.manifestId },
+      rule: undefined,
       summary: {
         source: r.source,
         product: r.fields.product,
@@ -326,6 +390,11 @@ export class Publisher {
           this.#checked.add(checkKey);
         }
         if (o.serve) a.transfer = await o.serve(r, { channel: data, interface: o.interface, signal: a.abort.signal });
+        if (o.demand && a.transfer) {
+          await this.#collector(r.fields.product);
+          a.rule = new PauseRule({ graceMs: o.demand.graceMs ?? this.#quietAfterMs(), holdMs: o.demand.holdMs ?? 5000 }, this.#listeningSince);
+          a.summary.data = 'serving';
+        }
       }
     } catch (err) {
       a.abort.abort();
@@ -340,6 +409,7 @@ export class Publisher {
     }
     this.#active.set(key, a);
     this.#scheduler.add(key, Date.now());
+    if (a.rule) this.#evaluate(a, Date.now(), false);
     this.#emit({ type: 'release-added', ...a.summary });
     // A transfer that ends on its own means the data no longer flows: stop announcing the release
     // (devices would join for nothing). The next reload starts it again.
@@ -368,15 +438,18 @@ export class Publisher {
     if (announceIt) this.#emit({ type: 'release-withdrawn', ...a.summary });
   }
 
+  /** Microseconds since the epoch, and always above the last one: monotonic per signer across restarts of this publisher as long as its clock does not step back (docs/publish.md). */
+  #nextCounter(): bigint {
+    const micros = BigInt(Date.now()) * 1000n;
+    this.#counter = micros > this.#counter ? micros : this.#counter + 1n;
+    return this.#counter;
+  }
+
   #beacon(a: Active): { bytes: Uint8Array; content: BeaconContent } {
     const r = a.release;
     const issuedAt = Math.floor(Date.now() / 1000);
-    // Microseconds since the epoch, and always above the last one: monotonic per signer across
-    // restarts of this publisher as long as its clock does not step back (docs/publish.md).
-    const micros = BigInt(Date.now()) * 1000n;
-    this.#counter = micros > this.#counter ? micros : this.#counter + 1n;
     const common = {
-      counter: this.#counter,
+      counter: this.#nextCounter(),
       issuedAt,
       product: r.fields.product,
       sequence: r.fields.sequence,
@@ -422,9 +495,134 @@ export class Publisher {
     }
     const a = this.#active.get(n.id);
     this.#scheduler.sent(n.id, now);
-    if (a) this.#send(a);
+    if (a) {
+      this.#send(a);
+      if (a.rule) this.#sendState(a);
+    }
     this.#arm();
   };
+
+  // --- demand tracking (docs/publish.md "Pausing") ------------------------------------------
+
+  #quietAfterMs(): number {
+    const d = this.#opts.demand as DemandOptions;
+    return d.quietAfterMs ?? quietAfter(d.budget ?? {});
+  }
+
+  /** The product's collector, listening on its status channel (one per product, shared by its releases). */
+  #collector(product: string): Promise<Collector> {
+    let c = this.#collectors.get(product);
+    if (c) return c;
+    const d = this.#opts.demand as DemandOptions;
+    c = (async () => {
+      const col = new Collector({ product, registry: d.registry, quietAfterMs: this.#quietAfterMs() });
+      try {
+        const at = await col.listen({ interface: this.#opts.interface, port: d.port ?? DEFAULT_PORT, ...(this.#opts.signal ? { signal: this.#opts.signal } : {}) });
+        this.#emit({ type: 'listening-status', product, group: at.group, port: at.port });
+      } catch (err) {
+        await col.close();
+        this.#collectors.delete(product);
+        throw err;
+      }
+      this.#listening.set(product, col);
+      // A device that needs a paused release resumes it at once, not at the next tick.
+      col.on('report', (e) => {
+        for (const a of this.#active.values()) {
+          if (a.rule?.state === 'paused' && a.manifest.product === product && deviceNeed(a.manifest, e.device, Math.floor(Date.now() / 1000)) === 'needing') this.#evaluate(a, Date.now(), true);
+        }
+      });
+      return col;
+    })();
+    this.#collectors.set(product, c);
+    return c;
+  }
+
+  #evaluateAll(): void {
+    if (this.#state !== 'running') return;
+    const now = Date.now();
+    for (const a of this.#active.values()) if (a.rule) this.#evaluate(a, now, true);
+  }
+
+  /** Recount who needs `a`, pause or resume its data, and tell collectors when anything changed. */
+  #evaluate(a: Active, now: number, announceChange: boolean): void {
+    const rule = a.rule;
+    const t = a.transfer;
+    if (!rule || !t || this.#active.get(a.key) !== a) return;
+    const col = this.#listening.get(a.manifest.product);
+    if (!col) return;
+    const devices = col.devices(now).filter((d) => d.trusted && d.health !== 'quiet');
+    const counts = releaseDemand(a.manifest, devices, Math.floor(now / 1000));
+    const before = a.summary.data;
+    let state = rule.update(counts, now);
+    let why = rule.pending(now);
+    if (state === 'paused' && (!t.pause || !t.resume)) {
+      state = 'serving';
+      why = 'its data transfer cannot be paused';
+    }
+    const reason = describeDemand(state, counts, why);
+    const changed = state !== before || reason !== a.summary.reason;
+    a.summary.data = state;
+    a.summary.demand = counts;
+    a.summary.reason = reason;
+    if (state !== before) {
+      if (state === 'paused') {
+        t.pause?.();
+        this.stats.pauses += 1;
+        this.#scheduler.setInterval(a.key, this.#opts.demand?.pausedInterval ?? this.#scheduler.interval * 6, now);
+      } else {
+        t.resume?.();
+        this.stats.resumes += 1;
+        this.#scheduler.setInterval(a.key, undefined, now);
+      }
+      this.#emit({ type: state === 'paused' ? 'paused' : 'resumed', ...a.summary });
+      this.#arm();
+    }
+    if (changed && announceChange) this.#sendState(a);
+  }
+
+  /** A STATE beacon for `a` on its product's status channel, where collectors listen. */
+  #sendState(a: Active): void {
+    const socket = this.#socket;
+    const s = a.summary;
+    if (!socket || s.data === undefined || s.demand === undefined) return;
+    const d = this.#opts.demand as DemandOptions;
+    let bytes: Uint8Array;
+    let group: string;
+    const issuedAt = Math.floor(Date.now() / 1000);
+    try {
+      group = resolveGroup({ channel: statusChannel(a.manifest.product) });
+      bytes = signBeacon(
+        {
+          kind: 'state',
+          counter: this.#nextCounter(),
+          issuedAt,
+          expires: issuedAt + this.#lifetime,
+          product: a.manifest.product,
+          sequence: a.manifest.sequence,
+          manifestId: a.manifest.manifestId,
+          version: a.manifest.version,
+          state: s.data,
+          demand: s.demand,
+          reason: truncateReason(s.reason ?? ''),
+        },
+        this.#opts.key,
+      );
+    } catch (err) {
+      this.stats.sendErrors += 1;
+      this.#emit({ type: 'send-error', message: (err as Error).message });
+      return;
+    }
+    socket.send(bytes, group, d.port ?? DEFAULT_PORT).then(
+      () => {
+        this.stats.states += 1;
+        this.#emit({ type: 'beacon', kind: 'state', product: a.manifest.product, sequence: s.sequence, manifestId: s.manifestId, counter: this.#counter.toString(), bytes: bytes.length, group });
+      },
+      (err: unknown) => {
+        this.stats.sendErrors += 1;
+        this.#emit({ type: 'send-error', message: (err as Error).message });
+      },
+    );
+  }
 
   #send(a: Active): void {
     let beacon: { bytes: Uint8Array; content: BeaconContent };
@@ -497,6 +695,13 @@ export class Publisher {
     this.#debounce = setTimeout(() => void this.reload().catch((err: unknown) => this.#emit({ type: 'release-error', source: this.#opts.releasesDir ?? '', code: 'ERR_RELOAD', message: String(err) })), 300);
     this.#debounce.unref();
   }
+}
+
+/** At most MAX_STATE_REASON bytes of UTF-8, cut on a character boundary. */
+function truncateReason(s: string): string {
+  let out = s;
+  while (Buffer.byteLength(out) > MAX_STATE_REASON) out = out.slice(0, -1);
+  return out;
 }
 
 /** The path of a release directory's files (for tools that write them). */

@@ -21,6 +21,8 @@ export interface SchedulerOptions {
 interface Entry {
   due: number;
   fastLeft: number;
+  /** This entry's own interval (a paused release's slower beacon), else the scheduler's. */
+  interval: number | undefined;
   /** Insertion order: breaks ties between entries due at the same time. */
   order: number;
 }
@@ -56,7 +58,20 @@ export class BeaconScheduler {
 
   /** Schedule `id` from `now` (its first beacon is due at once). Re-adding restarts its fast start. */
   add(id: string, now: number): void {
-    this.#entries.set(id, { due: now, fastLeft: this.fastStart, order: this.#order++ });
+    this.#entries.set(id, { due: now, fastLeft: this.fastStart, order: this.#order++, interval: undefined });
+  }
+
+  /**
+   * Give `id` its own interval (undefined: the scheduler's again). A longer one takes effect from
+   * the next beacon; a shorter one brings the next beacon forward to at most `ms` after `now`.
+   */
+  setInterval(id: string, ms: number | undefined, now: number): void {
+    const e = this.#entries.get(id);
+    if (!e) return;
+    if (ms !== undefined) positive('interval', ms);
+    e.interval = ms;
+    const every = ms ?? this.interval;
+    if (e.fastLeft === 0 && e.due > now + every) e.due = now + every;
   }
 
   remove(id: string): boolean {
@@ -80,11 +95,12 @@ export class BeaconScheduler {
     const e = this.#entries.get(id);
     this.#lastSent = this.#lastSent === undefined ? at : Math.max(this.#lastSent, at);
     if (!e) return;
+    const every = e.interval ?? this.interval;
     if (e.fastLeft > 0) {
       e.fastLeft -= 1;
-      e.due = at + Math.min(this.fastInterval, this.interval);
+      e.due = at + Math.min(this.fastInterval, every);
     } else {
-      e.due = at + this.interval;
+      e.due = at + every;
     }
     e.order = this.#order++;
   }

@@ -74,3 +74,17 @@ test('an entry added while others run is sent at once (within the cap spacing)',
   assert.throws(() => make({ interval: 0 }));
   assert.throws(() => make({ maxPerSecond: -1 }));
 });
+
+test('an entry with its own interval (a paused release) slows alone, and speeds up again at once', () => {
+  const s = make({ interval: 1000, fastStart: 0, maxPerSecond: 10 });
+  s.add('paused', 0);
+  s.add('live', 0);
+  s.setInterval('paused', 6000, 0);
+  const log = run(s, 0, 12_000);
+  assert.deepEqual(log.filter((e) => e.id === 'paused').map((e) => e.at), [0, 6000]);
+  assert.equal(log.filter((e) => e.id === 'live').length, 12);
+  // Back to the scheduler's interval: the next beacon comes within one interval, not 6 s later.
+  s.setInterval('paused', undefined, 12_500);
+  const next = run(s, 12_500, 1500).filter((e) => e.id === 'paused');
+  assert.ok(next.length >= 1 && (next[0] as { at: number }).at <= 13_500, JSON.stringify(next));
+});

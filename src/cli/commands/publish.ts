@@ -1,7 +1,8 @@
 import { SCOPES, type Scope } from '../../channel/naming.js';
 import { loadGroupKey, loadPublicKey, loadSigningKey, TrustStore } from '../../crypto/index.js';
 import { UsageError } from '../../errors.js';
-import { Publisher, type PublisherEvent } from '../../publish/publisher.js';
+import { existsSync } from 'node:fs';
+import { Publisher, type DemandOptions, type PublisherEvent } from '../../publish/publisher.js';
 import { fountainServer } from '../../publish/serve.js';
 import { numberOption, parse, type Command } from '../command.js';
 
@@ -23,7 +24,17 @@ Reloads on SIGHUP, and on any change under --releases DIR.
   --lifetime SEC      seconds each beacon stays valid (default 600)
   --data-timeout SEC  seconds without data after which devices give up on a release (default 60)
   --scope link|site|org|global   --port N   --ssm     channel placement (as 'iotupd channel')
-  --json              JSON lines on stdout (default when stdout is not a terminal)`;
+  --json              JSON lines on stdout (default when stdout is not a terminal)
+Pausing (docs/publish.md "Pausing"): with --registry, the publisher listens to the devices' status
+reports and pauses the data of a release no enrolled device heard recently still needs; its
+beacon goes on every --paused-interval seconds, and a device that needs it resumes it.
+  --registry FILE     enrolled devices ('iotupd fleet enrol'); only their reports count
+  --budget-kbit K --fleet-size N   the devices' status budget (sets when a device is quiet)
+  --quiet-after SEC   devices not heard for this long do not count (default from the budget)
+  --grace SEC         listen this long before pausing anything (default: the quiet time)
+  --hold SEC          pause once nobody has needed a release for this long (default 5)
+  --paused-interval SEC   seconds between beacons of a paused release (default 6 x --interval)
+  --status-port N     UDP port of the status channel (default 4242)`;
 
 function describe(e: PublisherEvent): string {
   switch (e.type) {
@@ -41,9 +52,39 @@ function describe(e: PublisherEvent): string {
       return `send failed: ${e.message}`;
     case 'reloaded':
       return `reloaded: ${e.releases} releases (+${e.added} -${e.withdrawn}, ${e.errors} errors)`;
+    case 'paused':
+    case 'resumed':
+      return `${e.type} ${e.product} ${e.sequence} (${e.version}): ${e.reason ?? ''}`;
+    case 'listening-status':
+      return `hearing ${e.product}'s devices on [${e.group}]:${e.port}`;
     case 'stopped':
       return 'stopped';
   }
+}
+
+const DEMAND_FLAGS = ['budget-kbit', 'fleet-size', 'quiet-after', 'grace', 'hold', 'paused-interval', 'status-port'] as const;
+
+/** The pausing options, or undefined without --registry (the others then make no sense). */
+function demandOptions(v: Partial<Record<'registry' | (typeof DEMAND_FLAGS)[number], string>>): DemandOptions | undefined {
+  if (v.registry === undefined) {
+    const stray = DEMAND_FLAGS.find((f) => v[f] !== undefined);
+    if (stray) throw new UsageError(`--${stray} needs --registry FILE (pausing is off without it)`);
+    return undefined;
+  }
+  if (!existsSync(v.registry)) throw new UsageError(`no registry at ${v.registry} (create it with 'iotupd fleet enrol')`);
+  const d: DemandOptions = {
+    registry: v.registry,
+    budget: {
+      bitsPerSecond: numberOption('budget-kbit', v['budget-kbit'], 256, 0.001, 1e9) * 1000,
+      fleetSize: Math.round(numberOption('fleet-size', v['fleet-size'], 1000, 1, 1e9)),
+    },
+    holdMs: numberOption('hold', v.hold, 5, 0, 86400) * 1000,
+  };
+  if (v['quiet-after'] !== undefined) d.quietAfterMs = numberOption('quiet-after', v['quiet-after'], 0, 0.001, 1e9) * 1000;
+  if (v.grace !== undefined) d.graceMs = numberOption('grace', v.grace, 0, 0, 1e9) * 1000;
+  if (v['paused-interval'] !== undefined) d.pausedInterval = numberOption('paused-interval', v['paused-interval'], 30, 0.05, 86400) * 1000;
+  if (v['status-port'] !== undefined) d.port = numberOption('status-port', v['status-port'], 4242, 1, 65535);
+  return d;
 }
 
 export const publishCommand: Command = {
@@ -66,12 +107,21 @@ export const publishCommand: Command = {
       port: { type: 'string' },
       ssm: { type: 'boolean' },
       json: { type: 'boolean' },
+      registry: { type: 'string' },
+      'budget-kbit': { type: 'string' },
+      'fleet-size': { type: 'string' },
+      'quiet-after': { type: 'string' },
+      grace: { type: 'string' },
+      hold: { type: 'string' },
+      'paused-interval': { type: 'string' },
+      'status-port': { type: 'string' },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (values.interface === undefined || values.key === undefined) throw new UsageError('--interface and --key are required');
     if ((values.releases === undefined) === (values.config === undefined)) throw new UsageError('give exactly one of --releases DIR and --config FILE');
     if (values.scope !== undefined && !(values.scope in SCOPES)) throw new UsageError(`--scope must be one of ${Object.keys(SCOPES).join(', ')}`);
     const json = values.json ?? !process.stdout.isTTY;
+    const demand = demandOptions(values);
     const key = loadSigningKey(values.key);
     const trust = values.trust && values.trust.length > 0 ? new TrustStore(values.trust.map((t) => loadPublicKey(t))) : undefined;
     const publisher = new Publisher({
@@ -87,6 +137,7 @@ export const publishCommand: Command = {
       ...(values.scope !== undefined ? { scope: values.scope as Scope } : {}),
       ...(values.port !== undefined ? { port: numberOption('port', values.port, 4242, 1, 65535) } : {}),
       ...(values.ssm ? { ssm: true } : {}),
+      ...(demand ? { demand } : {}),
       signal,
       onEvent: (e) => {
         if (json) console.log(JSON.stringify(e));
