@@ -115,6 +115,8 @@ export interface PublisherSettings {
   /** Seconds between beacons of a release (default 0.5 here). */
   interval?: number;
   dataTimeout?: number;
+  /** More `iotupd publish` options (e.g. --registry FILE to pause releases nobody needs). */
+  args?: string[];
 }
 
 /** `iotupd publish --releases DIR --json` in `host`, serving the data. */
@@ -122,5 +124,6 @@ export function spawnPublisher(lab: Lab, host: string, p: PublisherSettings, onL
   const args = ['publish', '--interface', lab.host(host).ifname, '--key', p.signerKey, '--releases', p.releases, '--interval', String(p.interval ?? 0.5), '--json'];
   if (p.rateMbit !== undefined) args.push('--rate', String(p.rateMbit));
   if (p.dataTimeout !== undefined) args.push('--data-timeout', String(p.dataTimeout));
+  if (p.args) args.push(...p.args);
   return fleetProcess(lab, host, args, onLine);
 }
