@@ -227,9 +227,12 @@ labTest('agent: a release whose data never comes is given up after the data time
     mkdirSync(releases);
     writeFileSync(join(dir, 'v1.bin'), randomBytes(50_000));
     const r1 = await createRelease({ image: join(dir, 'v1.bin'), key: keys.signer, product: PRODUCT, sequence: 1n, out: join(releases, 'r1') });
-    const cfg = writeAgentConfig(join(dir, 'agent.json'), { deviceId: 'd1', product: PRODUCT, trust: [keys.rootPub], stateDir: join(dir, 'state'), target: join(dir, 'firmware.bin'), interface: lab.host('dev').ifname });
+    // Status reports off: the daemon opens no reporter and makes no status key.
+    const cfg = writeAgentConfig(join(dir, 'agent.json'), { deviceId: 'd1', product: PRODUCT, trust: [keys.rootPub], stateDir: join(dir, 'state'), target: join(dir, 'firmware.bin'), interface: lab.host('dev').ifname, status: false });
     const dev = spawnAgent(lab, 'dev', cfg);
-    await dev.waitFor((l) => l.type === 'ready', 15_000);
+    const ready = await dev.waitFor((l) => l.type === 'ready', 15_000);
+    assert.equal(ready.statusKey, undefined);
+    assert.equal(existsSync(join(dir, 'state', 'status-key.key')), false);
     // Announces only: nobody sends the data.
     const pubChild = lab.spawnNode('pub', fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), ['publish', '--interface', lab.host('pub').ifname, '--key', keys.signerKey, '--releases', releases, '--announce-only', '--interval', '0.5', '--data-timeout', '2', '--json']);
     const g1 = await dev.waitFor((l) => l.type === 'gave-up' && l.manifestId === r1.manifestId, 10_000);
