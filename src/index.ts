@@ -43,7 +43,7 @@ export {
 
 // Releases: the publisher service and the device agent.
 export { Publisher, fountainServer, type PublisherEvent, type PublisherOptions, type FountainServeOptions, type Release } from './publish/index.js';
-export { Agent, loadAgentConfig, parseAgentConfig, BundleSource, MulticastSource, type AgentOptions, type AgentEvents, type AgentConfig, type ReleaseSource, type Offer, type MulticastSourceOptions } from './agent/index.js';
+export { Agent, loadAgentConfig, parseAgentConfig, BundleSource, MulticastSource, agentSnapshot, reportStatus, type AgentOptions, type AgentEvents, type AgentConfig, type ReleaseSource, type Offer, type MulticastSourceOptions } from './agent/index.js';
 export { createRelease, type CreateReleaseOptions, type CreatedRelease } from './publish/create.js';
 
 // Fleet status: devices' signed reports, the collector and its dashboard.

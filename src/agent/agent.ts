@@ -75,9 +75,21 @@ export interface HaltEvent {
   detail: string;
 }
 
+/** A rollout wait: the agent sleeps until `until` (unix seconds) before it takes `release`. */
+export interface WaitingEvent {
+  release: ReleaseInfo;
+  until: number;
+  detail: string;
+}
+
+/** `agent.status`: the persisted state plus what is installed and what runs. */
+export type AgentStatus = AgentStateData & { installedSequence: string; installedVersion: string | null; runningVersion: string | null };
+
 export interface AgentEvents {
   state: [{ phase: Phase; release?: ReleaseInfo }];
   progress: [{ phase: Phase; message: string }];
+  /** The rollout says wait (a later wave, a window not open yet); it ends at the next state or skipped event. */
+  waiting: [WaitingEvent];
   installed: [Outcome];
   'rolled-back': [Outcome];
   failed: [Outcome];
@@ -129,7 +141,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** The persisted state and what is installed. */
-  get status(): AgentStateData & { installedSequence: string; installedVersion: string | null; runningVersion: string | null } {
+  get status(): AgentStatus {
     const d = this.device.snapshot;
     const installedVersion = d.installedVersion ?? null;
     // After a halt's rollback the previous version runs; the anti-rollback sequence stays.
@@ -204,6 +216,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       if (!this.waitForRollout) return { result: 'waiting', until: d.until, detail: d.detail };
       this.emit('progress', { phase: 'idle', message: `release ${m.version}: ${d.detail}; waiting` });
+      this.emit('waiting', { release: rel, until: d.until, detail: d.detail });
       await this.sleepUntil(d.until, signal);
     }
     if ((this.store.data.attempts[id] ?? 0) >= this.config.maxAttempts) {

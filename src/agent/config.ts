@@ -4,6 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import { statusChannel } from '../fleet/channel.js';
+import { checkDeviceId } from '../fleet/registry.js';
+import { DEFAULT_BUDGET, type RateBudget } from '../fleet/reporter.js';
+import { LIMITS } from '../wire/status.js';
 import type { InstallSettings } from './install/index.js';
 
 export interface HealthCheckSettings {
@@ -12,6 +16,14 @@ export interface HealthCheckSettings {
   /** Further attempts after a failed one. */
   retries: number;
   retryDelaySeconds: number;
+}
+
+/** Fleet status reports of the daemon (docs/agent.md "Status reports"). */
+export interface StatusSettings {
+  /** The rate budget, every field filled in (DEFAULT_BUDGET where the config is silent). */
+  budget: Required<RateBudget>;
+  /** A channel name instead of the product's status channel (`iotupd/<product>/status`). */
+  channel?: string;
 }
 
 export interface AgentConfig {
@@ -33,6 +45,8 @@ export interface AgentConfig {
   /** Releases abandoned before the switch are offered this many attempts. */
   maxAttempts: number;
   network: { interface?: string; maxBandwidthMbit?: number };
+  /** Status reports of the daemon: false turns them off; absent means on with DEFAULT_BUDGET. */
+  status?: StatusSettings | false;
 }
 
 class ConfigReader {
@@ -78,7 +92,7 @@ class ConfigReader {
   }
 }
 
-const TOP = ['deviceId', 'deviceIdFile', 'product', 'deviceClass', 'hardware', 'trust', 'stateDir', 'install', 'healthCheck', 'reboot', 'clock', 'loopLimit', 'maxAttempts', 'network'] as const;
+const TOP = ['deviceId', 'deviceIdFile', 'product', 'deviceClass', 'hardware', 'trust', 'stateDir', 'install', 'healthCheck', 'reboot', 'clock', 'loopLimit', 'maxAttempts', 'network', 'status'] as const;
 
 /** Parse and check a config; `file` names it in errors and relative paths start at its directory. */
 export function parseAgentConfig(text: string, file: string, readDeviceId: (path: string) => string = defaultReadDeviceId): AgentConfig {
@@ -185,7 +199,45 @@ export function parseAgentConfig(text: string, file: string, readDeviceId: (path
     if (iface !== undefined) cfg.network.interface = iface;
     if (n.maxBandwidthMbit !== undefined) cfg.network.maxBandwidthMbit = c.number(n.maxBandwidthMbit, 'network.maxBandwidthMbit', 0.001, 100_000);
   }
+  cfg.status = parseStatus(c, o.status, cfg, o.deviceId !== undefined ? 'deviceId' : 'deviceIdFile');
   return cfg;
+}
+
+/** The `status` key: absent or true reports with the default budget, false turns reports off. */
+function parseStatus(c: ConfigReader, v: unknown, cfg: AgentConfig, idKey: string): StatusSettings | false {
+  if (v === false) return false;
+  const budget = { ...DEFAULT_BUDGET };
+  const out: StatusSettings = { budget };
+  if (v !== undefined && v !== true) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) c.fail('status', 'must be false or an object');
+    const st = c.object(v, 'status', ['budget', 'channel']);
+    if (st.budget !== undefined) {
+      const b = c.object(st.budget, 'status.budget', ['bitsPerSecond', 'fleetSize', 'minIntervalSeconds', 'burst']);
+      budget.bitsPerSecond = c.number(b.bitsPerSecond, 'status.budget.bitsPerSecond', 1, 1e12, DEFAULT_BUDGET.bitsPerSecond);
+      budget.fleetSize = c.number(b.fleetSize, 'status.budget.fleetSize', 1, 1e9, DEFAULT_BUDGET.fleetSize);
+      if (!Number.isInteger(budget.fleetSize)) c.fail('status.budget.fleetSize', 'must be an integer');
+      budget.minIntervalMs = c.number(b.minIntervalSeconds, 'status.budget.minIntervalSeconds', 0.1, 86400, DEFAULT_BUDGET.minIntervalMs / 1000) * 1000;
+      budget.burst = c.number(b.burst, 'status.budget.burst', 1, 1000, DEFAULT_BUDGET.burst);
+      if (!Number.isInteger(budget.burst)) c.fail('status.budget.burst', 'must be an integer');
+    }
+    const channel = c.optString(st.channel, 'status.channel');
+    if (channel !== undefined) out.channel = channel;
+  }
+  // What every report carries must fit the report, or no report could ever be sent.
+  try {
+    checkDeviceId(cfg.deviceId);
+  } catch {
+    c.fail(idKey, `gives the device id '${cfg.deviceId}', which status reports cannot carry (1..${LIMITS.deviceId} bytes, no whitespace); fix it or set "status": false`);
+  }
+  if (out.channel === undefined) {
+    try {
+      statusChannel(cfg.product);
+    } catch {
+      c.fail('product', `has spaces or '/', so it has no status channel; give status.channel or set "status": false`);
+    }
+  }
+  if (cfg.deviceClass !== undefined && Buffer.byteLength(cfg.deviceClass) > LIMITS.deviceClass) c.fail('deviceClass', `must be at most ${LIMITS.deviceClass} bytes for status reports (or set "status": false)`);
+  return out;
 }
 
 function defaultReadDeviceId(path: string): string {

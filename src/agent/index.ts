@@ -1,8 +1,9 @@
 // iotupd/agent: the device side of an update (docs/agent.md).
-export { Agent, type AgentOptions, type AgentEvents, type AgentResult, type HaltEvent, type HaltNotice, type ReleaseInfo, type SkipEvent } from './agent.js';
-export { MulticastSource, type MulticastSourceEvents, type MulticastSourceOptions, type ReleaseRef } from './multicast.js';
-export { loadAgentConfig, parseAgentConfig, type AgentConfig, type HealthCheckSettings } from './config.js';
+export { Agent, type AgentOptions, type AgentEvents, type AgentResult, type AgentStatus, type HaltEvent, type HaltNotice, type ReleaseInfo, type SkipEvent, type WaitingEvent } from './agent.js';
+export { MulticastSource, type MulticastSourceEvents, type MulticastSourceOptions, type ReleaseRef, type DownloadProgress } from './multicast.js';
+export { loadAgentConfig, parseAgentConfig, type AgentConfig, type HealthCheckSettings, type StatusSettings } from './config.js';
 export { AgentError } from './errors.js';
+export { agentSnapshot, reportStatus, packageVersion, type AgentSnapshotInput, type ReportStatusOptions, type StatusTarget, type ProgressSource } from './report.js';
 export { faultsFromSpec, noFaults, type FaultInjector } from './fault.js';
 export { runHealthCheck, type HealthResult } from './health.js';
 export { createInstallMethod, type InstallMethod, type InstallSettings, type InstallContext, type FileSettings, type AbSettings, type HookSettings } from './install/index.js';

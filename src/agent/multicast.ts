@@ -68,6 +68,16 @@ export interface MulticastSourceEvents {
   halt: [Halt];
   /** Two releases announced with one sequence: both refused. */
   conflict: [{ sequence: string; manifestIds: string[] }];
+  /** Receive progress of the release on the data channel (about every 250 ms once its size is known). */
+  progress: [DownloadProgress];
+}
+
+/** How far the receive of a release is: distinct useful symbols held of those needed to decode. */
+export interface DownloadProgress extends ReleaseRef {
+  received: number;
+  needed: number;
+  /** received / needed, 0..1. */
+  fraction: number;
 }
 
 interface Candidate {
@@ -292,6 +302,7 @@ export class MulticastSource extends EventEmitter<MulticastSourceEvents> impleme
       const s = receiver.securitySummary();
       const drops = s ? Object.values(s.drops).reduce((x, y) => x + (typeof y === 'number' ? y : 0), 0) : 0;
       bump(p.stats.datagrams + drops);
+      if (p.needed > 0) this.emit('progress', { ...active.ref, received: p.have, needed: p.needed, fraction: Math.min(1, p.have / p.needed) });
     });
     receiver.on('block', () => {
       active.activity += 1;

@@ -77,7 +77,7 @@ export class FleetReporter extends EventEmitter<FleetReporterEvents> {
     this.#pump();
   }
 
-  /** A new budget (from the publisher's beacon or the config). */
+  /** A new budget for a running reporter (the agent daemon takes its budget from its config). */
   setBudget(budget: RateBudget): void {
     this.core.setBudget(budget);
     this.#pump();

@@ -127,7 +127,7 @@ export class StatusReporter {
     return this.#snapshot;
   }
 
-  /** A new budget (e.g. from the publisher's signed beacon); applies from the next heartbeat. */
+  /** A new budget (e.g. a changed configuration); applies from the next heartbeat. */
   setBudget(budget: RateBudget): void {
     this.#budget = checkBudget(budget);
     this.#tokens = Math.min(this.#tokens, this.#budget.burst);

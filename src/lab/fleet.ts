@@ -58,6 +58,8 @@ export interface FleetDeviceConfig {
   interface: string;
   /** A health check command (sh -c); none: always healthy. */
   healthCheck?: string;
+  /** The config's `status` key (docs/agent.md "Status reports"); absent: reports with the default budget. */
+  status?: false | { budget?: { bitsPerSecond?: number; fleetSize?: number; minIntervalSeconds?: number; burst?: number }; channel?: string };
 }
 
 /** Write an agent config file (docs/agent.md "Config reference"); returns its path. */
@@ -72,6 +74,7 @@ export function writeAgentConfig(path: string, c: FleetDeviceConfig): string {
   };
   if (c.deviceClass !== undefined) cfg.deviceClass = c.deviceClass;
   if (c.healthCheck !== undefined) cfg.healthCheck = { command: c.healthCheck, timeoutSeconds: 10, retries: 0, retryDelaySeconds: 0 };
+  if (c.status !== undefined) cfg.status = c.status;
   writeFileSync(path, `${JSON.stringify(cfg, null, 2)}\n`);
   return path;
 }

@@ -306,6 +306,7 @@ test('examples/agent/agent.json is a valid config', () => {
   assert.equal(cfg.install.method, 'ab');
   assert.deepEqual(cfg.trust, ['/etc/iotupd/root.pub']);
   assert.equal(cfg.healthCheck?.retries, 3);
+  assert.equal(cfg.status && cfg.status.budget.fleetSize, 10_000);
 });
 
 test('A/B with directory slots: a tar image is unpacked into the inactive slot, the pointer flips, a bad one flips back', async () => {

@@ -2,7 +2,8 @@
 // daemons (`iotupd agent --config F`) in their own namespaces, real multicast between them. One
 // clean link, one with 10 % loss, one whose health check fails, one outside the rollout share,
 // one of another device class; a third host floods the announce channel with junk and forged
-// beacons. Then a second release, installed and halted with rollback.
+// beacons. Then a second release, installed and halted with rollback. Every daemon reports its
+// status; a collector (`iotupd status`) with the daemons' keys enrolled follows them.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,10 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { readAgentState } from '../../src/agent/state.js';
 import { announceChannel } from '../../src/announce/channels.js';
 import { signBeacon } from '../../src/announce/sign.js';
+import { toHex } from '../../src/crypto/bytes.js';
 import { DeviceState } from '../../src/crypto/rollback.js';
-import { generateSigningKey } from '../../src/crypto/keys.js';
-import { deviceIds, makeFleetKeys, spawnAgent, spawnPublisher, writeAgentConfig, type FleetProcess } from '../../src/lab/fleet.js';
-import { labTest } from '../../src/lab/index.js';
+import { generateSigningKey, loadPublicKey } from '../../src/crypto/keys.js';
+import { Registry } from '../../src/fleet/registry.js';
+import { CLI_MAIN, deviceIds, makeFleetKeys, spawnAgent, spawnPublisher, writeAgentConfig, type FleetProcess } from '../../src/lab/fleet.js';
+import { JsonLines, labTest, type JsonLine } from '../../src/lab/index.js';
 import { createRelease } from '../../src/publish/create.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -25,12 +28,13 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 
 interface Dev {
   name: string;
+  id: string;
   stateDir: string;
   target: string;
   proc: FleetProcess;
 }
 
-labTest('agent: a fleet of agent daemons over multicast: install, loss, failed health check, rollout and class skips, forged flood, halt with rollback', { hosts: ['pub', 'clean', 'lossy', 'sick', 'outside', 'other', 'evil'], timeout: 90_000 }, async (lab) => {
+labTest('agent: a fleet of agent daemons over multicast: install, loss, failed health check, rollout and class skips, forged flood, halt with rollback, status reports to a collector', { hosts: ['pub', 'clean', 'lossy', 'sick', 'outside', 'other', 'evil'], timeout: 90_000 }, async (lab) => {
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-lab-agent-'));
   try {
     const keys = makeFleetKeys(dir, PRODUCT);
@@ -65,10 +69,38 @@ labTest('agent: a fleet of agent daemons over multicast: install, loss, failed h
         target: join(d, 'firmware.bin'),
         interface: lab.host(p.name).ifname,
         ...(p.health ? { healthCheck: p.health } : {}),
+        // A budget that lets every change through at once (a report per second, bursts of 10).
+        status: { budget: { bitsPerSecond: 1_000_000, fleetSize: 10, minIntervalSeconds: 1, burst: 10 } },
       });
-      return { name: p.name, stateDir: join(d, 'state'), target: join(d, 'firmware.bin'), proc: spawnAgent(lab, p.name, cfg) };
+      return { name: p.name, id: p.id, stateDir: join(d, 'state'), target: join(d, 'firmware.bin'), proc: spawnAgent(lab, p.name, cfg) };
     });
-    for (const d of devs) await d.proc.waitFor((l) => l.type === 'ready', 15_000);
+    // The operator enrols each device's status key, as the ready line names it.
+    const registryFile = join(dir, 'registry.txt');
+    const registry = new Registry();
+    const statusKey = new Map<string, string>();
+    let statusGroup = '';
+    for (const d of devs) {
+      const ready = await d.proc.waitFor((l) => l.type === 'ready', 15_000);
+      const key = loadPublicKey(String(ready.statusKeyFile));
+      assert.equal(toHex(key.keyId), ready.statusKey, `${d.name}: the key file is the key announced`);
+      registry.enrol(d.id, key.publicKey);
+      statusKey.set(d.name, String(ready.statusKey));
+      statusGroup = String(ready.statusGroup);
+    }
+    registry.save(registryFile);
+    const pubHost = lab.host('pub');
+    const collectorProc = lab.spawnNode(pubHost, CLI_MAIN, ['status', '--product', PRODUCT, '--interface', pubHost.ifname, '--json', '--registry', registryFile]);
+    const collector = new JsonLines(collectorProc, { name: 'collector' });
+    const listening = await collector.waitFor((l) => l.type === 'listening', 15_000);
+    assert.equal(listening.group, statusGroup, 'the daemons report on the collector\'s channel');
+    /** The first trusted report of `d` whose device view passes `pred`. */
+    const reported = async (d: Dev, pred: (v: JsonLine) => boolean): Promise<JsonLine> => {
+      const l = await collector.waitFor((x) => x.type === 'report' && (x.device as JsonLine).deviceId === d.id && pred(x.device as JsonLine), 20_000);
+      const v = l.device as JsonLine;
+      assert.equal(v.trusted, true);
+      assert.equal(v.keyId, statusKey.get(d.name), `${d.name} reports under its own key`);
+      return v;
+    };
     const pub = spawnPublisher(lab, 'pub', { signerKey: keys.signerKey, releases, rateMbit: 20, dataTimeout: 10 });
 
     // A third host floods the announce channel: junk, a tampered copy of a signed beacon, a
@@ -120,6 +152,22 @@ labTest('agent: a fleet of agent daemons over multicast: install, loss, failed h
     }
     assert.ok(readAgentState(byName('sick').stateDir)?.failed.includes(r1.manifestId), 'the release that failed its health check is recorded');
 
+    // The collector saw it all from the devices' signed reports.
+    for (const n of ['clean', 'lossy']) {
+      const v = await reported(byName(n), (x) => x.state === 'installed' && x.installedVersion === '1.0');
+      assert.deepEqual([v.installedSequence, v.pendingVersion, v.lastError, v.from], ['1', null, null, lab.host(n).address]);
+    }
+    const sickView = await reported(byName('sick'), (x) => x.state === 'rolled-back');
+    assert.deepEqual([sickView.installedVersion, sickView.pendingVersion, sickView.pendingSequence], ['', '1.0', '1']);
+    assert.match(String(sickView.lastError), /^ERR_HEALTH: /);
+    for (const n of ['outside', 'other']) await reported(byName(n), (x) => x.state === 'idle' && x.installedVersion === '');
+    const path = (d: Dev) =>
+      collector.lines
+        .filter((l) => l.type === 'report' && (l.device as JsonLine).deviceId === d.id)
+        .map((l) => String((l.device as JsonLine).state))
+        .filter((st, i, a) => st !== 'idle' && st !== a[i - 1]);
+    assert.deepEqual(path(byName('clean')), ['receiving', 'verifying', 'installing', 'confirming', 'installed']);
+
     // Release 2 (every sensor), then halted with rollback once installed.
     const r2 = await createRelease({ image: img2, key: keys.signer, product: PRODUCT, sequence: 2n, version: '2.0', out: join(releases, 'r2'), policy: { deviceClasses: ['sensor'] } });
     for (const n of ['clean', 'lossy', 'outside']) assert.equal((await outcome(byName(n), r2.manifestId)).type, 'installed', `${n} installs release 2`);
@@ -137,6 +185,9 @@ labTest('agent: a fleet of agent daemons over multicast: install, loss, failed h
       assert.ok(s?.halted?.includes(r2.manifestId));
       // Local recovery only: the anti-rollback state keeps the halted sequence.
       assert.equal(DeviceState.open(d.stateDir, PRODUCT).installedSequence, 2n);
+      // Reported: release 1 runs again, release 2 is the one rolled back.
+      const v = await reported(d, (x) => x.state === 'rolled-back');
+      assert.deepEqual([v.installedVersion, v.installedSequence, v.pendingVersion, v.lastError], ['1.0', '2', '2.0', 'ERR_HALTED: halted by the publisher']);
     }
     assert.equal(existsSync(byName('outside').target), false, 'nothing was installed before release 2 on outside: it is removed');
 
@@ -155,8 +206,14 @@ labTest('agent: a fleet of agent daemons over multicast: install, loss, failed h
         assert.ok(Number(refused.forged) + Number(refused.flood) + Number(refused.untrusted) >= 10, `${d.name}: forged beacons refused`);
       }
       assert.equal(d.proc.of('halted').filter((l) => l.manifestId === r1.manifestId).length, 0, `${d.name}: the forged halt was not acted on`);
+      assert.deepEqual(d.proc.of('error'), [], `${d.name}: no status reporter errors`);
     }
     assert.equal((await pub.exit).code, 0);
+    collectorProc.kill('SIGTERM');
+    const { code, stderr, lines: c } = await collector.exited;
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(c.filter((l) => l.type === 'unknown' || l.type === 'drop'), [], 'every report came from an enrolled key, none was dropped');
+    assert.deepEqual(new Set(c.filter((l) => l.type === 'report').map((l) => (l.device as JsonLine).deviceId)), new Set(devs.map((d) => d.id)));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -170,9 +227,12 @@ labTest('agent: a release whose data never comes is given up after the data time
     mkdirSync(releases);
     writeFileSync(join(dir, 'v1.bin'), randomBytes(50_000));
     const r1 = await createRelease({ image: join(dir, 'v1.bin'), key: keys.signer, product: PRODUCT, sequence: 1n, out: join(releases, 'r1') });
-    const cfg = writeAgentConfig(join(dir, 'agent.json'), { deviceId: 'd1', product: PRODUCT, trust: [keys.rootPub], stateDir: join(dir, 'state'), target: join(dir, 'firmware.bin'), interface: lab.host('dev').ifname });
+    // Status reports off: the daemon opens no reporter and makes no status key.
+    const cfg = writeAgentConfig(join(dir, 'agent.json'), { deviceId: 'd1', product: PRODUCT, trust: [keys.rootPub], stateDir: join(dir, 'state'), target: join(dir, 'firmware.bin'), interface: lab.host('dev').ifname, status: false });
     const dev = spawnAgent(lab, 'dev', cfg);
-    await dev.waitFor((l) => l.type === 'ready', 15_000);
+    const ready = await dev.waitFor((l) => l.type === 'ready', 15_000);
+    assert.equal(ready.statusKey, undefined);
+    assert.equal(existsSync(join(dir, 'state', 'status-key.key')), false);
     // Announces only: nobody sends the data.
     const pubChild = lab.spawnNode('pub', fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), ['publish', '--interface', lab.host('pub').ifname, '--key', keys.signerKey, '--releases', releases, '--announce-only', '--interval', '0.5', '--data-timeout', '2', '--json']);
     const g1 = await dev.waitFor((l) => l.type === 'gave-up' && l.manifestId === r1.manifestId, 10_000);

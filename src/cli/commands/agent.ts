@@ -2,7 +2,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, BundleSource, faultsFromSpec, loadAgentConfig, type AgentConfig, type AgentResult } from '../../agent/index.js';
 import { MulticastSource } from '../../agent/multicast.js';
+import { reportStatus } from '../../agent/report.js';
+import { toHex } from '../../crypto/bytes.js';
 import { loadPublicKey } from '../../crypto/keys.js';
+import { FleetReporter } from '../../fleet/reporter-driver.js';
+import { DEFAULT_BUDGET } from '../../fleet/reporter.js';
 import { TrustStore } from '../../crypto/trust.js';
 import { IotupdError, UsageError } from '../../errors.js';
 import type { Command } from '../command.js';
@@ -18,6 +22,8 @@ const usage = `usage: iotupd agent --config FILE [--json] [--stats-interval SECO
   release it is offered by the rules of docs/agent.md; signed HALTs stop or roll back releases.
   Prints one line per event (JSON lines with --json, the default when stdout is not a terminal)
   and the announce filter's counts every --stats-interval seconds (default 60) and at exit.
+  Unless the config says "status": false, it multicasts signed status reports on the product's
+  status channel; the ready event names the key to enrol ('iotupd fleet enrol').
   Runs until SIGTERM or SIGINT, then exits 0.
 install: installs a local bundle (signed manifest + image) as the agent would install a release
   heard on the network: verify against the trust root, rollout policy, install, switch, health
@@ -61,6 +67,7 @@ function emitter(json: boolean): Emit {
 /** The long-running agent on the multicast source (docs/agent.md "The agent daemon"). */
 async function daemon(config: AgentConfig, agent: Agent, trust: TrustStore, emit: Emit, statsInterval: number, signal: AbortSignal): Promise<number> {
   const source = new MulticastSource({ config, trust });
+  const reporter = config.status === false ? undefined : await openReporter(config, agent, source, emit);
   const rel = (r: { version?: string | undefined; sequence?: string | undefined; manifestId?: string | undefined } | undefined) =>
     r ? { version: r.version, sequence: r.sequence, manifestId: r.manifestId } : {};
   agent.on('state', (e) => emit('state', { phase: e.phase, ...rel(e.release) }, `${e.phase}${e.release ? ` ${e.release.version} (sequence ${e.release.sequence})` : ''}`));
@@ -70,7 +77,13 @@ async function daemon(config: AgentConfig, agent: Agent, trust: TrustStore, emit
     agent.on(kind, (o) => emit(kind, { ...rel(o), reason: o.reason, code: o.code }, `${kind} ${o.version} (sequence ${o.sequence})${o.reason ? `: ${o.reason}` : ''}`));
   }
   agent.on('halted', (e) => emit('halted', { ...e }, `halt of ${e.version ?? e.manifestId.slice(0, 16)} (sequence ${e.sequence}): ${e.action}: ${e.detail}`));
-  source.on('listening', (c) => emit('ready', { group: c.group, port: c.port, interface: c.interface, ...agent.status }, `listening on ${c.group} port ${c.port} (${c.interface})`));
+  source.on('listening', (c) => {
+    const st = reporter
+      ? { statusKey: toHex(reporter.reporter.identity.key.keyId), statusKeyFile: reporter.reporter.identity.publicKeyFile, statusGroup: reporter.reporter.group }
+      : {};
+    const text = reporter ? `; status reports on ${st.statusGroup} signed by key ${st.statusKey} (enrol ${st.statusKeyFile})` : '';
+    emit('ready', { group: c.group, port: c.port, interface: c.interface, ...st, ...agent.status }, `listening on ${c.group} port ${c.port} (${c.interface})${text}`);
+  });
   source.on('announced', (a) => emit('announced', { ...a }, `announced ${a.version} (sequence ${a.sequence}) on ${a.group}`));
   source.on('gave-up', (g) => emit('gave-up', { ...g }, `gave up ${g.version} (sequence ${g.sequence}): ${g.reason}; offered again in ${g.retryIn} s or later`));
   source.on('conflict', (c) => emit('conflict', { ...c }, `sequence ${c.sequence} announced by ${c.manifestIds.length} releases: refused`));
@@ -106,6 +119,43 @@ async function daemon(config: AgentConfig, agent: Agent, trust: TrustStore, emit
   } finally {
     clearInterval(timer);
     stats(true);
+    if (reporter) {
+      reporter.detach();
+      await reporter.reporter.close();
+    }
+  }
+}
+
+/**
+ * The daemon's status reporter (docs/agent.md "Status reports"). A reporter that cannot be
+ * opened, or fails later, is an 'error' event: updates go on without status reports.
+ */
+async function openReporter(config: AgentConfig, agent: Agent, source: MulticastSource, emit: Emit): Promise<{ reporter: FleetReporter; detach: () => void } | undefined> {
+  const settings = config.status === false ? undefined : config.status;
+  const fail = (err: unknown) => {
+    const e = err as IotupdError;
+    emit('error', { source: 'status', message: e.message, code: e.code }, `status reports: ${e.message}`);
+  };
+  let reporter: FleetReporter;
+  try {
+    reporter = await FleetReporter.open({
+      interface: config.network.interface as string,
+      stateDir: config.stateDir,
+      product: config.product,
+      budget: settings?.budget ?? DEFAULT_BUDGET,
+      ...(settings?.channel !== undefined ? { channel: settings.channel } : {}),
+    });
+  } catch (err) {
+    fail(err);
+    return undefined;
+  }
+  reporter.on('error', fail);
+  try {
+    return { reporter, detach: reportStatus(agent, reporter, { source, onError: fail }) };
+  } catch (err) {
+    fail(err);
+    await reporter.close();
+    return undefined;
   }
 }
 
