@@ -2,8 +2,11 @@
 // devices running the agent daemon (`iotupd agent --config F`): one on a link with 10 % loss, one
 // that joins late, one whose health check fails (it rolls back), one outside the rollout share,
 // one of another device class. Keys and a signed release are made first through the library
-// (src/lab/fleet.ts, src/publish/create.ts). Every device's path through the states is shown as it
-// happens; a summary table ends it. The lab is removed afterwards, also on failure or Ctrl-C.
+// (src/lab/fleet.ts, src/publish/create.ts). The devices report their state by signed multicast:
+// an operator host runs `iotupd status`, whose live table the demo shows (on a terminal, redrawn
+// above the event log), and the publisher, hearing the same reports, pauses the release once no
+// device needs it. A summary table ends it. The lab is removed afterwards, also on failure or
+// Ctrl-C.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +15,20 @@ import { LabError, abortError } from '../../errors.js';
 import { Lab, type JsonLine } from '../../lab/index.js';
 import { deviceIds, makeFleetKeys, spawnAgent, spawnPublisher, writeAgentConfig, type FleetProcess } from '../../lab/fleet.js';
 import { createRelease } from '../../publish/create.js';
+import { DeviceIdentity } from '../../fleet/identity.js';
+import { Registry } from '../../fleet/registry.js';
 import { formatBytes } from '../progress.js';
+import { CLI_MAIN } from '../../lab/fleet.js';
+
+/** What `iotupd status` writes before each redraw of its live table. */
+const CLEAR = '\x1b[H\x1b[2J';
+/**
+ * The devices' status budget in the demo: a fleet of five sharing the default 256 kbit/s gets the
+ * 2 s floor of the share period, so a change shows within seconds (docs/fleet-status.md "Rate budget").
+ */
+const STATUS = { budget: { minIntervalSeconds: 2, fleetSize: 5 } } as const;
+/** The collectors' quiet time and the publisher's pause timing, to match. */
+const QUIET_AFTER_S = 12;
 
 const PRODUCT = 'thermostat';
 
@@ -26,6 +42,8 @@ export interface FleetDemoOptions {
   /** Rollout share, %. */
   rollout: number;
   timeoutS: number;
+  /** Draw the live table above the event log (a terminal); else print events, then the final table. */
+  live?: boolean;
 }
 
 interface DemoDevice {
@@ -46,8 +64,42 @@ function summaryRow(cols: string[], widths: number[]): string {
   return cols.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
 }
 
+/** The latest complete frame of `iotupd status`'s live table, from its output stream. */
+class TableFrames {
+  #buf = '';
+  latest = '';
+  push(chunk: string): boolean {
+    this.#buf += chunk;
+    const parts = this.#buf.split(CLEAR);
+    // parts[0] precedes the first redraw; a frame is complete once it ends with a newline.
+    const tail = parts[parts.length - 1] as string;
+    const done = tail.endsWith('\n') ? tail : parts.length > 2 ? (parts[parts.length - 2] as string) : undefined;
+    this.#buf = CLEAR + tail;
+    if (done === undefined || done === this.latest) return false;
+    this.latest = done.trimEnd();
+    return true;
+  }
+}
+
 export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Promise<number> {
-  const say = (s: string): void => void process.stdout.write(s + '\n');
+  const live = o.live ?? false;
+  const log: string[] = [];
+  const frames = new TableFrames();
+  let screenTop: string[] = [];
+  const draw = (): void => {
+    const rows = process.stdout.rows ?? 40;
+    const table = frames.latest ? frames.latest.split('\n') : ['(waiting for the first status reports)'];
+    const room = Math.max(3, rows - screenTop.length - table.length - 3);
+    process.stdout.write(`${CLEAR}${[...screenTop, '', ...table, '', ...log.slice(-room)].join('\n')}\n`);
+  };
+  const say = (s: string): void => {
+    if (!live) {
+      process.stdout.write(s + '\n');
+      return;
+    }
+    log.push(s);
+    draw();
+  };
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-demo-'));
   let lab: Lab | undefined;
   const onAbort = (): void => lab?.destroySync();
@@ -76,11 +128,32 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
       { name: 'gateway', link: 'clean', cls: 'gateway', expect: 'skipped', id: inside[3] as string },
     ];
 
-    lab = await Lab.create({ hosts: ['publisher', ...devices.map((d) => d.name)] });
+    lab = await Lab.create({ hosts: ['publisher', 'ops', ...devices.map((d) => d.name)] });
     if (signal.aborted) throw abortError(signal);
     const theLab = lab;
-    say(`lab ${lab.id}: publisher + ${devices.map((d) => d.name).join(', ')} on bridge ${lab.bridge}`);
+    say(`lab ${lab.id}: publisher, ops + ${devices.map((d) => d.name).join(', ')} on bridge ${lab.bridge}`);
     if (o.loss > 0) await lab.impair('lossy', { lossPercent: o.loss });
+
+    // Each device's status key is made before its agent first starts (the agent would make it),
+    // so the operator enrols the whole fleet up front: only enrolled keys are trusted.
+    const registry = new Registry();
+    for (const d of devices) registry.enrol(d.id, DeviceIdentity.open(join(dir, d.name, 'state')).publicKey);
+    const registryFile = join(dir, 'fleet.registry');
+    registry.save(registryFile);
+    const db = join(dir, 'fleet.db');
+    // The operator's live table: `iotupd status` on its own host, hearing the devices' reports.
+    const status = theLab.spawnNode('ops', CLI_MAIN, ['status', '--product', PRODUCT, '--interface', theLab.host('ops').ifname, '--registry', registryFile, '--db', db, '--table', '--quiet-after', String(QUIET_AFTER_S)]);
+    status.stdout?.setEncoding('utf8');
+    status.stdout?.on('data', (chunk: string) => {
+      if (frames.push(chunk) && live) draw();
+    });
+    let statusErr = '';
+    status.stderr?.on('data', (c: Buffer) => (statusErr = (statusErr + c.toString()).slice(-2000)));
+    const statusExit = new Promise<void>((resolve) => status.once('exit', () => resolve()));
+    screenTop = [
+      `iotupd demo: product '${PRODUCT}', release 2.0 to five devices; fleet status from 'iotupd status' on host ops`,
+      `  (its live table below, from the devices' signed status reports; the event log under it)`,
+    ];
 
     const show = (d: DemoDevice, l: JsonLine): void => {
       const rel2 = l.version !== undefined ? ` ${String(l.version)}` : '';
@@ -123,6 +196,7 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
         target: join(dd, 'firmware.bin'),
         interface: theLab.host(d.name).ifname,
         ...(d.health ? { healthCheck: d.health } : {}),
+        status: STATUS,
       });
       const proc = spawnAgent(theLab, d.name, cfg, (l) => show(d, l), 60);
       d.proc = proc;
@@ -131,9 +205,16 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     };
     const early = devices.filter((d) => !d.late);
     await Promise.all(early.map((d) => start(d).waitFor((l) => l.type === 'ready', 15_000)));
-    const pub = spawnPublisher(lab, 'publisher', { signerKey: keys.signerKey, releases, rateMbit: o.rate, interval: 1 });
+    const pub = spawnPublisher(
+      lab,
+      'publisher',
+      { signerKey: keys.signerKey, releases, rateMbit: o.rate, interval: 1, args: ['--registry', registryFile, '--quiet-after', String(QUIET_AFTER_S), '--grace', '6', '--hold', '2'] },
+      (l) => {
+        if (l.type === 'paused' || l.type === 'resumed') say(`${at()} publisher ${String(l.type).toUpperCase()} ${String(l.version)}: ${String(l.reason)}`);
+      },
+    );
     await pub.waitFor((l) => l.type === 'release-added', 15_000);
-    say(`${at()} publisher announcing 2.0 on the announce channel, data at ${o.rate} Mbit/s`);
+    say(`${at()} publisher announcing 2.0 on the announce channel, data at ${o.rate} Mbit/s; it hears the fleet too`);
 
     const deadline = performance.now() + o.timeoutS * 1000;
     const until = async (pred: () => boolean): Promise<void> => {
@@ -152,10 +233,25 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
       start(d);
     }
     await until(() => devices.every((d) => d.outcome !== undefined));
+    // Nobody needs 2.0 any more: the publisher, hearing the same reports, pauses its data.
+    const paused = await pub.waitFor((l) => l.type === 'paused' && l.manifestId === rel.manifestId, 30_000).catch(() => undefined);
+    // The table shows each device's final state once its last change report is through the rate budget.
+    const finalState = (d: DemoDevice): string => (d.expect === 'skipped' ? 'idle' : d.expect);
+    const settled = (): boolean => devices.every((d) => frames.latest.split('\n').some((l) => l.startsWith(`${d.id} `) && l.split(/\s+/)[1] === finalState(d)));
+    const settleBy = performance.now() + 20_000;
+    while (!settled() && performance.now() < settleBy && !signal.aborted) await new Promise((r) => setTimeout(r, 200));
     for (const d of devices) d.proc?.stop();
     pub.stop();
-    await Promise.all([...devices.map((d) => d.proc?.exit), pub.exit]);
+    status.kill('SIGTERM');
+    await Promise.all([...devices.map((d) => d.proc?.exit), pub.exit, statusExit]);
+    const table = frames.latest;
 
+    if (live) process.stdout.write(`${CLEAR}${log.join('\n')}\n`);
+    say('');
+    say(`fleet status ('iotupd status', from the devices' signed reports):`);
+    if (table) for (const line of table.split('\n')) say(`  ${line}`);
+    else say(`  (no table: iotupd status ${statusErr.trim().split('\n').pop() ?? 'printed nothing'})`);
+    say(paused ? `publisher paused 2.0: ${String(paused.reason)}` : 'publisher did NOT pause 2.0 within 30 s');
     say('');
     say('summary:');
     const rows = devices.map((d) => {
@@ -170,11 +266,14 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     say(`  ${summaryRow(header, widths)}`);
     for (const r of rows) say(`  ${summaryRow(r, widths)}`);
     const wrong = devices.filter((d) => d.outcome?.type !== d.expect);
+    const tableOk = settled();
     const stats = devices.map((d) => d.proc?.of('stats').pop()).filter((s) => s !== undefined);
     const refused = stats.reduce((n, s) => n + Object.values(s.refused as Record<string, number>).reduce((a, b) => a + b, 0), 0);
     say(`announce filter: ${stats.reduce((n, s) => n + Number(s.datagrams), 0)} beacons heard by the fleet, ${refused} refused`);
     say(wrong.length === 0 ? 'fleet as expected: 2 updated, 1 rolled back, 2 skipped' : `UNEXPECTED: ${wrong.map((d) => `${d.name} ${String(d.outcome?.type)} (expected ${d.expect})`).join(', ')}`);
-    return wrong.length === 0 ? 0 : 1;
+    if (!tableOk) say(`UNEXPECTED: the status table does not show every device's final state`);
+    if (!paused) say('UNEXPECTED: the publisher went on sending 2.0 that no device needs');
+    return wrong.length === 0 && tableOk && paused ? 0 : 1;
   } finally {
     signal.removeEventListener('abort', onAbort);
     await lab?.destroy();

@@ -254,6 +254,7 @@ export const demoCommand: Command = {
         loss: numberOption('loss', values.loss, 10, 0, 50),
         rollout: numberOption('rollout', values.rollout, 50, 1, 99),
         timeoutS: numberOption('timeout', values.timeout, 60, 1, 86_400),
+        live: process.stdout.isTTY === true,
       };
       const support = labSupport();
       if (!support.ok) {
