@@ -28,6 +28,14 @@ test('iotupd demo: the fleet story: two devices update, one rolls back, two skip
   assert.match(table, /outside +clean +thermostat +skipped +none +not-in-rollout: /);
   assert.match(table, /gateway +clean +gateway +skipped +none +device-class: /);
   assert.match(out, /fleet as expected: 2 updated, 1 rolled back, 2 skipped/);
+  // The operator's live table ('iotupd status' in the lab), from the devices' signed reports.
+  const status = out.slice(out.indexOf(`fleet status ('iotupd status'`), out.indexOf('summary:'));
+  assert.match(status, /product thermostat: 5 trusted \(ok 4, failed 1, quiet 0\), 0 unknown/);
+  assert.match(status, /versions: .*2\.0 x2/);
+  assert.match(status, /thermo-\d+ +rolled-back +2\.0 +\d+s +ERR_HEALTH: health check exited 1: sensor self-test failed/);
+  assert.equal((status.match(/thermo-\d+ +installed +2\.0 /g) ?? []).length, 2, status);
+  // The publisher hears the same reports and stops sending what nobody needs.
+  assert.match(out, /publisher PAUSED 2\.0: none of the 5 devices heard needs it \(2 have it, 2 outside the rollout, 1 gave up\)/);
   const id = /lab (iu[a-z0-9]+) removed/.exec(out)?.[1];
   assert.ok(id, 'the demo says it removed its lab');
   assert.deepEqual(labNamespaces().filter((n) => n.startsWith(id)), [], `namespaces of ${id} left behind`);
