@@ -145,8 +145,9 @@ test('the table fits the terminal: sections trimmed to the rows given, the rest 
     health: { ok: 0, failed: 0, quiet: 0 },
     states: {},
     versions: [{ version: '1.0.0', count: 50 }],
-    drops: { oversized: 0, malformed: 0, 'wrong-product': 0, signature: 0, forged: 2, replay: 0, conflict: 0, 'unknown-limit': 0 },
+    drops: { oversized: 0, malformed: 0, 'wrong-product': 0, signature: 0, forged: 2, replay: 0, conflict: 0, 'unknown-limit': 0, publisher: 0 },
     quietAfterMs: 150_000,
+    releases: { serving: 0, paused: 0, unknown: 0 },
   };
   const full = formatTable(summary, devices, now);
   assert.equal(full.split('\n').filter((l) => /^dev-\d+ /.test(l)).length, 51);

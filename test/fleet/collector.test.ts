@@ -89,7 +89,7 @@ test('forged: a report claiming an enrolled device under another key is dropped,
     // Without the protection (no registry), the same datagram would have been shown: as unknown.
     const open = new Collector({ product: 'sensor' });
     const u = open.ingest(forger.seal(body('dev-0', { installedVersion: '6.6.6' })));
-    assert.ok(u.accepted && !u.trusted);
+    assert.ok(u.accepted && 'trusted' in u && !u.trusted);
     assert.deepEqual(open.versionCounts(), [], 'unknown devices are not counted as the fleet');
     await open.close();
     await c.close();
@@ -185,7 +185,7 @@ test('unknown keys are shown as unknown until the operator approves them into th
     const c = new Collector({ product: 'sensor', db, registry, now: () => t });
     const newcomer = DeviceIdentity.open(join(dir, 'newcomer'));
     const r = c.ingest(newcomer.seal(body('new-1', { reason: 'start' })));
-    assert.ok(r.accepted && !r.trusted);
+    assert.ok(r.accepted && 'trusted' in r && !r.trusted);
     assert.equal(c.summary().unknown, 1);
     assert.equal(c.summary().trusted, 0);
     // A second key claiming the same unknown id: a conflict, not a takeover.
