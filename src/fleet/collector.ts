@@ -293,7 +293,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
         this.#emit({ type: 'release', release: this.#releaseView(e.rec, now), change: true });
       }
     }
-    this.#flush();
+    this.#flush(now);
   }
 
   /** Join the status channel on `interface` and ingest what arrives until close() or abort. */
@@ -328,7 +328,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
   async close(): Promise<void> {
     await this.stopListening();
     if (this.store.db.open) {
-      this.#flush(true);
+      this.#flush(this.#now(), true);
       this.store.close();
     }
   }
@@ -369,7 +369,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   summary(now = this.#now()): FleetSummary {
-    this.#flush();
+    this.#flush(now);
     const health: Record<Health, number> = { ok: 0, failed: 0, quiet: 0 };
     const states: Record<string, number> = {};
     let trusted = 0;
@@ -522,13 +522,12 @@ export class Collector extends EventEmitter<CollectorEvents> {
     return r;
   }
 
-  #flush(all = false): void {
+  #flush(now: number, all = false): void {
     // Drop counts go to the database in batches: a flood of junk must not become a flood of writes.
     if (!this.store.db.open) return;
     this.store.addDrops(this.#unflushed);
     this.#unflushed = zeroDrops();
     // Releases heard since their last write: the time, once storeEveryMs has passed (all on close).
-    const now = this.#now();
     for (const e of this.#releases.values()) {
       if (e.storedAt < e.rec.receivedAt && (all || now - e.storedAt >= this.#storeEveryMs)) {
         this.store.putRelease(e.rec);
