@@ -55,7 +55,7 @@ export type CollectorEvent =
   | { type: 'drop'; reason: DropReason; detail: string; from?: string; deviceId?: string }
   | { type: 'quiet'; device: DeviceView }
   | { type: 'registry'; enrolled: number }
-  /** A verified STATE beacon, or a release whose publisher went quiet (change true for both but a repeat). */
+  /** A verified STATE beacon (`change` false for a repeat that says nothing new), or a release whose publisher went quiet (`change` true). */
   | { type: 'release'; release: ReleaseView; change: boolean };
 
 export interface CollectorEvents {
