@@ -1,7 +1,10 @@
 // The collector options `iotupd status` and `iotupd dashboard` share: the database, the registry,
-// the rate budget that sets when a device counts as quiet, and the status channel to join.
+// the publisher's trust anchors, the rate budget that sets when a device counts as quiet, and the
+// status channel to join.
 import { existsSync } from 'node:fs';
 import type { CollectorOptions, ListenOptions } from '../fleet/index.js';
+import { loadPublicKey } from '../crypto/keys.js';
+import { TrustStore } from '../crypto/trust.js';
 import { UsageError } from '../errors.js';
 import { numberOption } from './command.js';
 
@@ -10,6 +13,7 @@ export const COLLECTOR_OPTIONS = {
   interface: { type: 'string' },
   db: { type: 'string' },
   registry: { type: 'string' },
+  trust: { type: 'string', multiple: true },
   'quiet-after': { type: 'string' },
   'budget-kbit': { type: 'string' },
   'fleet-size': { type: 'string' },
@@ -22,6 +26,7 @@ interface CollectorValues {
   interface?: string;
   db?: string;
   registry?: string;
+  trust?: string[];
   'quiet-after'?: string;
   'budget-kbit'?: string;
   'fleet-size'?: string;
@@ -46,8 +51,20 @@ export function collectorOptions(v: CollectorValues): CollectorOptions & { produ
   };
   if (v.db !== undefined) opts.db = v.db;
   if (v.registry !== undefined) opts.registry = v.registry;
+  const trust = trustFiles(v.trust);
+  if (trust.length > 0) opts.trust = new TrustStore(trust.map((f) => loadPublicKey(f)));
   if (v['quiet-after'] !== undefined) opts.quietAfterMs = numberOption('quiet-after', v['quiet-after'], 0, 0.001, 1e9) * 1000;
   return opts;
+}
+
+/** The --trust files (repeatable, each also comma-separated); each must exist. */
+export function trustFiles(values: string[] | undefined): string[] {
+  const files = (values ?? []).flatMap((v) => v.split(',')).map((f) => f.trim());
+  for (const f of files) {
+    if (f.length === 0) throw new UsageError('--trust needs a file name (an empty one was given)');
+    if (!existsSync(f)) throw new UsageError(`no trust file at ${f} (--trust takes the publisher's public key file, as the devices pin it)`);
+  }
+  return files;
 }
 
 /** Where the collector listens: the interface, the status channel's port, and a channel or group other than the product's. */

@@ -1,23 +1,31 @@
 // The collector: joins a product's status channel, verifies each report against the registry,
 // refuses replays, keeps current state and history in SQLite and emits typed events
-// (docs/fleet-status.md). `ingest()` is the whole decision for one datagram and touches no
-// socket, so the simulation (bench/fleet.ts) and the tests drive the real code without a network.
+// (docs/fleet-status.md). The publisher's STATE beacons arrive on the same channel: verified
+// against the publisher's trust anchors, they keep a table of what it does with each release.
+// `ingest()` is the whole decision for one datagram and touches no socket, so the simulation
+// (bench/fleet.ts) and the tests drive the real code without a network.
 import { EventEmitter, on } from 'node:events';
 import type { KeyObject } from 'node:crypto';
 import { UsageError } from '../errors.js';
 import { equalBytes, toHex } from '../crypto/bytes.js';
 import { publicKeyObject } from '../crypto/keys.js';
+import type { TrustStore } from '../crypto/trust.js';
+import { AnnounceFilter, type ReleaseStateNotice } from '../announce/filter.js';
+import { BeaconKind, decodeDatagram, type ReleaseState } from '../wire/beacon.js';
 import { resolveGroup } from '../channel/resolve.js';
 import { McastSocket } from '../net/socket.js';
 import { decode, MAX_STATUS_BYTES, StatusDecodeError, verify, type StatusReport } from '../wire/status.js';
 import { Registry, registryStamp } from './registry.js';
 import { quietAfter, type RateBudget } from './reporter.js';
-import { FleetStore, isTransition, recordOf, type DeviceRecord, type HistoryEntry } from './store.js';
+import { FleetStore, isTransition, recordOf, type DeviceRecord, type HistoryEntry, type ReleaseRecord } from './store.js';
 import { statusChannel } from './channel.js';
 
 /** Why a datagram was dropped (each counted in `drops` and in the database). */
-export const DROP_REASONS = ['oversized', 'malformed', 'wrong-product', 'signature', 'forged', 'replay', 'conflict', 'unknown-limit'] as const;
+export const DROP_REASONS = ['oversized', 'malformed', 'wrong-product', 'signature', 'forged', 'replay', 'conflict', 'unknown-limit', 'publisher'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
+
+/** The first bytes of every beacon (src/wire/beacon.ts); status reports start with "IUST". */
+const BEACON_MAGIC = [0x49, 0x4f, 0x54, 0x42] as const; // "IOTB"
 
 /** ok: heard recently; failed: last state failed or rolled back; quiet: not heard for quietAfterMs. */
 export type Health = 'ok' | 'failed' | 'quiet';
@@ -26,8 +34,19 @@ export interface DeviceView extends DeviceRecord {
   health: Health;
 }
 
+/** ok: a STATE beacon heard within the publisher quiet time; quiet: none since. */
+export type ReleaseHeard = 'ok' | 'quiet';
+
+export interface ReleaseView extends ReleaseRecord {
+  heard: ReleaseHeard;
+  /** What to show: the publisher's state while it is heard, `unknown` once it is quiet. */
+  current: ReleaseState | 'unknown';
+}
+
 export type IngestResult =
   | { accepted: true; trusted: boolean; device: DeviceView; report: StatusReport; transition: boolean }
+  /** A verified STATE beacon; `change`: its state, reason, counts, version or signer differ from the last one. */
+  | { accepted: true; release: ReleaseView; change: boolean }
   | { accepted: false; reason: DropReason; detail: string; deviceId?: string };
 
 export type CollectorEvent =
@@ -35,7 +54,9 @@ export type CollectorEvent =
   | { type: 'unknown'; device: DeviceView; report: StatusReport; transition: boolean }
   | { type: 'drop'; reason: DropReason; detail: string; from?: string; deviceId?: string }
   | { type: 'quiet'; device: DeviceView }
-  | { type: 'registry'; enrolled: number };
+  | { type: 'registry'; enrolled: number }
+  /** A verified STATE beacon (`change` false for a repeat that says nothing new), or a release whose publisher went quiet (`change` true). */
+  | { type: 'release'; release: ReleaseView; change: boolean };
 
 export interface CollectorEvents {
   /** Every event below, in order: one stream for a dashboard. */
@@ -45,6 +66,7 @@ export interface CollectorEvents {
   drop: [Extract<CollectorEvent, { type: 'drop' }>];
   quiet: [Extract<CollectorEvent, { type: 'quiet' }>];
   registry: [Extract<CollectorEvent, { type: 'registry' }>];
+  release: [Extract<CollectorEvent, { type: 'release' }>];
 }
 
 export interface CollectorOptions {
@@ -59,6 +81,17 @@ export interface CollectorOptions {
   quietAfterMs?: number;
   /** Most unknown (not enrolled) devices kept; reports from further new ids are dropped (default 10 000). */
   maxUnknown?: number;
+  /**
+   * The publisher's trust anchors (the public keys its devices pin). With them, STATE beacons on
+   * the status channel are verified and kept (`releases()`); without, every beacon is dropped.
+   */
+  trust?: TrustStore;
+  /** A release with no STATE beacon for this long shows as `unknown` (default: quietAfterMs). */
+  publisherQuietAfterMs?: number;
+  /** A repeat that changes nothing but the time is written to the database at most this often (default 10 000 ms). */
+  storeEveryMs?: number;
+  /** Most releases kept; beyond, the lowest sequences are forgotten (default 256). */
+  maxReleases?: number;
   /** Clock in ms (default Date.now). */
   now?: () => number;
 }
@@ -83,6 +116,34 @@ export interface FleetSummary {
   versions: { version: string; count: number }[];
   drops: Record<DropReason, number>;
   quietAfterMs: number;
+  /** Releases the publisher spoke of, by what is shown for them (`current`). */
+  releases: Record<ReleaseState | 'unknown', number>;
+}
+
+interface ReleaseEntry {
+  rec: ReleaseRecord;
+  /** receivedAt of the copy in the database. */
+  storedAt: number;
+}
+
+function releaseKey(sequence: bigint, manifestId: Uint8Array): string {
+  return `${sequence}/${toHex(manifestId)}`;
+}
+
+/** Whether a new STATE beacon says anything the last one did not (apart from its times and counter). */
+function releaseChanged(prev: ReleaseRecord, next: ReleaseRecord): boolean {
+  return (
+    prev.state !== next.state ||
+    prev.reason !== next.reason ||
+    prev.version !== next.version ||
+    !equalBytes(prev.signerKeyId, next.signerKeyId) ||
+    prev.demand.live !== next.demand.live ||
+    prev.demand.needing !== next.demand.needing ||
+    prev.demand.received !== next.demand.received ||
+    prev.demand.waiting !== next.demand.waiting ||
+    prev.demand.outside !== next.demand.outside ||
+    prev.demand.gaveUp !== next.demand.gaveUp
+  );
 }
 
 function zeroDrops(): Record<DropReason, number> {
@@ -108,6 +169,14 @@ export class Collector extends EventEmitter<CollectorEvents> {
   #unflushed: Record<DropReason, number> = zeroDrops();
   #socket: McastSocket | undefined;
   #timer: NodeJS.Timeout | undefined;
+  readonly publisherQuietAfterMs: number;
+  readonly #filter: AnnounceFilter | undefined;
+  readonly #storeEveryMs: number;
+  readonly #maxReleases: number;
+  readonly #releases = new Map<string, ReleaseEntry>();
+  readonly #quietReleases = new Set<string>();
+  /** Highest counter stored per signer key id: the filter's replay table starts empty after a restart, this does not. */
+  readonly #signerFloor = new Map<string, bigint>();
 
   constructor(opts: CollectorOptions) {
     super();
@@ -118,6 +187,15 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (!(Number.isInteger(this.#maxUnknown) && this.#maxUnknown >= 0)) throw new UsageError('maxUnknown must be an integer >= 0');
     this.quietAfterMs = opts.quietAfterMs ?? quietAfter(opts.budget ?? {});
     if (!(Number.isFinite(this.quietAfterMs) && this.quietAfterMs > 0)) throw new UsageError('quietAfterMs must be > 0');
+    this.publisherQuietAfterMs = opts.publisherQuietAfterMs ?? this.quietAfterMs;
+    if (!(Number.isFinite(this.publisherQuietAfterMs) && this.publisherQuietAfterMs > 0)) throw new UsageError('publisherQuietAfterMs must be > 0');
+    this.#storeEveryMs = opts.storeEveryMs ?? 10_000;
+    if (!(Number.isFinite(this.#storeEveryMs) && this.#storeEveryMs >= 0)) throw new UsageError('storeEveryMs must be >= 0');
+    this.#maxReleases = opts.maxReleases ?? 256;
+    if (!(Number.isInteger(this.#maxReleases) && this.#maxReleases >= 1)) throw new UsageError('maxReleases must be an integer >= 1');
+    // The publisher's beacons are verified as a device verifies them, for this product; a
+    // collector installs nothing, so every sequence is above its own (0).
+    if (opts.trust !== undefined) this.#filter = new AnnounceFilter({ trust: opts.trust, product: opts.product, installedSequence: 0n, trustedClock: true });
     if (typeof opts.registry === 'string') {
       this.#registryPath = opts.registry;
       this.#registryStamp = registryStamp(opts.registry);
@@ -131,10 +209,17 @@ export class Collector extends EventEmitter<CollectorEvents> {
     this.#applyRegistry();
     const now = this.#now();
     for (const d of this.#records.values()) if (now - d.lastSeen > this.quietAfterMs) this.#quiet.add(d.deviceId);
+    for (const r of this.store.releases()) {
+      const key = releaseKey(r.sequence, r.manifestId);
+      this.#releases.set(key, { rec: r, storedAt: r.receivedAt });
+      this.#raiseFloor(r.signerKeyId, r.counter);
+      if (now - r.receivedAt > this.publisherQuietAfterMs) this.#quietReleases.add(key);
+    }
   }
 
   /** Decide on one datagram: accept (and store) or drop (and count). Never throws for bad input. */
   ingest(datagram: Uint8Array, from?: string, now = this.#now()): IngestResult {
+    if (datagram.length >= 4 && BEACON_MAGIC.every((m, i) => datagram[i] === m)) return this.#beacon(datagram, from, now);
     if (datagram.length > MAX_STATUS_BYTES) return this.#drop('oversized', `${datagram.length} bytes`, from);
     let report: StatusReport;
     try {
@@ -202,7 +287,13 @@ export class Collector extends EventEmitter<CollectorEvents> {
         this.#emit({ type: 'quiet', device: this.#view(d, now) });
       }
     }
-    this.#flush();
+    for (const [key, e] of this.#releases) {
+      if (!this.#quietReleases.has(key) && now - e.rec.receivedAt > this.publisherQuietAfterMs) {
+        this.#quietReleases.add(key);
+        this.#emit({ type: 'release', release: this.#releaseView(e.rec, now), change: true });
+      }
+    }
+    this.#flush(now);
   }
 
   /** Join the status channel on `interface` and ingest what arrives until close() or abort. */
@@ -233,11 +324,11 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (s) await s.close();
   }
 
-  /** Stop listening, write the drop counts, close the database. Idempotent. */
+  /** Stop listening, write the drop counts and the releases' last times, close the database. Idempotent. */
   async close(): Promise<void> {
     await this.stopListening();
     if (this.store.db.open) {
-      this.#flush();
+      this.#flush(this.#now(), true);
       this.store.close();
     }
   }
@@ -269,8 +360,16 @@ export class Collector extends EventEmitter<CollectorEvents> {
     return this.store.versionCounts();
   }
 
+  /** What the publisher last said about each release, newest sequence first (the last heard first within one). */
+  releases(now = this.#now()): ReleaseView[] {
+    return [...this.#releases.values()]
+      .map((e) => e.rec)
+      .sort((a, b) => (a.sequence < b.sequence ? 1 : a.sequence > b.sequence ? -1 : b.receivedAt - a.receivedAt))
+      .map((r) => this.#releaseView(r, now));
+  }
+
   summary(now = this.#now()): FleetSummary {
-    this.#flush();
+    this.#flush(now);
     const health: Record<Health, number> = { ok: 0, failed: 0, quiet: 0 };
     const states: Record<string, number> = {};
     let trusted = 0;
@@ -286,7 +385,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
       states[d.state] = (states[d.state] ?? 0) + 1;
     }
     const drops = { ...zeroDrops(), ...(this.store.drops() as Partial<Record<DropReason, number>>) };
-    return { product: this.product, trusted, unknown, health, states, versions: this.versionCounts(), drops, quietAfterMs: this.quietAfterMs };
+    const releases: Record<ReleaseState | 'unknown', number> = { serving: 0, paused: 0, unknown: 0 };
+    for (const e of this.#releases.values()) releases[this.#releaseView(e.rec, now).current] += 1;
+    return { product: this.product, trusted, unknown, health, states, versions: this.versionCounts(), drops, quietAfterMs: this.quietAfterMs, releases };
   }
 
   /** The event stream as an async iterable (ends when `signal` aborts). */
@@ -301,6 +402,91 @@ export class Collector extends EventEmitter<CollectorEvents> {
   #view(d: DeviceRecord, now: number): DeviceView {
     const health: Health = now - d.lastSeen > this.quietAfterMs ? 'quiet' : d.state === 'failed' || d.state === 'rolled-back' ? 'failed' : 'ok';
     return { ...d, health };
+  }
+
+  #releaseView(r: ReleaseRecord, now: number): ReleaseView {
+    const heard: ReleaseHeard = now - r.receivedAt > this.publisherQuietAfterMs ? 'quiet' : 'ok';
+    return { ...r, demand: { ...r.demand }, heard, current: heard === 'ok' ? r.state : 'unknown' };
+  }
+
+  #raiseFloor(signerKeyId: Uint8Array, counter: bigint): void {
+    const id = toHex(signerKeyId);
+    const f = this.#signerFloor.get(id);
+    if (f === undefined || counter > f) this.#signerFloor.set(id, counter);
+  }
+
+  /** A datagram with the beacon magic: only a verified STATE beacon of this product is kept. */
+  #beacon(datagram: Uint8Array, from: string | undefined, now: number): IngestResult {
+    try {
+      return this.#verifyBeacon(datagram, from, now);
+    } catch (err) {
+      // The filter refuses bad input itself; anything it throws is still one dropped datagram.
+      return this.#drop('publisher', `malformed: ${(err as Error).message}`, from);
+    }
+  }
+
+  #verifyBeacon(datagram: Uint8Array, from: string | undefined, now: number): IngestResult {
+    // ANNOUNCE and HALT go to the announce channel; here they are refused before any signature
+    // work (and never reach the filter's tables).
+    const kind = datagram.length > 5 ? datagram[5] : undefined;
+    if (kind === BeaconKind.ANNOUNCE || kind === BeaconKind.HALT) {
+      return this.#drop('publisher', `${kind === BeaconKind.ANNOUNCE ? 'ANNOUNCE' : 'HALT'} beacon on the status channel (it belongs on the announce channel)`, from);
+    }
+    if (this.#filter === undefined) return this.#drop('publisher', 'a publisher beacon, and no trust anchors to verify it (--trust)', from);
+    const r = this.#filter.push(datagram, now);
+    if (r.type === 'refused') return this.#drop('publisher', `${r.reason}: ${r.message}`, from);
+    if (r.type !== 'state') return this.#drop('publisher', `a ${r.type} on the status channel`, from);
+    // The filter refused any counter it has seen; after a restart its table is empty, so the
+    // counters kept in the database stand in for it.
+    const counter = decodeDatagram(datagram).counter;
+    const floor = this.#signerFloor.get(toHex(r.state.signerKeyId));
+    if (floor !== undefined && counter <= floor) return this.#drop('publisher', `replay: counter ${counter} of signer ${toHex(r.state.signerKeyId)} is not above ${floor}`, from);
+    this.#raiseFloor(r.state.signerKeyId, counter);
+    return this.#acceptState(r.state, counter, from, now);
+  }
+
+  #acceptState(n: ReleaseStateNotice, counter: bigint, from: string | undefined, now: number): IngestResult {
+    const key = releaseKey(n.sequence, n.manifestId);
+    const prev = this.#releases.get(key);
+    const rec: ReleaseRecord = {
+      sequence: n.sequence,
+      manifestId: n.manifestId,
+      version: n.version,
+      state: n.state,
+      demand: { ...n.demand },
+      reason: n.reason,
+      issuedAt: n.issuedAt,
+      expires: n.expires,
+      firstSeen: prev?.rec.firstSeen ?? now,
+      receivedAt: now,
+      signerKeyId: n.signerKeyId,
+      counter,
+    };
+    if (from !== undefined) rec.lastFrom = from;
+    const wasQuiet = this.#quietReleases.delete(key);
+    const change = prev === undefined || wasQuiet || releaseChanged(prev.rec, rec);
+    // Every change is written at once; a repeat only refreshes the time, at most every storeEveryMs.
+    const entry: ReleaseEntry = { rec, storedAt: prev?.storedAt ?? -Infinity };
+    if (change || now - entry.storedAt >= this.#storeEveryMs) {
+      this.store.putRelease(rec);
+      entry.storedAt = now;
+    }
+    this.#releases.set(key, entry);
+    if (prev === undefined) this.#trimReleases();
+    const release = this.#releaseView(rec, now);
+    this.#emit({ type: 'release', release, change });
+    return { accepted: true, release, change };
+  }
+
+  /** Keep at most maxReleases: the lowest sequences go first (they are the oldest releases). */
+  #trimReleases(): void {
+    if (this.#releases.size <= this.#maxReleases) return;
+    const byAge = [...this.#releases.entries()].sort(([, a], [, b]) => (a.rec.sequence < b.rec.sequence ? -1 : a.rec.sequence > b.rec.sequence ? 1 : a.rec.receivedAt - b.rec.receivedAt));
+    for (const [key, e] of byAge.slice(0, this.#releases.size - this.#maxReleases)) {
+      this.#releases.delete(key);
+      this.#quietReleases.delete(key);
+      this.store.deleteRelease(e.rec.sequence, e.rec.manifestId);
+    }
   }
 
   #keyObject(id: string, raw: Uint8Array): KeyObject {
@@ -336,11 +522,18 @@ export class Collector extends EventEmitter<CollectorEvents> {
     return r;
   }
 
-  #flush(): void {
+  #flush(now: number, all = false): void {
     // Drop counts go to the database in batches: a flood of junk must not become a flood of writes.
     if (!this.store.db.open) return;
     this.store.addDrops(this.#unflushed);
     this.#unflushed = zeroDrops();
+    // Releases heard since their last write: the time, once storeEveryMs has passed (all on close).
+    for (const e of this.#releases.values()) {
+      if (e.storedAt < e.rec.receivedAt && (all || now - e.storedAt >= this.#storeEveryMs)) {
+        this.store.putRelease(e.rec);
+        e.storedAt = e.rec.receivedAt;
+      }
+    }
   }
 
   #emit(e: CollectorEvent): void {

@@ -9,6 +9,7 @@
  * Collector side
  *   new Collector(opts)         ingest(datagram, from?, now?), tick(now?), listen({ interface }),
  *                               devices(), device(id), history(id), versionCounts(), summary(),
+ *                               releases() (the publisher's STATE beacons, with opts.trust),
  *                               events(signal) and typed EventEmitter events, close()
  *   Registry                    enrolled device keys (text file)
  *   FleetStore                  the SQLite database
@@ -31,13 +32,15 @@ export {
 } from './reporter.js';
 export { FleetReporter, type FleetReporterOptions, type FleetReporterEvents } from './reporter-driver.js';
 export { Registry, checkDeviceId, registryStamp } from './registry.js';
-export { FleetStore, SCHEMA, SCHEMA_VERSION, type DeviceRecord, type HistoryEntry } from './store.js';
+export { FleetStore, SCHEMA, SCHEMA_VERSION, type DeviceRecord, type HistoryEntry, type ReleaseRecord } from './store.js';
 export {
   Collector,
   DROP_REASONS,
   type DropReason,
   type Health,
   type DeviceView,
+  type ReleaseView,
+  type ReleaseHeard,
   type IngestResult,
   type CollectorEvent,
   type CollectorEvents,
@@ -59,4 +62,5 @@ export {
   type DashboardEvents,
   type DashboardSnapshot,
   type RolloutRow,
+  type ReleaseJson,
 } from './dashboard/index.js';

@@ -1,12 +1,18 @@
 // The collector's SQLite database (docs/fleet-status.md "Database"): current state per device,
-// history of changes, drop counts. better-sqlite3 is synchronous: one report is one short
-// transaction, and a restarted collector reads its devices and counters back from here.
+// history of changes, drop counts, and the publisher's last word on each release. better-sqlite3
+// is synchronous: one report is one short transaction, and a restarted collector reads its
+// devices, releases and counters back from here.
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { StorageError } from '../errors.js';
 import type { AgentState, ReportReason, StatusReport } from '../wire/status.js';
+import type { DemandCounts, ReleaseState } from '../wire/beacon.js';
 
-export const SCHEMA_VERSION = 1;
+/**
+ * 2: the releases table. A version 1 database is brought up to 2 when a collector opens it (the
+ * schema only adds a table); a database of a newer version than this one is refused.
+ */
+export const SCHEMA_VERSION = 2;
 
 // The native SQLite addon is loaded when a store is opened, not when iotupd/fleet is imported:
 // a device that only reports never maps it.
@@ -65,7 +71,114 @@ CREATE TABLE IF NOT EXISTS drops (
   reason TEXT PRIMARY KEY,
   count  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS releases (
+  sequence      TEXT NOT NULL,
+  manifest_id   BLOB NOT NULL,
+  version       TEXT NOT NULL,
+  state         TEXT NOT NULL,
+  reason        TEXT NOT NULL,
+  live          INTEGER NOT NULL,
+  needing       INTEGER NOT NULL,
+  received      INTEGER NOT NULL,
+  waiting       INTEGER NOT NULL,
+  outside       INTEGER NOT NULL,
+  gave_up       INTEGER NOT NULL,
+  issued_at     INTEGER NOT NULL,
+  expires       INTEGER NOT NULL,
+  first_seen    INTEGER NOT NULL,
+  received_at   INTEGER NOT NULL,
+  signer_key_id BLOB NOT NULL,
+  counter       TEXT NOT NULL,
+  last_from     TEXT,
+  PRIMARY KEY (sequence, manifest_id)
+);
 `;
+
+/** What the publisher last said about one release (a verified STATE beacon), as the collector keeps it. */
+export interface ReleaseRecord {
+  sequence: bigint;
+  manifestId: Uint8Array;
+  version: string;
+  /** What the publisher does with the release's data. */
+  state: ReleaseState;
+  demand: DemandCounts;
+  /** The publisher's words (text, never markup). */
+  reason: string;
+  /** The beacon's issued-at and expiry, unix seconds (publisher clock). */
+  issuedAt: number;
+  expires: number;
+  /** Collector clock, ms: the first and the last beacon heard for this release. */
+  firstSeen: number;
+  receivedAt: number;
+  signerKeyId: Uint8Array;
+  /** The signer's counter in the last beacon stored (a restarted collector refuses any not above it). */
+  counter: bigint;
+  lastFrom?: string;
+}
+
+interface ReleaseRow {
+  sequence: string;
+  manifest_id: Buffer;
+  version: string;
+  state: string;
+  reason: string;
+  live: number;
+  needing: number;
+  received: number;
+  waiting: number;
+  outside: number;
+  gave_up: number;
+  issued_at: number;
+  expires: number;
+  first_seen: number;
+  received_at: number;
+  signer_key_id: Buffer;
+  counter: string;
+  last_from: string | null;
+}
+
+function toRelease(r: ReleaseRow): ReleaseRecord {
+  const rel: ReleaseRecord = {
+    sequence: BigInt(r.sequence),
+    manifestId: new Uint8Array(r.manifest_id),
+    version: r.version,
+    state: r.state as ReleaseState,
+    demand: { live: r.live, needing: r.needing, received: r.received, waiting: r.waiting, outside: r.outside, gaveUp: r.gave_up },
+    reason: r.reason,
+    issuedAt: r.issued_at,
+    expires: r.expires,
+    firstSeen: r.first_seen,
+    receivedAt: r.received_at,
+    signerKeyId: new Uint8Array(r.signer_key_id),
+    counter: BigInt(r.counter),
+  };
+  if (r.last_from !== null) rel.lastFrom = r.last_from;
+  return rel;
+}
+
+function releaseRow(r: ReleaseRecord): ReleaseRow {
+  return {
+    sequence: r.sequence.toString(),
+    manifest_id: Buffer.from(r.manifestId),
+    version: r.version,
+    state: r.state,
+    reason: r.reason,
+    live: r.demand.live,
+    needing: r.demand.needing,
+    received: r.demand.received,
+    waiting: r.demand.waiting,
+    outside: r.demand.outside,
+    gave_up: r.demand.gaveUp,
+    issued_at: r.issuedAt,
+    expires: r.expires,
+    first_seen: r.firstSeen,
+    received_at: r.receivedAt,
+    signer_key_id: Buffer.from(r.signerKeyId),
+    counter: r.counter.toString(),
+    last_from: r.lastFrom ?? null,
+  };
+}
+
 
 /** One device as the collector last heard it. */
 export interface DeviceRecord {
@@ -236,6 +349,7 @@ export class FleetStore {
   readonly #upsert: BetterSqlite3.Statement;
   readonly #history: BetterSqlite3.Statement;
   readonly #drop: BetterSqlite3.Statement;
+  readonly #putRelease: BetterSqlite3.Statement;
   readonly #write: (d: DeviceRecord, transition: boolean) => void;
 
   /** Open (creating) the database at `path` (':memory:' for none); `readonly` for viewers. */
@@ -253,15 +367,21 @@ export class FleetStore {
         // WAL: `iotupd status --db` and `fleet approve` can read while a collector writes.
         this.db.pragma('journal_mode = WAL');
         this.db.pragma('synchronous = NORMAL');
-        this.db.exec(SCHEMA);
+        // The version first: a newer database is refused before anything is written to it. Then
+        // SCHEMA creates what an older one lacks (IF NOT EXISTS), and the version is raised.
+        this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
         const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
-        if (v === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', String(SCHEMA_VERSION));
-        else if (v.value !== String(SCHEMA_VERSION)) throw new Error(`schema version ${v.value}, expected ${SCHEMA_VERSION}`);
+        if (v !== undefined && !(/^[1-9][0-9]{0,8}$/.test(v.value) && Number(v.value) <= SCHEMA_VERSION)) throw new Error(`schema version ${v.value}, this iotupd reads up to ${SCHEMA_VERSION}`);
         if (opts.product !== undefined) {
           const p = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('product') as { value: string } | undefined;
-          if (p === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('product', opts.product);
-          else if (p.value !== opts.product) throw new Error(`it belongs to product '${p.value}', not '${opts.product}'`);
+          if (p !== undefined && p.value !== opts.product) throw new Error(`it belongs to product '${p.value}', not '${opts.product}'`);
         }
+        this.db.transaction(() => {
+          this.db.exec(SCHEMA);
+          if (v === undefined) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', String(SCHEMA_VERSION));
+          else if (Number(v.value) < SCHEMA_VERSION) this.db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(SCHEMA_VERSION), 'schema');
+          if (opts.product !== undefined) this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('product', opts.product);
+        })();
       } else {
         this.db.prepare('SELECT count(*) FROM devices').get();
       }
@@ -282,6 +402,12 @@ export class FleetStore {
           'INSERT INTO history (device_id, received_at, counter, trusted, reason, state, progress, installed_version, installed_sequence, pending_version, last_error) VALUES (@device_id, @last_seen, @counter, @trusted, @reason, @state, @progress, @installed_version, @installed_sequence, @pending_version, @last_error)',
         );
     this.#drop = opts.readonly ? (undefined as never) : this.db.prepare('INSERT INTO drops (reason, count) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count');
+    const relCols = 'sequence, manifest_id, version, state, reason, live, needing, received, waiting, outside, gave_up, issued_at, expires, first_seen, received_at, signer_key_id, counter, last_from';
+    const relParams = relCols
+      .split(', ')
+      .map((c) => `@${c}`)
+      .join(', ');
+    this.#putRelease = opts.readonly ? (undefined as never) : this.db.prepare(`INSERT OR REPLACE INTO releases (${relCols}) VALUES (${relParams})`);
     this.#write = this.db.transaction((d: DeviceRecord, transition: boolean) => {
       const row = toRow(d);
       this.#upsert.run(row);
@@ -325,6 +451,23 @@ export class FleetStore {
       for (const [reason, n] of Object.entries(counts)) if (n > 0) this.#drop.run(reason, n);
     });
     tx();
+  }
+
+  /** Store `r` as the release's current record (one row per sequence and manifest id). */
+  putRelease(r: ReleaseRecord): void {
+    this.#putRelease.run(releaseRow(r));
+  }
+
+  deleteRelease(sequence: bigint, manifestId: Uint8Array): void {
+    this.db.prepare('DELETE FROM releases WHERE sequence = ? AND manifest_id = ?').run(sequence.toString(), Buffer.from(manifestId));
+  }
+
+  /** Every release the publisher spoke of, newest sequence first (none in a version 1 database opened read-only). */
+  releases(): ReleaseRecord[] {
+    const t = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'releases'").get();
+    if (t === undefined) return [];
+    const all = (this.db.prepare('SELECT * FROM releases').all() as ReleaseRow[]).map(toRelease);
+    return all.sort((a, b) => (a.sequence < b.sequence ? 1 : a.sequence > b.sequence ? -1 : b.receivedAt - a.receivedAt));
   }
 
   drops(): Record<string, number> {

@@ -59,6 +59,8 @@ test('bad input: one clear line, a non-zero exit within seconds, nothing written
       { args: ['status', '--product', 'p', '--interface', 'nosuch0', '--once'], code: 1, says: /no such network interface 'nosuch0'/ },
       { args: ['fleet'], code: 2, says: /a sub-command is required/ },
       { args: ['dashboard', '--product', 'p', '--db', join(dir, 'none.db')], code: 2, says: /no database at .*none\.db/ },
+      { args: ['status', '--product', 'p', '--interface', 'lo', '--once', '--trust', join(dir, 'none.pub')], code: 2, says: /no trust file at .*none\.pub/ },
+      { args: ['dashboard', '--product', 'p', '--interface', 'lo', '--trust', `${file},${join(dir, 'missing.pub')}`], code: 2, says: /no trust file at .*missing\.pub/ },
     ];
     for (const c of cases) {
       const t0 = Date.now();

@@ -11,7 +11,9 @@ import { Collector, type DeviceView, type FleetSummary } from '../../src/fleet/c
 import { formatTable } from '../../src/cli/commands/status.js';
 import { DeviceIdentity } from '../../src/fleet/identity.js';
 import { toHex } from '../../src/crypto/bytes.js';
-import { keyIdOf } from '../../src/crypto/keys.js';
+import { generateSigningKey, keyIdOf, saveKeyPair } from '../../src/crypto/keys.js';
+import { TrustStore } from '../../src/crypto/trust.js';
+import { signBeacon } from '../../src/announce/sign.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -83,6 +85,42 @@ test('fleet enrol / approve / list, then status --db shows trusted, failed and u
   }
 });
 
+test('status --db lists the publisher\'s releases under the table and in the JSON snapshot; --trust takes several files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-cli-'));
+  try {
+    const db = join(dir, 'fleet.db');
+    const key = generateSigningKey();
+    const { pubFile } = saveKeyPair(join(dir, 'publisher'), key);
+    const { pubFile: otherPub } = saveKeyPair(join(dir, 'other'), generateSigningKey());
+    const now = Math.floor(Date.now() / 1000);
+    const c = new Collector({ product: 'sensor', db, trust: new TrustStore([key]) });
+    const say = (sequence: bigint, state: 'serving' | 'paused', reason: string, counter: bigint): void => {
+      const demand = { live: 3, needing: state === 'serving' ? 1 : 0, received: 2, waiting: 0, outside: 0, gaveUp: 0 };
+      const bytes = signBeacon({ kind: 'state', counter, issuedAt: now, expires: now + 600, product: 'sensor', sequence, manifestId: new Uint8Array(32).fill(Number(sequence)), state, version: `${sequence}.0`, demand, reason }, key);
+      assert.ok(c.ingest(bytes).accepted);
+    };
+    say(4n, 'serving', '1 of 3 devices heard need it', 1n);
+    say(5n, 'paused', 'none of the 3 devices heard needs it\x1b[2J', 2n);
+    await c.close();
+    let r = iotupd('status', '--product', 'sensor', '--db', db, '--json', '--trust', `${otherPub},${pubFile}`, '--trust', pubFile);
+    assert.equal(r.code, 0, r.stderr);
+    const snap = JSON.parse(r.stdout) as { releases: { sequence: string; version: string; current: string; reason: string; demand: { needing: number } }[] };
+    assert.deepEqual(
+      snap.releases.map((x) => [x.sequence, x.version, x.current, x.demand.needing]),
+      [
+        ['5', '5.0', 'paused', 0],
+        ['4', '4.0', 'serving', 1],
+      ],
+    );
+    r = iotupd('status', '--product', 'sensor', '--db', db, '--table');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /releases \(publisher, 2\)\n#5 +5\.0 +paused +none of the 3 devices heard needs it\\u001b\[2J\n#4 +4\.0 +serving +1 of 3 devices heard need it/);
+    assert.ok(!r.stdout.includes('\x1b'), 'no control character from the publisher reaches the terminal');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('status and fleet: bad input gives one line on stderr and a non-zero exit', () => {
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-cli-'));
   try {
@@ -98,6 +136,9 @@ test('status and fleet: bad input gives one line on stderr and a non-zero exit',
       [['status', '--product', 'p', '--db', junk], 1, /database .*junk\.db/],
       [['status', '--product', 'p', '--db', join(dir, 'typo.db')], 2, /no database at .*typo\.db/],
       [['status', '--product', 'p', '--db', junk, '--registry', badReg], 1, /bad\.reg:1: key must be 64 hex digits/],
+      [['status', '--product', 'p', '--interface', 'lo', '--trust', join(dir, 'none.pub')], 2, /no trust file at .*none\.pub/],
+      [['status', '--product', 'p', '--interface', 'lo', '--trust', `${badReg},`], 2, /--trust needs a file name/],
+      [['status', '--product', 'p', '--interface', 'lo', '--trust', badReg], 1, /bad\.reg/],
       [['status', '--product', 'a/b', '--interface', 'nosuch0'], 2, /product name 'a\/b'/],
       [['fleet'], 2, /sub-command is required/],
       [['fleet', 'enrol', '--registry', join(dir, 'r')], 2, /--device-id ID is required/],
@@ -145,8 +186,9 @@ test('the table fits the terminal: sections trimmed to the rows given, the rest 
     health: { ok: 0, failed: 0, quiet: 0 },
     states: {},
     versions: [{ version: '1.0.0', count: 50 }],
-    drops: { oversized: 0, malformed: 0, 'wrong-product': 0, signature: 0, forged: 2, replay: 0, conflict: 0, 'unknown-limit': 0 },
+    drops: { oversized: 0, malformed: 0, 'wrong-product': 0, signature: 0, forged: 2, replay: 0, conflict: 0, 'unknown-limit': 0, publisher: 0 },
     quietAfterMs: 150_000,
+    releases: { serving: 0, paused: 0, unknown: 0 },
   };
   const full = formatTable(summary, devices, now);
   assert.equal(full.split('\n').filter((l) => /^dev-\d+ /.test(l)).length, 51);

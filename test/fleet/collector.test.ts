@@ -1,17 +1,26 @@
 // The collector on real signed datagrams, a real registry file and a real SQLite file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
 import { ErrorCode } from '../../src/errors.js';
-import { Collector, type CollectorEvent } from '../../src/fleet/collector.js';
+import { signBeacon, type BeaconContent } from '../../src/announce/sign.js';
+import { issueDelegation } from '../../src/crypto/certs.js';
+import { privateKeyFromSeed, signingKeyFrom, type SigningKey } from '../../src/crypto/keys.js';
+import { TrustStore } from '../../src/crypto/trust.js';
+import { Collector, type CollectorEvent, type IngestResult } from '../../src/fleet/collector.js';
 import { DeviceIdentity } from '../../src/fleet/identity.js';
 import { Registry } from '../../src/fleet/registry.js';
-import { FleetStore } from '../../src/fleet/store.js';
+import { FleetStore, SCHEMA_VERSION } from '../../src/fleet/store.js';
 import { MAX_STATUS_BYTES } from '../../src/wire/status.js';
 import { body } from './fixtures.js';
 import { prng } from '../support/prng.js';
+
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
 
 function setup(n: number): { dir: string; ids: DeviceIdentity[]; registry: string; db: string } {
@@ -89,7 +98,7 @@ test('forged: a report claiming an enrolled device under another key is dropped,
     // Without the protection (no registry), the same datagram would have been shown: as unknown.
     const open = new Collector({ product: 'sensor' });
     const u = open.ingest(forger.seal(body('dev-0', { installedVersion: '6.6.6' })));
-    assert.ok(u.accepted && !u.trusted);
+    assert.ok(u.accepted && 'trusted' in u && !u.trusted);
     assert.deepEqual(open.versionCounts(), [], 'unknown devices are not counted as the fleet');
     await open.close();
     await c.close();
@@ -185,7 +194,7 @@ test('unknown keys are shown as unknown until the operator approves them into th
     const c = new Collector({ product: 'sensor', db, registry, now: () => t });
     const newcomer = DeviceIdentity.open(join(dir, 'newcomer'));
     const r = c.ingest(newcomer.seal(body('new-1', { reason: 'start' })));
-    assert.ok(r.accepted && !r.trusted);
+    assert.ok(r.accepted && 'trusted' in r && !r.trusted);
     assert.equal(c.summary().unknown, 1);
     assert.equal(c.summary().trusted, 0);
     // A second key claiming the same unknown id: a conflict, not a takeover.
@@ -261,4 +270,278 @@ test('registry file: bad lines are a typed error with the line number', () => {
   assert.equal(r.size, 1);
   assert.throws(() => r.enrol('dev-9', new Uint8Array(32).fill(1)), /another key/);
   assert.equal(r.enrol('dev-9', new Uint8Array(32).fill(1), true), 'replaced');
+});
+
+// --- the publisher's STATE beacons on the status channel ----------------------------------------
+
+const T0 = 1_790_000_000;
+const PRODUCT = 'sensor';
+
+function signingKey(label: string, chain: Uint8Array[] = []): SigningKey {
+  return signingKeyFrom(privateKeyFromSeed(createHash('sha256').update(label).digest()), chain);
+}
+const root = signingKey('collector-test root');
+const publisher = signingKey('collector-test signer', [
+  issueDelegation(root, signingKey('collector-test signer').publicKey, { products: [PRODUCT], notBefore: T0 - 86_400, notAfter: T0 + 86_400, minSequence: 1n, maxSequence: 1000n }),
+]);
+const stranger = signingKey('collector-test stranger');
+
+let beaconCounter = 1_000n;
+type StateContent = Extract<BeaconContent, { kind: 'state' }>;
+function stateBeacon(over: Partial<StateContent> = {}, key: SigningKey = publisher): Uint8Array {
+  beaconCounter += 1n;
+  const sequence = over.sequence ?? 5n;
+  return signBeacon(
+    {
+      kind: 'state',
+      counter: beaconCounter,
+      issuedAt: T0,
+      expires: T0 + 600,
+      product: PRODUCT,
+      sequence,
+      manifestId: new Uint8Array(createHash('sha256').update(`manifest ${sequence}`).digest()),
+      state: 'paused',
+      version: `${sequence}.0`,
+      demand: { live: 3, needing: 0, received: 2, waiting: 0, outside: 1, gaveUp: 0 },
+      reason: 'none of the 3 devices heard needs it',
+      ...over,
+    },
+    key,
+  );
+}
+
+const dropOf = (r: IngestResult): string => (r.accepted ? 'accepted' : `${r.reason} ${r.detail}`);
+
+test('a verified STATE beacon becomes a release: view, event, summary; a repeat is no change, a new state is', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-rel-'));
+  try {
+    let t = T0 * 1000;
+    const c = new Collector({ product: PRODUCT, db: join(dir, 'fleet.db'), trust: new TrustStore([root]), now: () => t, quietAfterMs: 60_000 });
+    const events: CollectorEvent[] = [];
+    c.on('event', (e) => events.push(e));
+    const r = c.ingest(stateBeacon(), 'fd00::9');
+    assert.ok(r.accepted && 'release' in r, dropOf(r));
+    assert.equal(r.change, true);
+    const [v] = c.releases();
+    assert.ok(v);
+    assert.deepEqual(
+      [v.sequence, v.version, v.state, v.current, v.heard, v.reason, v.issuedAt, v.receivedAt, v.lastFrom],
+      [5n, '5.0', 'paused', 'paused', 'ok', 'none of the 3 devices heard needs it', T0, t, 'fd00::9'],
+    );
+    assert.deepEqual(v.demand, { live: 3, needing: 0, received: 2, waiting: 0, outside: 1, gaveUp: 0 });
+    assert.deepEqual(v.signerKeyId, publisher.keyId);
+    assert.deepEqual(events.map((e) => e.type), ['release']);
+    t += 1000;
+    const again = c.ingest(stateBeacon());
+    assert.ok(again.accepted && 'release' in again && again.change === false, 'the same word again is not a change');
+    t += 1000;
+    const resumed = c.ingest(stateBeacon({ state: 'serving', demand: { live: 4, needing: 1, received: 2, waiting: 0, outside: 1, gaveUp: 0 }, reason: '1 of 4 devices heard need it' }));
+    assert.ok(resumed.accepted && 'release' in resumed && resumed.change === true);
+    assert.equal(c.releases()[0]?.current, 'serving');
+    // A second release: newest sequence first; the summary counts what is shown.
+    c.ingest(stateBeacon({ sequence: 7n }));
+    c.ingest(stateBeacon({ sequence: 6n, state: 'serving' }));
+    assert.deepEqual(
+      c.releases().map((x) => [x.sequence, x.current]),
+      [
+        [7n, 'paused'],
+        [6n, 'serving'],
+        [5n, 'serving'],
+      ],
+    );
+    assert.deepEqual(c.summary().releases, { serving: 2, paused: 1, unknown: 0 });
+    assert.equal(c.summary().drops.publisher, 0);
+    // Devices are untouched by beacons.
+    assert.equal(c.devices().length, 0);
+    await c.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('publisher drops: stranger key, forged, replayed counter, expired, wrong product, ANNOUNCE or HALT on the status channel, no trust', async () => {
+  let t = T0 * 1000;
+  const c = new Collector({ product: PRODUCT, trust: new TrustStore([root]), now: () => t });
+  const drops: string[] = [];
+  c.on('drop', (e) => drops.push(`${e.reason} ${e.detail}`));
+  const good = stateBeacon();
+  assert.ok(c.ingest(good).accepted);
+  const cases: [string, Uint8Array, RegExp][] = [
+    ['stranger key', stateBeacon({}, stranger), /^publisher untrusted: /],
+    ['forged', (() => {
+      const b = stateBeacon({ reason: 'all good' });
+      b[b.length - 70] = (b[b.length - 70] as number) ^ 0x01; // inside the reason text
+      return b;
+    })(), /^publisher forged: /],
+    ['replayed', good, /^publisher replay: /],
+    ['expired', stateBeacon({ issuedAt: T0 - 7200, expires: T0 - 3600 }), /^publisher expired: /],
+    ['wrong product', stateBeacon({ product: 'camera' }), /^publisher wrong-product: /],
+    [
+      'ANNOUNCE',
+      signBeacon(
+        { kind: 'announce', counter: (beaconCounter += 1n), issuedAt: T0, expires: T0 + 600, product: PRODUCT, sequence: 5n, manifestId: new Uint8Array(32), version: '5.0', objectId: new Uint8Array(8).fill(1), size: 100, group: 'ff1e::5', port: 4242, dataTimeout: 30, channel: '' },
+        publisher,
+      ),
+      /^publisher ANNOUNCE beacon on the status channel/,
+    ],
+    ['HALT', signBeacon({ kind: 'halt', counter: (beaconCounter += 1n), issuedAt: T0, expires: T0 + 600, product: PRODUCT, sequence: 5n, manifestId: new Uint8Array(32), rollback: true }, publisher), /^publisher HALT beacon on the status channel/],
+  ];
+  for (const [what, bytes, says] of cases) {
+    t += 100;
+    const r = c.ingest(bytes, 'fd00::66');
+    assert.equal(r.accepted, false, what);
+    assert.match(dropOf(r), says, what);
+  }
+  assert.equal(c.drops.publisher, cases.length);
+  assert.equal(drops.length, cases.length);
+  // Nothing of them reached the table: one release, as the good beacon said.
+  assert.deepEqual(
+    c.releases().map((x) => [x.sequence, x.state, x.reason]),
+    [[5n, 'paused', 'none of the 3 devices heard needs it']],
+  );
+  // Junk behind the beacon magic never throws: each is one publisher drop.
+  const rnd = prng(11);
+  for (let i = 0; i < 500; i++) {
+    const junk = Uint8Array.from({ length: 6 + Math.floor(rnd() * 1400) }, () => Math.floor(rnd() * 256));
+    junk.set([0x49, 0x4f, 0x54, 0x42, 1, 3]);
+    assert.equal(c.ingest(junk).accepted, false);
+  }
+  assert.equal(c.drops.publisher, cases.length + 500);
+  assert.equal(c.summary().drops.publisher, cases.length + 500);
+  await c.close();
+  // Without trust anchors every beacon is dropped, however well signed.
+  const blind = new Collector({ product: PRODUCT, now: () => t });
+  assert.match(dropOf(blind.ingest(stateBeacon())), /^publisher .*no trust anchors/);
+  assert.deepEqual(blind.releases(), []);
+  await blind.close();
+});
+
+test('restart from the database: the release comes back (quiet when old), a replay of an old beacon is refused, repeats are written sparingly', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-rel-'));
+  try {
+    const db = join(dir, 'fleet.db');
+    let t = T0 * 1000;
+    const trust = new TrustStore([root]);
+    const c = new Collector({ product: PRODUCT, db, trust, now: () => t, quietAfterMs: 30_000, storeEveryMs: 10_000 });
+    const old = stateBeacon({ state: 'serving', reason: 'old word' });
+    assert.ok(c.ingest(old).accepted);
+    const stored = (): number => (c.store.db.prepare('SELECT received_at FROM releases').get() as { received_at: number }).received_at;
+    const latest = stateBeacon();
+    t += 1000;
+    assert.ok(c.ingest(latest).accepted);
+    assert.equal(stored(), t, 'a change is written at once');
+    const first = t;
+    t += 4000;
+    assert.ok(c.ingest(stateBeacon()).accepted);
+    assert.equal(stored(), first, 'a repeat within storeEveryMs is not written');
+    t += 7000;
+    assert.ok(c.ingest(stateBeacon()).accepted);
+    assert.equal(stored(), t, 'a repeat after storeEveryMs is');
+    t += 2000;
+    assert.ok(c.ingest(stateBeacon()).accepted);
+    const lastHeard = t;
+    await c.close();
+    // close() writes the last time heard.
+    const c2 = new Collector({ product: PRODUCT, db, trust, now: () => t, quietAfterMs: 30_000 });
+    const [v] = c2.releases();
+    assert.deepEqual([v?.sequence, v?.state, v?.current, v?.reason, v?.receivedAt], [5n, 'paused', 'paused', 'none of the 3 devices heard needs it', lastHeard]);
+    // The filter of a new collector has not seen the old beacon's counter; the database has.
+    assert.match(dropOf(c2.ingest(old)), /^publisher replay: counter \d+ of signer [0-9a-f]+ is not above \d+/);
+    assert.equal(c2.releases()[0]?.state, 'paused');
+    await c2.close();
+    // Restarted long after: the last word is kept, shown as unknown (publisher quiet).
+    t += 60_000;
+    const c3 = new Collector({ product: PRODUCT, db, trust, now: () => t, quietAfterMs: 30_000 });
+    assert.deepEqual(
+      c3.releases().map((x) => [x.state, x.heard, x.current]),
+      [['paused', 'quiet', 'unknown']],
+    );
+    await c3.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('quiet publisher: a release not heard for the quiet time is shown as unknown, not as its last state, until the next beacon', async () => {
+  let t = T0 * 1000;
+  const c = new Collector({ product: PRODUCT, trust: new TrustStore([root]), now: () => t, quietAfterMs: 60_000, publisherQuietAfterMs: 20_000 });
+  const events: Extract<CollectorEvent, { type: 'release' }>[] = [];
+  c.on('release', (e) => events.push(e));
+  assert.ok(c.ingest(stateBeacon({ state: 'serving', reason: 'needed' })).accepted);
+  t += 20_000;
+  c.tick(t);
+  assert.deepEqual(c.releases().map((x) => [x.heard, x.current]), [['ok', 'serving']]);
+  t += 1;
+  c.tick(t);
+  assert.deepEqual(c.releases().map((x) => [x.heard, x.current, x.state]), [['quiet', 'unknown', 'serving']]);
+  assert.deepEqual(c.summary().releases, { serving: 0, paused: 0, unknown: 1 });
+  assert.deepEqual(events.map((e) => [e.release.current, e.change]), [
+    ['serving', true],
+    ['unknown', true],
+  ]);
+  c.tick(t + 5000);
+  assert.equal(events.length, 2, 'going quiet is one event');
+  t += 10_000;
+  const r = c.ingest(stateBeacon({ state: 'serving', reason: 'needed' }));
+  assert.ok(r.accepted && 'release' in r && r.change, 'heard again after a quiet spell is a change');
+  assert.deepEqual(c.releases().map((x) => [x.heard, x.current]), [['ok', 'serving']]);
+  await c.close();
+});
+
+test('releases are bounded: beyond maxReleases the lowest sequences are forgotten, in the database too', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-rel-'));
+  try {
+    const db = join(dir, 'fleet.db');
+    const t = T0 * 1000;
+    const c = new Collector({ product: PRODUCT, db, trust: new TrustStore([root]), now: () => t, maxReleases: 3 });
+    for (const s of [4n, 9n, 2n, 7n, 8n]) assert.ok(c.ingest(stateBeacon({ sequence: s })).accepted);
+    assert.deepEqual(c.releases().map((x) => x.sequence), [9n, 8n, 7n]);
+    await c.close();
+    const c2 = new Collector({ product: PRODUCT, db, now: () => t });
+    assert.deepEqual(c2.releases().map((x) => x.sequence), [9n, 8n, 7n]);
+    await c2.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('schema: a version 1 database gains the releases table; a newer version is refused untouched', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-fleet-schema-'));
+  try {
+    const db = join(dir, 'fleet.db');
+    const { ids, registry } = setup(1);
+    try {
+      // A database as schema 1 left it: devices, no releases table.
+      const c0 = new Collector({ product: PRODUCT, db, registry });
+      c0.ingest((ids[0] as DeviceIdentity).seal(body('dev-0')));
+      await c0.close();
+      const raw = new Database(db);
+      raw.exec("DROP TABLE releases; UPDATE meta SET value = '1' WHERE key = 'schema'");
+      raw.close();
+      const t = T0 * 1000;
+      const c = new Collector({ product: PRODUCT, db, registry, trust: new TrustStore([root]), now: () => t });
+      assert.equal(c.device('dev-0')?.trusted, true, 'the devices are kept');
+      assert.equal((c.store.db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value, String(SCHEMA_VERSION));
+      assert.ok(c.ingest(stateBeacon()).accepted);
+      await c.close();
+      const again = new Collector({ product: PRODUCT, db, now: () => t });
+      assert.equal(again.releases().length, 1);
+      await again.close();
+      // A database of a newer iotupd: refused, and left as it was.
+      const newer = new Database(db);
+      newer.exec(`UPDATE meta SET value = '${SCHEMA_VERSION + 1}' WHERE key = 'schema'`);
+      newer.close();
+      assert.throws(
+        () => new Collector({ product: PRODUCT, db }),
+        (e: unknown) => (e as { code?: string }).code === ErrorCode.FLEET_DB && (e as Error).message.includes(`schema version ${SCHEMA_VERSION + 1}, this iotupd reads up to ${SCHEMA_VERSION}`),
+      );
+      const after = new Database(db, { readonly: true });
+      assert.equal((after.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value, String(SCHEMA_VERSION + 1));
+      after.close();
+    } finally {
+      rmSync(join(registry, '..'), { recursive: true, force: true });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -4,11 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, UsageError } from '../../src/errors.js';
+import { signBeacon } from '../../src/announce/sign.js';
+import { privateKeyFromSeed, signingKeyFrom } from '../../src/crypto/keys.js';
+import { TrustStore } from '../../src/crypto/trust.js';
 import { Collector } from '../../src/fleet/collector.js';
 import { DeviceIdentity } from '../../src/fleet/identity.js';
 import { Registry } from '../../src/fleet/registry.js';
@@ -70,6 +74,73 @@ test('rollout per release: installed, in progress, failed, not yet, quiet; unkno
     const small = snapshot(c, t, 2);
     assert.equal(small.devices.length, 2);
     assert.equal(small.omitted.devices, 4);
+    void c.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the publisher column: its word merged into the rollout by sequence, rows for releases no device names, text as given', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iotupd-dash-view-'));
+  try {
+    const T0 = 1_790_000_000;
+    const key = signingKeyFrom(privateKeyFromSeed(createHash('sha256').update('dash view publisher').digest()));
+    const ids = Array.from({ length: 2 }, (_, i) => DeviceIdentity.open(join(dir, `d${i}`), { reserve: 10 }));
+    const reg = new Registry();
+    ids.forEach((id, i) => reg.enrol(`dev-${i}`, id.publicKey));
+    let t = T0 * 1000;
+    const c = new Collector({ product: 'sensor', registry: reg, trust: new TrustStore([key]), now: () => t, quietAfterMs: 10_000 });
+    assert.ok(c.ingest((ids[0] as DeviceIdentity).seal(body('dev-0', { state: 'installed', installedVersion: '1.1.0', installedSequence: 4n }))).accepted);
+    assert.ok(c.ingest((ids[1] as DeviceIdentity).seal(body('dev-1'))).accepted);
+    let counter = 1n;
+    const demand = { live: 2, needing: 0, received: 1, waiting: 0, outside: 1, gaveUp: 0 };
+    const say = (sequence: bigint, state: 'serving' | 'paused', reason: string, version = `${sequence}.x`, manifest = `m${sequence}`): void => {
+      const manifestId = new Uint8Array(createHash('sha256').update(manifest).digest());
+      const r = c.ingest(signBeacon({ kind: 'state', counter: (counter += 1n), issuedAt: T0, expires: T0 + 600, product: 'sensor', sequence, manifestId, state, version, demand, reason }, key));
+      assert.ok(r.accepted, JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    };
+    const evil = '<img src=x onerror="window.__pwned=1"> paused';
+    say(4n, 'paused', evil, 'publisher name of 4');
+    say(6n, 'serving', '1 of 2 devices heard need it', '6.0.0');
+    t += 1000;
+    const rows = snapshot(c, t).rollout;
+    assert.deepEqual(
+      rows.map((r) => [r.sequence, r.version, r.installed, r.notYet, r.publisher?.current ?? null, r.publisher?.reason ?? null, r.publisherManifests]),
+      [
+        ['6', '6.0.0', 0, 2, 'serving', '1 of 2 devices heard need it', 1],
+        ['4', '1.1.0', 1, 1, 'paused', evil, 1],
+        ['3', '1.0.0', 2, 0, null, null, 0],
+      ],
+      'merged by sequence: the devices name 4, only the publisher names 6; the reason is kept verbatim',
+    );
+    const p4 = rows[1]?.publisher;
+    assert.deepEqual(p4?.demand, demand);
+    assert.equal(p4?.version, 'publisher name of 4');
+    assert.equal(p4?.heard, 'ok');
+    assert.match(p4?.manifestId ?? '', /^[0-9a-f]{64}$/);
+    assert.equal(p4?.signerKeyId, Buffer.from(key.keyId).toString('hex'));
+    // Two manifests under one sequence: the row shows the word heard last and says how many.
+    t += 1000;
+    say(6n, 'paused', 'other manifest', '6.0.1', 'm6-other');
+    const s = snapshot(c, t);
+    assert.deepEqual([s.rollout[0]?.publisher?.reason, s.rollout[0]?.publisherManifests], ['other manifest', 2]);
+    assert.equal(rollout(c.devices(t), [...c.releases(t)].reverse())[0]?.publisher?.reason, 'other manifest', 'whatever the order given');
+    assert.deepEqual(
+      s.releases.map((r) => [r.sequence, r.state]),
+      [
+        ['6', 'paused'],
+        ['6', 'serving'],
+        ['4', 'paused'],
+      ],
+    );
+    assert.equal(s.omitted.releases, 0);
+    assert.deepEqual(s.summary.releases, { serving: 1, paused: 2, unknown: 0 });
+    // The publisher quiet: shown as unknown, the last word kept beside it.
+    t += 10_001;
+    const quiet = snapshot(c, t).rollout.find((r) => r.sequence === '4')?.publisher;
+    assert.deepEqual([quiet?.current, quiet?.state, quiet?.heard], ['unknown', 'paused', 'quiet']);
+    assert.doesNotThrow(() => JSON.stringify(snapshot(c, t)));
+    assert.equal(snapshot(c, t, 1).omitted.releases, 2);
     void c.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -6,9 +6,10 @@ import { Collector, Dashboard, DEFAULT_DASHBOARD_PORT, checkDashboardOptions, ge
 
 const usage = `usage: iotupd dashboard --product P --interface IF [options]
 
-Serves a web page with the fleet live: versions, each release's rollout, failed and quiet
-devices, unknown (not enrolled) keys, and any device's history. It listens on the product's
-status channel like 'iotupd status'; without --interface it shows what --db holds.
+Serves a web page with the fleet live: versions, each release's rollout (with the publisher's
+word on it: serving or paused), failed and quiet devices, unknown (not enrolled) keys, and any
+device's history. It listens on the product's status channel like 'iotupd status'; without
+--interface it shows what --db holds.
 
   --product P          product whose status channel to join (required)
   --interface IF       interface to listen on for status reports
@@ -19,6 +20,9 @@ status channel like 'iotupd status'; without --interface it shows what --db hold
                        authorization: Bearer T); 16+ characters of A-Z a-z 0-9 _ ~ . -
   --db FILE            SQLite database (the collector's; a restarted dashboard shows it at once)
   --registry FILE      enrolled device keys ('iotupd fleet enrol'); default: none (all unknown)
+  --trust FILE         the publisher's trust anchor (a public key file the devices pin),
+                       repeatable or comma-separated: its STATE beacons show each release as
+                       serving or paused. Without: publisher beacons are dropped
   --json               print the listening line as JSON ({"type":"listening","url":...})
   --quiet-after S, --budget-kbit N, --fleet-size N, --channel NAME | --group ADDR, --port-status P
                        as for 'iotupd status' (--port-status: the status channel's UDP port)`;

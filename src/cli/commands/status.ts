@@ -2,14 +2,16 @@ import type { Command } from '../command.js';
 import { numberOption, parse } from '../command.js';
 import { COLLECTOR_OPTIONS, collectorOptions, listenOptions } from '../collector-options.js';
 import { UsageError } from '../../errors.js';
-import { Collector, type CollectorEvent, type DeviceView, type FleetSummary } from '../../fleet/index.js';
-import { deviceJson as viewDeviceJson } from '../../fleet/dashboard/view.js';
+import { Collector, type CollectorEvent, type DeviceView, type FleetSummary, type ReleaseView } from '../../fleet/index.js';
+import { deviceJson as viewDeviceJson, releaseJson } from '../../fleet/dashboard/view.js';
 
 const usage = `usage: iotupd status --product P [--interface IF] [options]
 
 Listens on the product's status channel (iotupd/P/status) and shows every device that reports:
 a live table on a terminal, JSON lines otherwise (or with --json). Reports are verified against
 the registry; devices whose key is not enrolled are listed apart as unknown, never trusted.
+With --trust, the publisher's STATE beacons on the same channel are verified and each release
+is shown as serving or paused (unknown once the publisher is quiet).
 Without --interface it shows what the database (--db) holds, without listening.
 
   --product P          product whose status channel to join (required)
@@ -17,6 +19,8 @@ Without --interface it shows what the database (--db) holds, without listening.
   --db FILE            SQLite database: history, counters and devices survive restarts
                        (default: memory only)
   --registry FILE      enrolled device keys ('iotupd fleet enrol'); default: none (all unknown)
+  --trust FILE         the publisher's trust anchor (a public key file the devices pin);
+                       repeatable or comma-separated. Without: publisher beacons are dropped
   --once               print one snapshot after the listening window and exit
   --listen S           the listening window of --once, seconds (default 10)
   --json               JSON lines: one per event; with --once one snapshot line
@@ -48,6 +52,8 @@ function eventJson(e: CollectorEvent): Record<string, unknown> {
     }
     case 'registry':
       return { type: 'registry', enrolled: e.enrolled };
+    case 'release':
+      return { type: 'release', change: e.change, release: releaseJson(e.release) };
   }
 }
 
@@ -58,6 +64,7 @@ function snapshotJson(c: Collector, now: number): Record<string, unknown> {
     summary: c.summary(now),
     devices: all.filter((d) => d.trusted).map(deviceJson),
     unknown: all.filter((d) => !d.trusted).map(deviceJson),
+    releases: c.releases(now).map(releaseJson),
   };
 }
 
@@ -70,8 +77,30 @@ function row(cells: string[], widths: number[]): string {
   return cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
 }
 
-/** The table: a summary, then failed, unknown, quiet and ok devices in sections (at most `maxRows` rows). */
-export function formatTable(s: FleetSummary, devices: DeviceView[], now: number, maxRows = Infinity): string {
+/** The publisher's text for a terminal: control characters shown escaped, never sent as such. */
+function printable(text: string): string {
+  let out = '';
+  for (const c of text) {
+    const n = c.charCodeAt(0);
+    out += n < 0x20 || (n >= 0x7f && n <= 0x9f) ? `\\u${n.toString(16).padStart(4, '0')}` : c;
+  }
+  return out;
+}
+
+/** One line per release the publisher spoke of: sequence, version, what is shown, reason. */
+export function formatReleases(releases: ReleaseView[], now: number): string[] {
+  const widths = [8, 12, 8];
+  return releases.map((r) => {
+    const state = r.current === 'unknown' ? `unknown (publisher quiet ${ago(now - r.receivedAt)}; last said ${r.state})` : r.current;
+    return row([`#${r.sequence}`, printable(r.version) || '?', state, printable(r.reason)], widths);
+  });
+}
+
+/**
+ * The table: a summary, then failed, unknown, quiet and ok devices in sections, then the
+ * publisher's releases (at most `maxRows` rows).
+ */
+export function formatTable(s: FleetSummary, devices: DeviceView[], now: number, maxRows = Infinity, releases: ReleaseView[] = []): string {
   const drops = Object.entries(s.drops)
     .filter(([, n]) => n > 0)
     .map(([r, n]) => `${r} ${n}`)
@@ -121,6 +150,16 @@ export function formatTable(s: FleetSummary, devices: DeviceView[], now: number,
       budget -= 1;
     }
   }
+  if (releases.length > 0) {
+    const rel = formatReleases(releases, now);
+    if (budget < 3) lines.push(`releases (publisher): ${rel.length}`);
+    else {
+      lines.push('', `releases (publisher, ${rel.length})`);
+      const shown = rel.slice(0, Math.max(1, budget - 3));
+      lines.push(...shown);
+      if (shown.length < rel.length) lines.push(`... ${rel.length - shown.length} more`);
+    }
+  }
   return lines.join('\n');
 }
 
@@ -149,7 +188,7 @@ export const statusCommand: Command = {
       if (v.interface === undefined) {
         c.tick();
         if (json) print(snapshotJson(c, Date.now()));
-        else console.log(formatTable(c.summary(), c.devices(), Date.now()));
+        else console.log(formatTable(c.summary(), c.devices(), Date.now(), Infinity, c.releases()));
         return 0;
       }
       const listen = listenOptions({ ...v, interface: v.interface }, port, signal);
@@ -166,13 +205,13 @@ export const statusCommand: Command = {
         clearTimeout(window);
         c.tick();
         if (json) print(snapshotJson(c, Date.now()));
-        else console.log(formatTable(c.summary(), c.devices(), Date.now()));
+        else console.log(formatTable(c.summary(), c.devices(), Date.now(), Infinity, c.releases()));
         return 0;
       }
       if (!json) {
         const draw = (): void => {
           const rows = process.stdout.rows ?? 40;
-          process.stdout.write(`\x1b[H\x1b[2J${formatTable(c.summary(), c.devices(), Date.now(), rows - 1)}\n`);
+          process.stdout.write(`\x1b[H\x1b[2J${formatTable(c.summary(), c.devices(), Date.now(), rows - 1, c.releases())}\n`);
         };
         draw();
         const timer = setInterval(draw, 1000);

@@ -1,6 +1,7 @@
 // The dashboard page: static HTML, one small vanilla script and a stylesheet, served from memory
 // (no CDN, no external fonts: the collector's machine may have no network). The script renders
-// device data with textContent only; nothing a device sends ever becomes markup.
+// device and publisher data with textContent only; nothing a device or publisher sends ever
+// becomes markup.
 
 /** The page; `token` (URL-safe, checked by the Dashboard) goes into the asset URLs so they pass the token check. */
 export function indexHtml(token: string | undefined): string {
@@ -26,8 +27,8 @@ export function indexHtml(token: string | undefined): string {
   <table id="versions"><thead><tr><th>version</th><th>devices</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="rollout-section">
-  <h2>Rollout <small>(per release, from the devices' reports)</small></h2>
-  <table id="rollout"><thead><tr><th>release</th><th>installed</th><th>downloading / installing</th><th>failed / rolled back</th><th>not yet</th><th>of them quiet</th><th>progress</th></tr></thead><tbody></tbody></table>
+  <h2>Rollout <small>(per release, from the devices' reports and the publisher's word)</small></h2>
+  <table id="rollout"><thead><tr><th>release</th><th>installed</th><th>downloading / installing</th><th>failed / rolled back</th><th>not yet</th><th>of them quiet</th><th>progress</th><th>publisher</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="failed-section">
   <h2>Failed or rolled back <span class="count" id="failed-count"></span></h2>
@@ -81,6 +82,14 @@ table.devices tbody tr:hover, tr.selected { background: #eef4ff; }
 .bar .progress { background: #54aeff; }
 .bar .failed { background: #cf222e; }
 .empty { color: #8c959f; font-style: italic; }
+tr.release-paused { background: #fff8c5; }
+tr.release-unknown { background: #f6f8fa; }
+td.publisher { white-space: normal; min-width: 14em; max-width: 32em; overflow-wrap: anywhere; }
+.publisher-paused { color: #8a6100; font-weight: 600; }
+.publisher-serving { color: #116329; font-weight: 600; }
+.publisher-unknown { color: #57606a; font-weight: 600; }
+.demand { color: #57606a; font-size: 0.85em; }
+.conflict { color: #a40e26; font-weight: 600; }
 `;
 
 // Plain ES2017 for any current browser; no template literals so it can live in this TS string.
@@ -122,6 +131,7 @@ export const APP_JS = String.raw`'use strict';
     var tr = el('tr');
     cells.forEach(function (c) {
       if (c instanceof Node) { var td = el('td'); td.appendChild(c); tr.appendChild(td); }
+      else if (c && typeof c === 'object' && c.node) { var tn = el('td', null, c.cls); tn.appendChild(c.node); tr.appendChild(tn); }
       else if (c && typeof c === 'object') tr.appendChild(el('td', c.text, c.cls));
       else tr.appendChild(el('td', c));
     });
@@ -145,6 +155,26 @@ export const APP_JS = String.raw`'use strict';
     b.title = r.installed + ' of ' + r.total + ' installed';
     return b;
   }
+  function demandText(d) {
+    return d.live + ' live: ' + d.needing + ' need it, ' + d.received + ' have it, ' + d.waiting + ' waiting, ' +
+      d.outside + ' outside the rollout, ' + d.gaveUp + ' gave up';
+  }
+  // The publisher's word on a release: its state and reason (text only: the reason is the
+  // publisher's), the device counts behind it on a second line.
+  function publisher(r, now) {
+    var box = el('div');
+    var p = r.publisher;
+    if (p === null) { box.appendChild(el('span', '', 'empty')); return box; }
+    var head = el('div');
+    head.appendChild(el('span', p.current, 'publisher-' + p.current));
+    if (p.current === 'unknown') head.appendChild(el('span', ' (publisher quiet; last said ' + p.state + ', ' + ago(now, p.receivedAt) + ')'));
+    if (p.reason) head.appendChild(el('span', ': ' + p.reason, 'reason'));
+    box.appendChild(head);
+    box.appendChild(el('div', demandText(p.demand), 'demand'));
+    if (r.publisherManifests > 1) box.appendChild(el('div', r.publisherManifests + ' manifests under this sequence', 'conflict'));
+    box.title = p.state + ' (signer ' + p.signerKeyId + ', manifest ' + p.manifestId.slice(0, 16) + ', heard ' + ago(now, p.receivedAt) + ')';
+    return box;
+  }
 
   function render(s) {
     last = s;
@@ -154,15 +184,20 @@ export const APP_JS = String.raw`'use strict';
     document.getElementById('summary').textContent =
       sum.trusted + ' trusted devices: ' + sum.health.ok + ' ok, ' + sum.health.failed + ' failed, ' +
       sum.health.quiet + ' quiet; ' + sum.unknown + ' unknown (not trusted). Quiet after ' + Math.round(sum.quietAfterMs / 1000) + ' s.';
+    if (sum.releases.serving + sum.releases.paused + sum.releases.unknown > 0) {
+      document.getElementById('summary').textContent += ' Publisher: ' + sum.releases.serving + ' serving, ' + sum.releases.paused + ' paused, ' +
+        sum.releases.unknown + ' unknown (quiet).';
+    }
     var drops = Object.keys(sum.drops).filter(function (k) { return sum.drops[k] > 0; }).map(function (k) { return k + ' ' + sum.drops[k]; });
-    document.getElementById('drops').textContent = 'Dropped reports: ' + (drops.length ? drops.join(', ') : 'none');
+    document.getElementById('drops').textContent = 'Dropped datagrams: ' + (drops.length ? drops.join(', ') : 'none');
     fill('versions', sum.versions.map(function (v) { return row([v.version, v.count]); }), 'no trusted devices', 2);
     fill('rollout', s.rollout.map(function (r) {
       var name = (r.version || '?') + ' (#' + r.sequence + ')';
-      var tr = row([name, r.installed, r.inProgress, r.failed, r.notYet, r.quiet, bar(r)]);
+      var tr = row([name, r.installed, r.inProgress, r.failed, r.notYet, r.quiet, bar(r), { node: publisher(r, now), cls: 'publisher' }]);
       tr.dataset.sequence = r.sequence;
+      if (r.publisher !== null) tr.classList.add('release-' + r.publisher.current);
       return tr;
-    }), 'no releases reported', 7);
+    }), 'no releases reported', 8);
     function more(n) { return n > 0 ? ' (' + n + ' more not shown)' : ''; }
     document.getElementById('failed-count').textContent = '(' + sum.health.failed + ')' + more(s.omitted.failed);
     document.getElementById('quiet-count').textContent = '(' + sum.health.quiet + ')' + more(s.omitted.quiet);

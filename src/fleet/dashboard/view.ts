@@ -1,11 +1,12 @@
 // What the dashboard page shows, computed from the collector's state (docs/fleet-status.md
-// "Dashboard"). Pure functions of the device list: the page only renders, so what it shows can be
-// checked here without a browser. Everything is JSON (u64 sequences as decimal strings).
+// "Dashboard"). Pure functions of the device and release lists: the page only renders, so what it
+// shows can be checked here without a browser. Everything is JSON (u64 sequences as decimal strings).
 import { toHex } from '../../crypto/bytes.js';
 import { keyIdOf } from '../../crypto/keys.js';
-import type { Collector, DeviceView, FleetSummary } from '../collector.js';
+import type { Collector, DeviceView, FleetSummary, ReleaseHeard, ReleaseView } from '../collector.js';
 import type { HistoryEntry } from '../store.js';
 import type { AgentState } from '../../wire/status.js';
+import type { DemandCounts, ReleaseState } from '../../wire/beacon.js';
 
 /** Agent states between "a release is pending" and "installed": the rollout's in-progress column. */
 const IN_PROGRESS: ReadonlySet<AgentState> = new Set(['waiting', 'receiving', 'verifying', 'installing', 'rebooting', 'confirming']);
@@ -30,10 +31,35 @@ export interface DeviceJson {
   from: string | null;
 }
 
-/** One release's rollout across the trusted fleet, from the devices' own reports. */
+/** What the publisher last said about one release (a verified STATE beacon). */
+export interface ReleaseJson {
+  sequence: string;
+  /** Hex. */
+  manifestId: string;
+  version: string;
+  /** The publisher's state in its last beacon. */
+  state: ReleaseState;
+  /** What to show: `state` while the publisher is heard, `unknown` once it is quiet. */
+  current: ReleaseState | 'unknown';
+  heard: ReleaseHeard;
+  /** The publisher's words: text, never markup. */
+  reason: string;
+  demand: DemandCounts;
+  /** Unix seconds (publisher clock). */
+  issuedAt: number;
+  expires: number;
+  /** Collector clock, ms. */
+  firstSeen: number;
+  receivedAt: number;
+  /** Hex. */
+  signerKeyId: string;
+  from: string | null;
+}
+
+/** One release's rollout across the trusted fleet, from the devices' own reports and the publisher's word. */
 export interface RolloutRow {
   sequence: string;
-  /** The version name devices report for this sequence (installed or pending), if any did. */
+  /** The version name devices report for this sequence (installed or pending), else the publisher's. */
   version: string;
   /** installed sequence >= this one. */
   installed: number;
@@ -46,6 +72,10 @@ export interface RolloutRow {
   /** Of the devices not installed, how many are quiet (their last state may be stale). */
   quiet: number;
   total: number;
+  /** The publisher's last word on this sequence (the one heard last if it spoke of several manifests). */
+  publisher: ReleaseJson | null;
+  /** Manifest ids the publisher spoke of under this sequence: more than one is a conflict. */
+  publisherManifests: number;
 }
 
 export interface DashboardSnapshot {
@@ -54,6 +84,8 @@ export interface DashboardSnapshot {
   now: number;
   summary: FleetSummary;
   rollout: RolloutRow[];
+  /** Every release the publisher spoke of, newest sequence first (at most `limit`). */
+  releases: ReleaseJson[];
   /** Trusted devices whose last state is failed or rolled back (and are not quiet). */
   failed: DeviceJson[];
   /** Trusted devices not heard from for quietAfterMs, whatever their last state. */
@@ -63,7 +95,7 @@ export interface DashboardSnapshot {
   /** Every trusted device (at most `limit`, failed and quiet ones first). */
   devices: DeviceJson[];
   /** How many of each list were left out by the limit. */
-  omitted: { failed: number; quiet: number; unknown: number; devices: number };
+  omitted: { failed: number; quiet: number; unknown: number; devices: number; releases: number };
 }
 
 export interface HistoryJson {
@@ -100,6 +132,25 @@ export function deviceJson(d: DeviceView): DeviceJson {
   };
 }
 
+export function releaseJson(r: ReleaseView): ReleaseJson {
+  return {
+    sequence: r.sequence.toString(),
+    manifestId: toHex(r.manifestId),
+    version: r.version,
+    state: r.state,
+    current: r.current,
+    heard: r.heard,
+    reason: r.reason,
+    demand: { ...r.demand },
+    issuedAt: r.issuedAt,
+    expires: r.expires,
+    firstSeen: r.firstSeen,
+    receivedAt: r.receivedAt,
+    signerKeyId: toHex(r.signerKeyId),
+    from: r.lastFrom ?? null,
+  };
+}
+
 export function historyJson(h: HistoryEntry): HistoryJson {
   return {
     receivedAt: h.receivedAt,
@@ -116,20 +167,45 @@ export function historyJson(h: HistoryEntry): HistoryJson {
 }
 
 /**
- * Rollout progress per release sequence seen among trusted devices (installed or pending), newest
- * first, at most `maxReleases`. A device counts as installed for every sequence up to its own
- * (sequences only grow: a newer release supersedes the older ones it reached).
+ * Rollout progress per release sequence seen among trusted devices (installed or pending) or
+ * spoken of by the publisher (`releases`, newest sequence first as Collector.releases() gives
+ * them), newest first, at most `maxReleases`. A device counts as installed for every sequence up
+ * to its own (sequences only grow: a newer release supersedes the older ones it reached).
  */
-export function rollout(devices: readonly DeviceView[], maxReleases = 8): RolloutRow[] {
+export function rollout(devices: readonly DeviceView[], releases: readonly ReleaseView[] = [], maxReleases = 8): RolloutRow[] {
   const trusted = devices.filter((d) => d.trusted);
   const names = new Map<bigint, string>();
   for (const d of trusted) {
     if (!names.has(d.installedSequence) || names.get(d.installedSequence) === '') names.set(d.installedSequence, d.installedVersion);
     if (d.pendingSequence !== undefined && !names.get(d.pendingSequence)) names.set(d.pendingSequence, d.pendingVersion ?? '');
   }
+  // The publisher's word per sequence: the beacon heard last, and how many manifests it named.
+  const said = new Map<bigint, { last: ReleaseView; manifests: number }>();
+  for (const r of releases) {
+    const s = said.get(r.sequence);
+    if (s === undefined) said.set(r.sequence, { last: r, manifests: 1 });
+    else {
+      s.manifests += 1;
+      if (r.receivedAt > s.last.receivedAt) s.last = r;
+    }
+  }
+  // The devices' name for a release wins; the publisher's fills in where none reported one.
+  for (const [seq, p] of said) if (!names.get(seq)) names.set(seq, p.last.version);
   const sequences = [...names.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0)).slice(0, maxReleases);
   return sequences.map((s) => {
-    const row: RolloutRow = { sequence: s.toString(), version: names.get(s) ?? '', installed: 0, inProgress: 0, failed: 0, notYet: 0, quiet: 0, total: trusted.length };
+    const p = said.get(s);
+    const row: RolloutRow = {
+      sequence: s.toString(),
+      version: names.get(s) ?? '',
+      installed: 0,
+      inProgress: 0,
+      failed: 0,
+      notYet: 0,
+      quiet: 0,
+      total: trusted.length,
+      publisher: p === undefined ? null : releaseJson(p.last),
+      publisherManifests: p?.manifests ?? 0,
+    };
     for (const d of trusted) {
       if (d.installedSequence >= s) {
         row.installed += 1;
@@ -154,11 +230,13 @@ export function snapshot(collector: Collector, now: number, limit = 500): Dashbo
   const rank = { failed: 0, quiet: 1, ok: 2 } as const;
   const ordered = [...trusted].sort((a, b) => rank[a.health] - rank[b.health]);
   const cap = (l: DeviceView[]): DeviceJson[] => l.slice(0, limit).map(deviceJson);
+  const releases = collector.releases(now);
   return {
     product: collector.product,
     now,
     summary: collector.summary(now),
-    rollout: rollout(all),
+    rollout: rollout(all, releases),
+    releases: releases.slice(0, limit).map(releaseJson),
     failed: cap(failed),
     quiet: cap(quiet),
     unknown: cap(unknown),
@@ -168,6 +246,7 @@ export function snapshot(collector: Collector, now: number, limit = 500): Dashbo
       quiet: Math.max(0, quiet.length - limit),
       unknown: Math.max(0, unknown.length - limit),
       devices: Math.max(0, ordered.length - limit),
+      releases: Math.max(0, releases.length - limit),
     },
   };
 }
