@@ -11,6 +11,7 @@ import { equalBytes, toHex } from '../crypto/bytes.js';
 import { publicKeyObject } from '../crypto/keys.js';
 import type { TrustStore } from '../crypto/trust.js';
 import { AnnounceFilter, type ReleaseStateNotice } from '../announce/filter.js';
+import { MAGIC as BEACON_MAGIC } from '../wire/beacon.js';
 import { BeaconKind, decodeDatagram, type ReleaseState } from '../wire/beacon.js';
 import { resolveGroup } from '../channel/resolve.js';
 import { McastSocket } from '../net/socket.js';
@@ -25,7 +26,6 @@ export const DROP_REASONS = ['oversized', 'malformed', 'wrong-product', 'signatu
 export type DropReason = (typeof DROP_REASONS)[number];
 
 /** The first bytes of every beacon (src/wire/beacon.ts); status reports start with "IUST". */
-const BEACON_MAGIC = [0x49, 0x4f, 0x54, 0x42] as const; // "IOTB"
 
 /** ok: heard recently; failed: last state failed or rolled back; quiet: not heard for quietAfterMs. */
 export type Health = 'ok' | 'failed' | 'quiet';
@@ -195,7 +195,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (!(Number.isInteger(this.#maxReleases) && this.#maxReleases >= 1)) throw new UsageError('maxReleases must be an integer >= 1');
     // The publisher's beacons are verified as a device verifies them, for this product; a
     // collector installs nothing, so every sequence is above its own (0).
-    if (opts.trust !== undefined) this.#filter = new AnnounceFilter({ trust: opts.trust, product: opts.product, installedSequence: 0n, trustedClock: true });
+    if (opts.trust !== undefined) // A publisher sends a STATE beacon after each ANNOUNCE (at most 10 a second by default) and one on
+    // each change: the per-signer limit leaves room for twice that.
+    this.#filter = new AnnounceFilter({ trust: opts.trust, product: opts.product, installedSequence: 0n, trustedClock: true, signerRate: 20, signerBurst: 40, verifyRate: 40, verifyBurst: 80 });
     if (typeof opts.registry === 'string') {
       this.#registryPath = opts.registry;
       this.#registryStamp = registryStamp(opts.registry);

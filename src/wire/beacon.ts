@@ -61,7 +61,8 @@ export const MAX_CHANNEL_NAME = 255;
 export const MAX_STATE_REASON = 200;
 /** Signature context: differs from every other signed structure of iotupd. */
 export const SIGNATURE_CONTEXT = new TextEncoder().encode('iotupd beacon v1\0');
-const MAGIC = [0x49, 0x4f, 0x54, 0x42] as const; // "IOTB"
+/** "IOTB": the first four bytes of every beacon. */
+export const MAGIC = [0x49, 0x4f, 0x54, 0x42] as const;
 const FIXED_HEADER = 17;
 const U64_MAX = (1n << 64n) - 1n;
 
