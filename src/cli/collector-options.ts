@@ -19,6 +19,7 @@ export const COLLECTOR_OPTIONS = {
   'fleet-size': { type: 'string' },
   channel: { type: 'string' },
   group: { type: 'string' },
+  follow: { type: 'boolean' },
 } as const;
 
 interface CollectorValues {
@@ -32,6 +33,7 @@ interface CollectorValues {
   'fleet-size'?: string;
   channel?: string;
   group?: string;
+  follow?: boolean;
 }
 
 /**
@@ -42,6 +44,12 @@ export function collectorOptions(v: CollectorValues): CollectorOptions & { produ
   if (v.product === undefined) throw new UsageError('--product P is required');
   if (v.interface === undefined && v.db === undefined) throw new UsageError('give --interface IF to listen, or --db FILE to show a database');
   if (v.interface === undefined && v.db !== undefined && !existsSync(v.db)) throw new UsageError(`no database at ${v.db} (give --interface IF to start collecting)`);
+  if (v.follow === true) {
+    // A viewer of a database another collector writes: that collector listens and decides trust.
+    if (v.db === undefined) throw new UsageError('--follow needs --db FILE (the database another collector writes)');
+    if (v.interface !== undefined) throw new UsageError('--follow shows a database another collector writes: give --interface to that collector, not here');
+    if (v.registry !== undefined || v.trust !== undefined) throw new UsageError('--follow shows the trust of the collector that writes the database: give --registry and --trust to it');
+  }
   const opts: CollectorOptions & { product: string } = {
     product: v.product,
     budget: {
@@ -50,6 +58,7 @@ export function collectorOptions(v: CollectorValues): CollectorOptions & { produ
     },
   };
   if (v.db !== undefined) opts.db = v.db;
+  if (v.follow === true) opts.view = true;
   if (v.registry !== undefined) opts.registry = v.registry;
   const trust = trustFiles(v.trust);
   if (trust.length > 0) opts.trust = new TrustStore(trust.map((f) => loadPublicKey(f)));

@@ -56,7 +56,9 @@ export type CollectorEvent =
   | { type: 'quiet'; device: DeviceView }
   | { type: 'registry'; enrolled: number }
   /** A verified STATE beacon (`change` false for a repeat that says nothing new), or a release whose publisher went quiet (`change` true). */
-  | { type: 'release'; release: ReleaseView; change: boolean };
+  | { type: 'release'; release: ReleaseView; change: boolean }
+  /** A viewer (`view: true`) read `changed` devices and releases that another collector wrote. */
+  | { type: 'refresh'; changed: number };
 
 export interface CollectorEvents {
   /** Every event below, in order: one stream for a dashboard. */
@@ -66,6 +68,7 @@ export interface CollectorEvents {
   drop: [Extract<CollectorEvent, { type: 'drop' }>];
   quiet: [Extract<CollectorEvent, { type: 'quiet' }>];
   registry: [Extract<CollectorEvent, { type: 'registry' }>];
+  refresh: [Extract<CollectorEvent, { type: 'refresh' }>];
   release: [Extract<CollectorEvent, { type: 'release' }>];
 }
 
@@ -94,6 +97,11 @@ export interface CollectorOptions {
   maxReleases?: number;
   /** Clock in ms (default Date.now). */
   now?: () => number;
+  /**
+   * A viewer of `db`, which another collector writes (`iotupd dashboard --db F --follow`): opened
+   * read-only, it never ingests; `refresh()` reads what changed. Trust is the writer's (no registry).
+   */
+  view?: boolean;
 }
 
 export interface ListenOptions {
@@ -152,6 +160,8 @@ function zeroDrops(): Record<DropReason, number> {
 
 export class Collector extends EventEmitter<CollectorEvents> {
   readonly product: string;
+  /** A read-only viewer of another collector's database (CollectorOptions.view). */
+  readonly view: boolean;
   readonly store: FleetStore;
   readonly quietAfterMs: number;
   /** Drops since this collector started (the database holds the totals: `summary().drops`). */
@@ -195,20 +205,23 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (!(Number.isInteger(this.#maxReleases) && this.#maxReleases >= 1)) throw new UsageError('maxReleases must be an integer >= 1');
     // The publisher's beacons are verified as a device verifies them, for this product; a
     // collector installs nothing, so every sequence is above its own (0).
-    if (opts.trust !== undefined) // A publisher sends a STATE beacon after each ANNOUNCE (at most 10 a second by default) and one on
-    // each change: the per-signer limit leaves room for twice that.
-    this.#filter = new AnnounceFilter({ trust: opts.trust, product: opts.product, installedSequence: 0n, trustedClock: true, signerRate: 20, signerBurst: 40, verifyRate: 40, verifyBurst: 80 });
+    // A publisher sends a STATE beacon after each ANNOUNCE (at most 10 a second by default) and
+    // one on each change: the per-signer limit leaves room for twice that.
+    if (opts.trust !== undefined) this.#filter = new AnnounceFilter({ trust: opts.trust, product: opts.product, installedSequence: 0n, trustedClock: true, signerRate: 20, signerBurst: 40, verifyRate: 40, verifyBurst: 80 });
+    this.view = opts.view ?? false;
+    if (this.view && (opts.db === undefined || opts.db === ':memory:')) throw new UsageError('a viewer needs the database file another collector writes');
+    if (this.view && opts.registry !== undefined) throw new UsageError("a viewer shows the writing collector's trust: give the registry to that collector");
     if (typeof opts.registry === 'string') {
       this.#registryPath = opts.registry;
       this.#registryStamp = registryStamp(opts.registry);
       this.#registry = Registry.load(opts.registry, true);
     } else this.#registry = opts.registry ?? new Registry();
-    this.store = new FleetStore(opts.db ?? ':memory:', { product: opts.product });
+    this.store = new FleetStore(opts.db ?? ':memory:', { product: opts.product, readonly: this.view });
     for (const d of this.store.all()) {
       this.#records.set(d.deviceId, d);
       if (!d.trusted) this.#unknown += 1;
     }
-    this.#applyRegistry();
+    if (!this.view) this.#applyRegistry();
     const now = this.#now();
     for (const d of this.#records.values()) if (now - d.lastSeen > this.quietAfterMs) this.#quiet.add(d.deviceId);
     for (const r of this.store.releases()) {
@@ -219,8 +232,51 @@ export class Collector extends EventEmitter<CollectorEvents> {
     }
   }
 
+  /**
+   * A viewer: read the devices and releases the writing collector changed since the last call and
+   * emit one `refresh` event when any did. Returns how many changed.
+   */
+  refresh(now = this.#now()): number {
+    if (!this.view) throw new UsageError('refresh() is for a viewer (view: true); a collector ingests');
+    let changed = 0;
+    for (const d of this.store.all()) {
+      const prev = this.#records.get(d.deviceId);
+      if (prev !== undefined && prev.counter === d.counter && prev.trusted === d.trusted && prev.lastSeen === d.lastSeen) continue;
+      changed += 1;
+      this.#unknown += (d.trusted ? 0 : 1) - (prev === undefined || prev.trusted ? 0 : 1);
+      this.#records.set(d.deviceId, d);
+      if (now - d.lastSeen <= this.quietAfterMs) this.#quiet.delete(d.deviceId);
+    }
+    for (const r of this.store.releases()) {
+      const key = releaseKey(r.sequence, r.manifestId);
+      const prev = this.#releases.get(key);
+      if (prev !== undefined && prev.rec.receivedAt === r.receivedAt && prev.rec.state === r.state && prev.rec.reason === r.reason) continue;
+      changed += 1;
+      this.#releases.set(key, { rec: r, storedAt: r.receivedAt });
+      if (now - r.receivedAt <= this.publisherQuietAfterMs) this.#quietReleases.delete(key);
+    }
+    if (changed > 0) this.#emit({ type: 'refresh', changed });
+    return changed;
+  }
+
+  /** Follow the database (a viewer): refresh() and tick() every `intervalMs` (default 1000) until close() or abort. */
+  follow(opts: { intervalMs?: number; signal?: AbortSignal } = {}): void {
+    if (!this.view) throw new UsageError('follow() is for a viewer (view: true)');
+    if (this.#timer) throw new UsageError('the viewer already follows its database');
+    const step = (): void => {
+      if (!this.store.db.open) return;
+      this.refresh();
+      this.tick();
+    };
+    step();
+    this.#timer = setInterval(step, opts.intervalMs ?? 1000);
+    this.#timer.unref();
+    opts.signal?.addEventListener('abort', () => void this.stopListening(), { once: true });
+  }
+
   /** Decide on one datagram: accept (and store) or drop (and count). Never throws for bad input. */
   ingest(datagram: Uint8Array, from?: string, now = this.#now()): IngestResult {
+    if (this.view) throw new UsageError('a viewer does not ingest; the collector that writes its database does');
     if (datagram.length >= 4 && BEACON_MAGIC.every((m, i) => datagram[i] === m)) return this.#beacon(datagram, from, now);
     if (datagram.length > MAX_STATUS_BYTES) return this.#drop('oversized', `${datagram.length} bytes`, from);
     let report: StatusReport;
@@ -300,6 +356,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
 
   /** Join the status channel on `interface` and ingest what arrives until close() or abort. */
   async listen(opts: ListenOptions): Promise<{ group: string; port: number }> {
+    if (this.view) throw new UsageError('a viewer does not listen; it follows its database');
     if (this.#socket) throw new UsageError('collector is already listening');
     const group = resolveGroup(opts.group !== undefined ? { group: opts.group } : { channel: opts.channel ?? statusChannel(this.product) });
     const sockOpts: Parameters<typeof McastSocket.open>[0] = { interface: opts.interface, bindAddress: group };
@@ -526,7 +583,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
 
   #flush(now: number, all = false): void {
     // Drop counts go to the database in batches: a flood of junk must not become a flood of writes.
-    if (!this.store.db.open) return;
+    if (!this.store.db.open || this.view) return;
     this.store.addDrops(this.#unflushed);
     this.#unflushed = zeroDrops();
     // Releases heard since their last write: the time, once storeEveryMs has passed (all on close).

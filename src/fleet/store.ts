@@ -384,6 +384,8 @@ export class FleetStore {
         })();
       } else {
         this.db.prepare('SELECT count(*) FROM devices').get();
+        const p = opts.product === undefined ? undefined : (this.db.prepare('SELECT value FROM meta WHERE key = ?').get('product') as { value: string } | undefined);
+        if (p !== undefined && p.value !== opts.product) throw new Error(`it belongs to product '${p.value}', not '${opts.product}'`);
       }
     } catch (err) {
       this.db.close();

@@ -60,6 +60,11 @@ test('bad input: one clear line, a non-zero exit within seconds, nothing written
       { args: ['fleet'], code: 2, says: /a sub-command is required/ },
       { args: ['dashboard', '--product', 'p', '--db', join(dir, 'none.db')], code: 2, says: /no database at .*none\.db/ },
       { args: ['status', '--product', 'p', '--interface', 'lo', '--once', '--trust', join(dir, 'none.pub')], code: 2, says: /no trust file at .*none\.pub/ },
+      { args: ['status', '--product', 'p', '--follow'], code: 2, says: /give --interface IF to listen, or --db FILE/ },
+      { args: ['status', '--product', 'p', '--follow', '--db', file, '--interface', 'lo'], code: 2, says: /--follow shows a database another collector writes/ },
+      { args: ['dashboard', '--product', 'p', '--follow', '--db', file, '--registry', file], code: 2, says: /--follow shows the trust of the collector that writes the database/ },
+      { args: ['publish', '--interface', 'lo', '--key', file, '--releases', dir, '--hold', '3'], code: 2, says: /--hold needs --registry FILE/ },
+      { args: ['publish', '--interface', 'lo', '--key', file, '--releases', dir, '--registry', join(dir, 'none.reg')], code: 2, says: /no registry at .*none\.reg/ },
       { args: ['dashboard', '--product', 'p', '--interface', 'lo', '--trust', `${file},${join(dir, 'missing.pub')}`], code: 2, says: /no trust file at .*missing\.pub/ },
     ];
     for (const c of cases) {

@@ -545,3 +545,36 @@ test('schema: a version 1 database gains the releases table; a newer version is 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a viewer follows the database another collector writes: devices and releases as they change, read-only', async () => {
+  const { dir, ids, registry, db } = setup(2);
+  try {
+    let t = T0 * 1000;
+    const writer = new Collector({ product: PRODUCT, db, registry, trust: new TrustStore([root]), now: () => t, quietAfterMs: 60_000, storeEveryMs: 0 });
+    const d0 = ids[0] as DeviceIdentity;
+    writer.ingest(d0.seal(body('dev-0', { reason: 'start' })));
+    const viewer = new Collector({ product: PRODUCT, db, view: true, now: () => t, quietAfterMs: 60_000 });
+    const events: CollectorEvent[] = [];
+    viewer.on('event', (e) => events.push(e));
+    assert.deepEqual(viewer.devices().map((d) => [d.deviceId, d.state, d.trusted]), [['dev-0', 'idle', true]]);
+    assert.equal(viewer.refresh(), 0, 'nothing new');
+    t += 1000;
+    writer.ingest(d0.seal(body('dev-0', { state: 'installed', installedVersion: '1.1.0', installedSequence: 4n, reason: 'change' })));
+    writer.ingest((ids[1] as DeviceIdentity).seal(body('dev-1', { reason: 'start' })));
+    assert.equal(writer.ingest(stateBeacon()).accepted, true);
+    assert.equal(viewer.refresh(), 3);
+    assert.deepEqual(events, [{ type: 'refresh', changed: 3 }]);
+    assert.equal(viewer.device('dev-0')?.installedVersion, '1.1.0');
+    assert.equal(viewer.summary().trusted, 2);
+    assert.deepEqual(viewer.releases().map((r) => [r.sequence, r.state]), [[5n, 'paused']]);
+    // Read-only: it neither ingests nor listens, and another product's database is refused.
+    assert.throws(() => viewer.ingest(d0.seal(body('dev-0'))), /a viewer does not ingest/);
+    await assert.rejects(viewer.listen({ interface: 'lo' }), /a viewer does not listen/);
+    assert.throws(() => new Collector({ product: 'other', db, view: true }), /belongs to product 'sensor'/);
+    assert.throws(() => new Collector({ product: PRODUCT, view: true }), /needs the database file/);
+    await viewer.close();
+    await writer.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -19,6 +19,8 @@ device's history. It listens on the product's status channel like 'iotupd status
   --token T            required on every request (?token=T, or header x-iotupd-token /
                        authorization: Bearer T); 16+ characters of A-Z a-z 0-9 _ ~ . -
   --db FILE            SQLite database (the collector's; a restarted dashboard shows it at once)
+  --follow             with --db and no --interface: show, live, the database another collector
+                       writes ('iotupd status --db FILE'); its --registry and --trust decide trust
   --registry FILE      enrolled device keys ('iotupd fleet enrol'); default: none (all unknown)
   --trust FILE         the publisher's trust anchor (a public key file the devices pin),
                        repeatable or comma-separated: its STATE beacons show each release as
@@ -56,7 +58,8 @@ export const dashboardCommand: Command = {
       let group: string | undefined;
       if (v.interface !== undefined) {
         group = (await collector.listen(listenOptions({ ...v, interface: v.interface }, statusPort, signal))).group;
-      } else collector.tick();
+      } else if (v.follow === true) collector.follow({ signal });
+      else collector.tick();
       const addr = await dash.listen({ signal });
       if (v.json === true) {
         process.stdout.write(`${JSON.stringify({ type: 'listening', url: addr.url, address: addr.address, port: addr.port, token: token ?? null, generatedToken: token !== undefined && v.token === undefined, group: group ?? null, interface: v.interface ?? null })}\n`);

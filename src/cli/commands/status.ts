@@ -12,7 +12,8 @@ a live table on a terminal, JSON lines otherwise (or with --json). Reports are v
 the registry; devices whose key is not enrolled are listed apart as unknown, never trusted.
 With --trust, the publisher's STATE beacons on the same channel are verified and each release
 is shown as serving or paused (unknown once the publisher is quiet).
-Without --interface it shows what the database (--db) holds, without listening.
+Without --interface it shows what the database (--db) holds, without listening; with --follow
+it keeps showing it, live, as another collector (iotupd status or dashboard --db FILE) writes it.
 
   --product P          product whose status channel to join (required)
   --interface IF       interface to listen on
@@ -21,6 +22,8 @@ Without --interface it shows what the database (--db) holds, without listening.
   --registry FILE      enrolled device keys ('iotupd fleet enrol'); default: none (all unknown)
   --trust FILE         the publisher's trust anchor (a public key file the devices pin);
                        repeatable or comma-separated. Without: publisher beacons are dropped
+  --follow             with --db and no --interface: follow the database another collector
+                       writes (its --registry and --trust decide what is trusted)
   --once               print one snapshot after the listening window and exit
   --listen S           the listening window of --once, seconds (default 10)
   --json               JSON lines: one per event; with --once one snapshot line
@@ -54,6 +57,8 @@ function eventJson(e: CollectorEvent): Record<string, unknown> {
       return { type: 'registry', enrolled: e.enrolled };
     case 'release':
       return { type: 'release', change: e.change, release: releaseJson(e.release) };
+    case 'refresh':
+      return { type: 'refresh', changed: e.changed };
   }
 }
 
@@ -185,16 +190,21 @@ export const statusCommand: Command = {
     const json = v.json === true || (v.table !== true && !process.stdout.isTTY);
     const print = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
     try {
-      if (v.interface === undefined) {
+      if (v.follow === true && (v.once === true || v.listen !== undefined)) throw new UsageError('--follow runs until interrupted: without it, --db FILE alone prints one snapshot');
+      if (v.interface === undefined && v.follow !== true) {
         c.tick();
         if (json) print(snapshotJson(c, Date.now()));
         else console.log(formatTable(c.summary(), c.devices(), Date.now(), Infinity, c.releases()));
         return 0;
       }
-      const listen = listenOptions({ ...v, interface: v.interface }, port, signal);
       if (json && !v.once) c.on('event', (e) => print(eventJson(e)));
-      const { group } = await c.listen(listen);
-      if (json) print({ type: 'listening', product: v.product, group, port, interface: v.interface });
+      if (v.interface === undefined) {
+        c.follow({ signal });
+        if (json) print({ type: 'following', product: v.product, db: v.db });
+      } else {
+        const { group } = await c.listen(listenOptions({ ...v, interface: v.interface }, port, signal));
+        if (json) print({ type: 'listening', product: v.product, group, port, interface: v.interface });
+      }
       const stopped = new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
         signal.addEventListener('abort', () => resolve(), { once: true });
