@@ -114,9 +114,10 @@ export class PauseRule {
     return this.#state;
   }
 
-  /** Why the state is what it is, before the grace period ends. */
+  /** Why a release nobody needs is still served: the grace period or the hold has not ended. */
   pending(now: number): string | undefined {
-    if (this.#state === 'serving' && now - this.#since < this.graceMs) return `listening to the fleet for ${Math.ceil((this.graceMs - (now - this.#since)) / 1000)} s more before pausing`;
-    return undefined;
+    if (this.#state !== 'serving' || this.#unneededSince === undefined) return undefined;
+    if (now - this.#since < this.graceMs) return `listening to the fleet for ${Math.ceil((this.graceMs - (now - this.#since)) / 1000)} s more before pausing`;
+    return `nobody needs it; pausing in ${Math.max(1, Math.ceil((this.holdMs - (now - this.#unneededSince)) / 1000))} s`;
   }
 }

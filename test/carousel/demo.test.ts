@@ -8,12 +8,33 @@ import { MAIN } from './cli.js';
 
 const support = labSupport();
 test('iotupd demo: the fleet story: two devices update, one rolls back, two skip, with the summary table; the lab is removed', support.ok ? { timeout: 120_000 } : { skip: `network lab unavailable: ${support.reason}` }, async () => {
-  const child = spawn(process.execPath, [MAIN, 'demo', '--size', '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'demo', '--size', '0.5', '--dashboard-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  // The dashboard the demo serves on loopback, read while the demo runs: the whole fleet and the
+  // paused release reach it from the database the lab's collector writes.
+  let seen: { trusted: number; paused: boolean } = { trusted: 0, paused: false };
+  let polling: Promise<void> | undefined;
+  const poll = async (url: string): Promise<void> => {
+    for (let i = 0; i < 200 && !(seen.trusted === 5 && seen.paused); i++) {
+      try {
+        const snap = (await (await fetch(new URL('/api/snapshot', url))).json()) as { summary: { trusted: number }; releases: { state: string }[] };
+        seen = { trusted: snap.summary.trusted, paused: snap.releases.some((r) => r.state === 'paused') };
+      } catch {
+        break; // the demo ended and closed its dashboard
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    const url = /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/m.exec(out)?.[1];
+    if (url && !polling) polling = poll(url);
+  });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const code = await new Promise<number | null>((r) => child.once('close', r));
   assert.equal(code, 0, out);
+  await polling;
+  assert.deepEqual(seen, { trusted: 5, paused: true }, 'the dashboard showed the five devices and the paused release');
   // Each device's path through the states is shown.
   assert.match(out, /lossy +state download 2\.0/);
   assert.match(out, /sick +state health-check 2\.0/);
@@ -36,6 +57,7 @@ test('iotupd demo: the fleet story: two devices update, one rolls back, two skip
   assert.equal((status.match(/thermo-\d+ +installed +2\.0 /g) ?? []).length, 2, status);
   // The publisher hears the same reports and stops sending what nobody needs.
   assert.match(out, /publisher PAUSED 2\.0: none of the 5 devices heard needs it \(2 have it, 2 outside the rollout, 1 gave up\)/);
+  assert.match(status, /#2 +2\.0 +paused +none of the 5 devices heard needs it/, 'the collector verified the publisher\'s STATE beacon');
   const id = /lab (iu[a-z0-9]+) removed/.exec(out)?.[1];
   assert.ok(id, 'the demo says it removed its lab');
   assert.deepEqual(labNamespaces().filter((n) => n.startsWith(id)), [], `namespaces of ${id} left behind`);

@@ -69,10 +69,13 @@ test('PauseRule: no pause before the grace period ends, a hold before pausing, r
   assert.equal(r.update(none, 1000), 'serving');
   assert.match(r.pending(1000) ?? '', /listening to the fleet for 9 s more/);
   assert.equal(r.update(none, 9999), 'serving', 'still in the grace period');
+  assert.equal(r.update(none, 9999), 'serving');
   assert.equal(r.update(none, 10_000), 'paused', 'unneeded for 9 s, grace over');
   assert.equal(r.pending(10_000), undefined);
   assert.equal(r.update(one, 10_500), 'serving', 'a device needs it again');
+  assert.equal(r.pending(10_500), undefined, 'served because it is needed');
   assert.equal(r.update(none, 11_000), 'serving', 'the hold starts again');
+  assert.equal(r.pending(11_500), 'nobody needs it; pausing in 2 s');
   assert.equal(r.update(none, 12_999), 'serving');
   assert.equal(r.update(none, 13_000), 'paused');
 });

@@ -15,8 +15,8 @@ import { LabError, abortError } from '../../errors.js';
 import { Lab, type JsonLine } from '../../lab/index.js';
 import { deviceIds, makeFleetKeys, spawnAgent, spawnPublisher, writeAgentConfig, type FleetProcess } from '../../lab/fleet.js';
 import { createRelease } from '../../publish/create.js';
-import { DeviceIdentity } from '../../fleet/identity.js';
-import { Registry } from '../../fleet/registry.js';
+import { existsSync } from 'node:fs';
+import { Collector, Dashboard, DEFAULT_DASHBOARD_PORT, DeviceIdentity, Registry, type DashboardAddress } from '../../fleet/index.js';
 import { formatBytes } from '../progress.js';
 import { CLI_MAIN } from '../../lab/fleet.js';
 
@@ -44,6 +44,28 @@ export interface FleetDemoOptions {
   timeoutS: number;
   /** Draw the live table above the event log (a terminal); else print events, then the final table. */
   live?: boolean;
+  /** Keep the fleet and the dashboard running after the story until interrupted. */
+  keep?: boolean;
+  /** The dashboard's port on 127.0.0.1 (default 8421; any free port when that one is taken). */
+  dashboardPort?: number;
+}
+
+/**
+ * The operator's web page, on this machine's loopback: a viewer of the database `iotupd status`
+ * writes in the lab (the lab's namespaces cannot be reached from here, their database can).
+ */
+async function openDashboard(product: string, db: string, port: number, signal: AbortSignal): Promise<{ viewer: Collector; dash: Dashboard; address: DashboardAddress }> {
+  for (let i = 0; i < 100 && !existsSync(db); i++) await new Promise((r) => setTimeout(r, 50));
+  const viewer = new Collector({ product, db, view: true, quietAfterMs: QUIET_AFTER_S * 1000 });
+  viewer.follow({ signal, intervalMs: 500 });
+  try {
+    const dash = new Dashboard({ collector: viewer, bind: '127.0.0.1', port });
+    return { viewer, dash, address: await dash.listen({ signal }) };
+  } catch {
+    // Taken (another demo, a dashboard of your own): any free port.
+    const dash = new Dashboard({ collector: viewer, bind: '127.0.0.1', port: 0 });
+    return { viewer, dash, address: await dash.listen({ signal }) };
+  }
 }
 
 interface DemoDevice {
@@ -102,6 +124,8 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
   };
   const dir = mkdtempSync(join(tmpdir(), 'iotupd-demo-'));
   let lab: Lab | undefined;
+  let closeWeb: (() => Promise<void>) | undefined;
+  let webUrl = '';
   const onAbort = (): void => lab?.destroySync();
   signal.addEventListener('abort', onAbort, { once: true });
   const t0 = performance.now();
@@ -142,7 +166,7 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     registry.save(registryFile);
     const db = join(dir, 'fleet.db');
     // The operator's live table: `iotupd status` on its own host, hearing the devices' reports.
-    const status = theLab.spawnNode('ops', CLI_MAIN, ['status', '--product', PRODUCT, '--interface', theLab.host('ops').ifname, '--registry', registryFile, '--db', db, '--table', '--quiet-after', String(QUIET_AFTER_S)]);
+    const status = theLab.spawnNode('ops', CLI_MAIN, ['status', '--product', PRODUCT, '--interface', theLab.host('ops').ifname, '--registry', registryFile, '--db', db, '--trust', keys.rootPub, '--table', '--quiet-after', String(QUIET_AFTER_S)]);
     status.stdout?.setEncoding('utf8');
     status.stdout?.on('data', (chunk: string) => {
       if (frames.push(chunk) && live) draw();
@@ -150,10 +174,18 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     let statusErr = '';
     status.stderr?.on('data', (c: Buffer) => (statusErr = (statusErr + c.toString()).slice(-2000)));
     const statusExit = new Promise<void>((resolve) => status.once('exit', () => resolve()));
+    const web = await openDashboard(PRODUCT, db, o.dashboardPort ?? DEFAULT_DASHBOARD_PORT, signal);
+    webUrl = web.address.url;
+    closeWeb = async () => {
+      await web.dash.close();
+      await web.viewer.close();
+    };
     screenTop = [
       `iotupd demo: product '${PRODUCT}', release 2.0 to five devices; fleet status from 'iotupd status' on host ops`,
       `  (its live table below, from the devices' signed status reports; the event log under it)`,
+      `  web dashboard: ${web.address.url}  (open it in a browser; npm run demo -- --keep leaves it running)`,
     ];
+    say(`dashboard: ${web.address.url} (the fleet live in a browser, from the same reports)`);
 
     const show = (d: DemoDevice, l: JsonLine): void => {
       const rel2 = l.version !== undefined ? ` ${String(l.version)}` : '';
@@ -237,14 +269,20 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     const paused = await pub.waitFor((l) => l.type === 'paused' && l.manifestId === rel.manifestId, 30_000).catch(() => undefined);
     // The table shows each device's final state once its last change report is through the rate budget.
     const finalState = (d: DemoDevice): string => (d.expect === 'skipped' ? 'idle' : d.expect);
-    const settled = (): boolean => devices.every((d) => frames.latest.split('\n').some((l) => l.startsWith(`${d.id} `) && l.split(/\s+/)[1] === finalState(d)));
+    const settled = (): boolean => {
+      const lines = frames.latest.split('\n');
+      return devices.every((d) => lines.some((l) => l.startsWith(`${d.id} `) && l.split(/\s+/)[1] === finalState(d))) && lines.some((l) => /^#2 +2\.0 +paused /.test(l));
+    };
     const settleBy = performance.now() + 20_000;
     while (!settled() && performance.now() < settleBy && !signal.aborted) await new Promise((r) => setTimeout(r, 200));
-    for (const d of devices) d.proc?.stop();
-    pub.stop();
-    status.kill('SIGTERM');
-    await Promise.all([...devices.map((d) => d.proc?.exit), pub.exit, statusExit]);
     const table = frames.latest;
+    const stopFleet = async (): Promise<void> => {
+      for (const d of devices) d.proc?.stop();
+      pub.stop();
+      status.kill('SIGTERM');
+      await Promise.all([...devices.map((d) => d.proc?.exit), pub.exit, statusExit]);
+    };
+    if (!o.keep) await stopFleet();
 
     if (live) process.stdout.write(`${CLEAR}${log.join('\n')}\n`);
     say('');
@@ -271,11 +309,17 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     const refused = stats.reduce((n, s) => n + Object.values(s.refused as Record<string, number>).reduce((a, b) => a + b, 0), 0);
     say(`announce filter: ${stats.reduce((n, s) => n + Number(s.datagrams), 0)} beacons heard by the fleet, ${refused} refused`);
     say(wrong.length === 0 ? 'fleet as expected: 2 updated, 1 rolled back, 2 skipped' : `UNEXPECTED: ${wrong.map((d) => `${d.name} ${String(d.outcome?.type)} (expected ${d.expect})`).join(', ')}`);
-    if (!tableOk) say(`UNEXPECTED: the status table does not show every device's final state`);
+    if (!tableOk) say(`UNEXPECTED: the status table does not show every device's final state and 2.0 paused`);
     if (!paused) say('UNEXPECTED: the publisher went on sending 2.0 that no device needs');
+    if (o.keep) {
+      say(`--keep: the fleet goes on reporting and the dashboard stays at ${webUrl}; Ctrl-C ends the demo.`);
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      await stopFleet();
+    }
     return wrong.length === 0 && tableOk && paused ? 0 : 1;
   } finally {
     signal.removeEventListener('abort', onAbort);
+    await closeWeb?.();
     await lab?.destroy();
     rmSync(dir, { recursive: true, force: true });
     if (lab) say(`lab ${lab.id} removed`);

@@ -20,7 +20,8 @@ import { runFleetDemo } from './demo-fleet.js';
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 const FORMATS = ['iotupd', 'fountain'] as const;
 
-const usage = `usage: iotupd demo [--size MIB] [--rate MBIT] [--loss PCT] [--rollout PCT] [--timeout S]
+const usage = `usage: iotupd demo [--size MIB] [--rate MBIT] [--loss PCT] [--rollout PCT] [--timeout S] [--keep]
+                   [--dashboard-port N]
        iotupd demo transfer [--format iotupd|fountain] [--size MIB] [--rate MBIT] [--loss PCT]
                    [--seed N] [--timeout S]
 
@@ -31,8 +32,12 @@ demo: the fleet story. Makes keys and a signed release (device class 'thermostat
 --rollout % (default 50)), starts a publisher and five devices running the agent daemon: lossy
 (--loss % loss, default 10), late (powered on once another device is updated), sick (its
 health check fails: it rolls back), outside (outside the rollout share), gateway (another
-device class). Shows each device's path through the states and a summary table. Exit 0 when
-the fleet ends as expected.
+device class). The devices report their state by signed multicast to 'iotupd status' on an
+operator host (its live table is shown above the event log on a terminal, and at the end) and
+to a web dashboard on http://127.0.0.1:8421 (--dashboard-port; a free port when taken). The
+publisher hears the same reports and pauses 2.0 once no device needs it. A summary table ends
+it. Exit 0 when the fleet ends as expected.
+  --keep  leave the fleet and the dashboard running after the story, until Ctrl-C
   --size  image size in MiB (default 1)   --rate  publisher data rate (default 20)
   --timeout  give up after S seconds (default 60)
 
@@ -243,11 +248,14 @@ export const demoCommand: Command = {
       loss: { type: 'string' },
       seed: { type: 'string' },
       timeout: { type: 'string' },
+      keep: { type: 'boolean' },
+      'dashboard-port': { type: 'string' },
     });
     const transfer = positionals[0] === 'transfer';
     if (positionals.length > (transfer ? 1 : 0)) throw new UsageError(`demo: unexpected argument '${positionals[transfer ? 1 : 0]}'`);
     if (!transfer) {
       if (values.format !== undefined || values.seed !== undefined) throw new UsageError('--format and --seed apply to "iotupd demo transfer"');
+      if (values['dashboard-port'] !== undefined && !Number.isInteger(Number(values['dashboard-port']))) throw new UsageError(`--dashboard-port must be an integer, got '${values['dashboard-port']}'`);
       const fleet = {
         size: Math.round(numberOption('size', values.size, 1, 0.001, 256) * 1024 * 1024),
         rate: numberOption('rate', values.rate, 20, 0.1, 10_000),
@@ -255,6 +263,8 @@ export const demoCommand: Command = {
         rollout: numberOption('rollout', values.rollout, 50, 1, 99),
         timeoutS: numberOption('timeout', values.timeout, 60, 1, 86_400),
         live: process.stdout.isTTY === true,
+        keep: values.keep === true,
+        dashboardPort: numberOption('dashboard-port', values['dashboard-port'], 8421, 0, 65_535),
       };
       const support = labSupport();
       if (!support.ok) {
@@ -263,7 +273,7 @@ export const demoCommand: Command = {
       }
       return runFleetDemo(fleet, signal);
     }
-    if (values.rollout !== undefined) throw new UsageError('--rollout applies to the fleet demo ("iotupd demo")');
+    if (values.rollout !== undefined || values.keep !== undefined || values['dashboard-port'] !== undefined) throw new UsageError('--rollout, --keep and --dashboard-port apply to the fleet demo ("iotupd demo")');
     const format = values.format ?? 'fountain';
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got '${format}'`);
     const opts = {

@@ -112,7 +112,7 @@ export function formatTable(s: FleetSummary, devices: DeviceView[], now: number,
     .join(', ');
   const lines = [
     `product ${s.product}: ${s.trusted} trusted (ok ${s.health.ok}, failed ${s.health.failed}, quiet ${s.health.quiet}), ${s.unknown} unknown; quiet after ${ago(s.quietAfterMs)}`,
-    `versions: ${s.versions.map((v) => `${v.version} x${v.count}`).join(', ') || '-'}`,
+    `versions: ${s.versions.map((v) => `${v.version || '(none)'} x${v.count}`).join(', ') || '-'}`,
     `dropped: ${drops || 'none'}`,
   ];
   const widths = [20, 11, 5, 12, 12, 5, 30];
