@@ -104,7 +104,7 @@ class TableFrames {
 }
 
 export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Promise<number> {
-  const live = o.live ?? false;
+  let live = o.live ?? false;
   const log: string[] = [];
   const frames = new TableFrames();
   let screenTop: string[] = [];
@@ -284,7 +284,11 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     };
     if (!o.keep) await stopFleet();
 
-    if (live) process.stdout.write(`${CLEAR}${log.join('\n')}\n`);
+    if (live) {
+      // The story is over: the whole event log once, then plain lines (the table follows below).
+      process.stdout.write(`${CLEAR}${log.join('\n')}\n`);
+      live = false;
+    }
     say('');
     say(`fleet status ('iotupd status', from the devices' signed reports):`);
     if (table) for (const line of table.split('\n')) say(`  ${line}`);
