@@ -309,9 +309,13 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
     for (const r of rows) say(`  ${summaryRow(r, widths)}`);
     const wrong = devices.filter((d) => d.outcome?.type !== d.expect);
     const tableOk = settled();
-    const stats = devices.map((d) => d.proc?.of('stats').pop()).filter((s) => s !== undefined);
-    const refused = stats.reduce((n, s) => n + Object.values(s.refused as Record<string, number>).reduce((a, b) => a + b, 0), 0);
-    say(`announce filter: ${stats.reduce((n, s) => n + Number(s.datagrams), 0)} beacons heard by the fleet, ${refused} refused`);
+    // The agents print their announce filter's counts as they exit.
+    const filterCounts = (): void => {
+      const stats = devices.map((d) => d.proc?.of('stats').pop()).filter((s) => s !== undefined);
+      const refused = stats.reduce((n, s) => n + Object.values(s.refused as Record<string, number>).reduce((a, b) => a + b, 0), 0);
+      say(`announce filter: ${stats.reduce((n, s) => n + Number(s.datagrams), 0)} beacons heard by the fleet, ${refused} refused`);
+    };
+    if (!o.keep) filterCounts();
     say(wrong.length === 0 ? 'fleet as expected: 2 updated, 1 rolled back, 2 skipped' : `UNEXPECTED: ${wrong.map((d) => `${d.name} ${String(d.outcome?.type)} (expected ${d.expect})`).join(', ')}`);
     if (!tableOk) say(`UNEXPECTED: the status table does not show every device's final state and 2.0 paused`);
     if (!paused) say('UNEXPECTED: the publisher went on sending 2.0 that no device needs');
@@ -319,6 +323,7 @@ export async function runFleetDemo(o: FleetDemoOptions, signal: AbortSignal): Pr
       say(`--keep: the fleet goes on reporting and the dashboard stays at ${webUrl}; Ctrl-C ends the demo.`);
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
       await stopFleet();
+      filterCounts();
     }
     return wrong.length === 0 && tableOk && paused ? 0 : 1;
   } finally {
