@@ -100,6 +100,8 @@ export interface ReleaseStateNotice {
   state: ReleaseState;
   demand: DemandCounts;
   reason: string;
+  /** The signer's counter: a collector keeps the highest across restarts (replay). */
+  counter: bigint;
   issuedAt: number;
   expires: number;
   signerKeyId: Uint8Array;
@@ -351,6 +353,7 @@ export class AnnounceFilter {
         state: b.state,
         demand: { ...b.demand },
         reason: b.reason,
+        counter: b.counter,
         issuedAt: b.issuedAt,
         expires: b.expires,
         signerKeyId: new Uint8Array(b.signerKeyId),

@@ -11,8 +11,7 @@ import { equalBytes, toHex } from '../crypto/bytes.js';
 import { publicKeyObject } from '../crypto/keys.js';
 import type { TrustStore } from '../crypto/trust.js';
 import { AnnounceFilter, type ReleaseStateNotice } from '../announce/filter.js';
-import { MAGIC as BEACON_MAGIC } from '../wire/beacon.js';
-import { BeaconKind, decodeDatagram, type ReleaseState } from '../wire/beacon.js';
+import { BeaconKind, MAGIC as BEACON_MAGIC, type ReleaseState } from '../wire/beacon.js';
 import { resolveGroup } from '../channel/resolve.js';
 import { McastSocket } from '../net/socket.js';
 import { decode, MAX_STATUS_BYTES, StatusDecodeError, verify, type StatusReport } from '../wire/status.js';
@@ -497,7 +496,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (r.type !== 'state') return this.#drop('publisher', `a ${r.type} on the status channel`, from);
     // The filter refused any counter it has seen; after a restart its table is empty, so the
     // counters kept in the database stand in for it.
-    const counter = decodeDatagram(datagram).counter;
+    const counter = r.state.counter;
     const floor = this.#signerFloor.get(toHex(r.state.signerKeyId));
     if (floor !== undefined && counter <= floor) return this.#drop('publisher', `replay: counter ${counter} of signer ${toHex(r.state.signerKeyId)} is not above ${floor}`, from);
     this.#raiseFloor(r.state.signerKeyId, counter);
