@@ -13,6 +13,9 @@ import { Collector } from '../src/fleet/collector.js';
 import { Registry } from '../src/fleet/registry.js';
 import { StatusReporter, type DeviceSnapshot, type RateBudget } from '../src/fleet/reporter.js';
 import { IP_UDP_OVERHEAD, seal, type AgentState } from '../src/wire/status.js';
+import type { ManifestFields } from '../src/crypto/manifest.js';
+import { releaseDemand } from '../src/publish/demand.js';
+import type { DemandCounts } from '../src/wire/beacon.js';
 
 export interface SimOptions {
   devices: number;
@@ -53,6 +56,9 @@ export interface SimResult {
   /** A restarted collector: load time from the file, and its heap. */
   restartLoadMs: number;
   restartHeapMiB: number;
+  /** A publisher's once-a-second recount of who needs a release (src/publish/demand.ts) over this fleet, ms. */
+  publisherRecountMs: number;
+  publisherRecount: DemandCounts;
   dbMiB: number;
   finalStates: Record<string, number>;
   versions: { version: string; count: number }[];
@@ -246,6 +252,18 @@ export function simulate(o: SimOptions, log: (s: string) => void = () => {}): Si
     }
     collector.tick(end);
     const summary = collector.summary(end);
+    // What a publisher does every second per release it serves: every enrolled device heard
+    // recently, sorted by the release's signed 50 % rollout (a hash per device) and its reports.
+    const next = summary.versions.length + 1;
+    const release = { product: 'sensor', sequence: BigInt(next) + 100n, version: `${next}.0`, created: Math.floor(end / 1000) - 60, expires: Math.floor(end / 1000) + 86_400, rolloutBasisPoints: 5000, manifestId: new Uint8Array(32).fill(7) } as unknown as ManifestFields & { manifestId: Uint8Array };
+    let publisherRecount = releaseDemand(release, [], 0);
+    const r0 = performance.now();
+    const rounds = 5;
+    for (let k = 0; k < rounds; k++) {
+      const heard = collector.devices(end).filter((d) => d.trusted && d.health !== 'quiet');
+      publisherRecount = releaseDemand(release, heard, Math.floor(end / 1000));
+    }
+    const publisherRecountMs = (performance.now() - r0) / rounds;
     // close() waits only for a socket; without one it closes the database synchronously.
     void collector.close();
     const rss = process.memoryUsage().rss;
@@ -286,6 +304,8 @@ export function simulate(o: SimOptions, log: (s: string) => void = () => {}): Si
       rssMiB: rss / 2 ** 20,
       restartLoadMs,
       restartHeapMiB: restartHeap / 2 ** 20,
+      publisherRecountMs,
+      publisherRecount,
       dbMiB: statSync(db).size / 2 ** 20 + (statSafe(`${db}-wal`) ?? 0) / 2 ** 20,
       finalStates: summary.states,
       versions: summary.versions,
