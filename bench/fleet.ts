@@ -27,7 +27,7 @@ collector per report    ${f(r.collectorMsPerReport * 1000, 0)} us (decode, verif
 collector CPU           ${f(r.collectorCoreShare * 100, 2)} % of one core at the fleet's rate
 device sign per report  ${f(r.signMsPerReport * 1000, 0)} us
 process RSS at the end  ${f(r.rssMiB, 0)} MiB (the simulated devices' keys and reporters included)
-publisher recount       ${f(r.publisherRecountMs, 1)} ms per release per second (who still needs it: ${JSON.stringify(r.publisherRecount)})
+publisher recount       ${f(r.publisherRecountMs, 1)} ms per release, once a second (the first, hashing each device's rollout position: ${f(r.publisherFirstRecountMs, 1)} ms); ${JSON.stringify(r.publisherRecount)}
 restarted collector     loads ${devices} devices in ${f(r.restartLoadMs, 0)} ms, heap +${f(r.restartHeapMiB, 1)} MiB
 database file           ${f(r.dbMiB, 1)} MiB
 final states            ${JSON.stringify(r.finalStates)}

@@ -20,6 +20,8 @@ export interface DeviceProfile {
   failed: ReadonlySet<string>;
   /** Highest `created` seen (the time floor of rollback.ts). */
   timeFloor: number;
+  /** rolloutPosition(m, id), when the caller has it already (a publisher deciding for many devices caches it per release). */
+  position?: number;
 }
 
 export type SkipReason =
@@ -61,7 +63,7 @@ export function decideRollout(m: ManifestFields & { manifestId: Uint8Array }, de
         : skip('window-not-open', `activation window opens at ${w.notBefore}; no trusted clock to wait for it`);
     }
   }
-  const place = rolloutPosition(m, device.id);
+  const place = device.position ?? rolloutPosition(m, device.id);
   if (m.rolloutWaves) {
     const inForce = m.rolloutWaves.filter((x) => x.start <= t).pop();
     if (!inForce || place >= inForce.basisPoints) {

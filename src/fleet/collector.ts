@@ -399,6 +399,11 @@ export class Collector extends EventEmitter<CollectorEvents> {
   // --- queries for the CLI and a dashboard -------------------------------------------------
 
   /** Every device, trusted and unknown, with its health at `now`. */
+  /** Enrolled devices heard within the quiet time, unsorted and not copied: for a per-second recount over a large fleet. */
+  *heard(now = this.#now()): Generator<Readonly<DeviceRecord>> {
+    for (const d of this.#records.values()) if (d.trusted && now - d.lastSeen <= this.quietAfterMs) yield d;
+  }
+
   devices(now = this.#now()): DeviceView[] {
     return [...this.#records.values()].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0)).map((d) => this.#view(d, now));
   }

@@ -4,7 +4,7 @@
 // the same report fields the agent writes (src/agent/report.ts) and apply the release's own signed
 // rollout policy with the device's id and class, as the device does (src/agent/rollout.ts).
 import { ascii } from '../crypto/bytes.js';
-import type { ManifestFields } from '../crypto/manifest.js';
+import { rolloutPosition, type ManifestFields } from '../crypto/manifest.js';
 import { decideRollout } from '../agent/rollout.js';
 import type { AgentState } from '../wire/status.js';
 import type { DemandCounts } from '../wire/beacon.js';
@@ -19,6 +19,13 @@ export interface DemandDevice {
 }
 
 export type DeviceNeed = 'needing' | 'received' | 'waiting' | 'outside' | 'gaveUp';
+
+/** Nothing has failed on a device as far as the publisher can tell (its reports say so instead). */
+const NONE: ReadonlySet<string> = new Set();
+const NO_ID = new Uint8Array(0);
+
+/** Rollout positions of one release by device id: a hash each, computed once per device. */
+export type PositionCache = Map<string, number>;
 
 /** The states in which an agent has the release's data already. */
 const HAS_DATA: ReadonlySet<AgentState> = new Set<AgentState>(['verifying', 'installing', 'rebooting', 'confirming', 'installed']);
@@ -35,7 +42,7 @@ const HAS_DATA: ReadonlySet<AgentState> = new Set<AgentState>(['verifying', 'ins
  *   skipped for hardware here but matching in truth starts receiving on the next beacon, and its
  *   report resumes the data.
  */
-export function deviceNeed(release: ManifestFields & { manifestId: Uint8Array }, d: DemandDevice, now: number): DeviceNeed {
+export function deviceNeed(release: ManifestFields & { manifestId: Uint8Array }, d: DemandDevice, now: number, positions?: PositionCache): DeviceNeed {
   const seq = release.sequence;
   if (d.installedSequence >= seq) return 'received';
   if (d.pendingSequence === seq) {
@@ -46,7 +53,12 @@ export function deviceNeed(release: ManifestFields & { manifestId: Uint8Array },
   } else if (d.pendingSequence !== undefined && d.pendingSequence > seq && d.state !== 'failed' && d.state !== 'rolled-back') {
     return 'outside';
   }
-  const profile = { id: ascii(d.deviceId), product: release.product, installedSequence: d.installedSequence, failed: new Set<string>(), timeFloor: 0, ...(d.deviceClass ? { deviceClass: d.deviceClass } : {}) };
+  let position = positions?.get(d.deviceId);
+  if (position === undefined) {
+    position = rolloutPosition(release, ascii(d.deviceId));
+    positions?.set(d.deviceId, position);
+  }
+  const profile = { id: NO_ID, position, product: release.product, installedSequence: d.installedSequence, failed: NONE, timeFloor: 0, ...(d.deviceClass ? { deviceClass: d.deviceClass } : {}) };
   const decision = decideRollout(release, profile, now);
   return decision.action === 'take' ? 'needing' : decision.action === 'wait' ? 'waiting' : 'outside';
 }
@@ -56,11 +68,11 @@ export function emptyDemand(): DemandCounts {
 }
 
 /** The counts over `devices` (the enrolled devices heard within the quiet time). */
-export function releaseDemand(release: ManifestFields & { manifestId: Uint8Array }, devices: Iterable<DemandDevice>, now: number): DemandCounts {
+export function releaseDemand(release: ManifestFields & { manifestId: Uint8Array }, devices: Iterable<DemandDevice>, now: number, positions?: PositionCache): DemandCounts {
   const c = emptyDemand();
   for (const d of devices) {
     c.live += 1;
-    c[deviceNeed(release, d, now)] += 1;
+    c[deviceNeed(release, d, now, positions)] += 1;
   }
   return c;
 }

@@ -1,7 +1,7 @@
 // The publisher service: releases on disk, the beacon scheduler, the Publisher class, and the
 // data-serving integration point. Beacon format and device-side rules: src/announce, docs/publish.md.
 export { Publisher, releaseFiles, type DemandOptions, type PublisherEvent, type PublisherOptions, type PublisherStats, type ReleaseSummary } from './publisher.js';
-export { deviceNeed, releaseDemand, describeDemand, emptyDemand, PauseRule, type DemandDevice, type DeviceNeed, type PauseRuleOptions } from './demand.js';
+export { deviceNeed, releaseDemand, describeDemand, emptyDemand, PauseRule, type DemandDevice, type DeviceNeed, type PauseRuleOptions, type PositionCache } from './demand.js';
 export { BeaconScheduler, type SchedulerOptions } from './scheduler.js';
 export {
   checkImage,

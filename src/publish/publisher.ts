@@ -24,7 +24,7 @@ import type { Registry } from '../fleet/registry.js';
 import { quietAfter, type RateBudget } from '../fleet/reporter.js';
 import type { ManifestFields } from '../crypto/manifest.js';
 import { MAX_STATE_REASON, type DemandCounts } from '../wire/beacon.js';
-import { describeDemand, deviceNeed, PauseRule, releaseDemand } from './demand.js';
+import { describeDemand, deviceNeed, PauseRule, releaseDemand, type PositionCache } from './demand.js';
 import { checkImage, loadReleasesConfig, loadReleasesDir, type LoadResult, type Release } from './release.js';
 import { BeaconScheduler } from './scheduler.js';
 import type { RunningTransfer, ServeRelease } from './serve.js';
@@ -136,6 +136,8 @@ interface Active {
   manifest: ManifestFields & { manifestId: Uint8Array };
   /** With demand tracking, for live releases. */
   rule: PauseRule | undefined;
+  /** Each device's rollout position for this release, computed once. */
+  positions: PositionCache;
 }
 
 function stateKey(r: Release): string {
@@ -367,6 +369,7 @@ export class Publisher {
       abort: new AbortController(),
       manifest: { ...r.fields, manifestId: r.manifestId },
       rule: undefined,
+      positions: new Map(),
       summary: {
         source: r.source,
         product: r.fields.product,
@@ -528,7 +531,7 @@ export class Publisher {
       // A device that needs a paused release resumes it at once, not at the next tick.
       col.on('report', (e) => {
         for (const a of this.#active.values()) {
-          if (a.rule?.state === 'paused' && a.manifest.product === product && deviceNeed(a.manifest, e.device, Math.floor(Date.now() / 1000)) === 'needing') this.#evaluate(a, Date.now(), true);
+          if (a.rule?.state === 'paused' && a.manifest.product === product && deviceNeed(a.manifest, e.device, Math.floor(Date.now() / 1000), a.positions) === 'needing') this.#evaluate(a, Date.now(), true);
         }
       });
       return col;
@@ -550,8 +553,7 @@ export class Publisher {
     if (!rule || !t || this.#active.get(a.key) !== a) return;
     const col = this.#listening.get(a.manifest.product);
     if (!col) return;
-    const devices = col.devices(now).filter((d) => d.trusted && d.health !== 'quiet');
-    const counts = releaseDemand(a.manifest, devices, Math.floor(now / 1000));
+    const counts = releaseDemand(a.manifest, col.heard(now), Math.floor(now / 1000), a.positions);
     const before = a.summary.data;
     let state = rule.update(counts, now);
     let why = rule.pending(now);

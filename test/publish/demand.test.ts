@@ -79,3 +79,15 @@ test('PauseRule: no pause before the grace period ends, a hold before pausing, r
   assert.equal(r.update(none, 12_999), 'serving');
   assert.equal(r.update(none, 13_000), 'paused');
 });
+
+test('deviceNeed keeps each device\'s rollout position in the cache it is given, and decides by it', () => {
+  const pct = { ...release, rolloutBasisPoints: 2500 };
+  const outside = idAt(2500, false);
+  const cache = new Map<string, number>();
+  assert.equal(deviceNeed(pct, dev({ deviceId: outside }), T, cache), 'outside');
+  assert.equal(cache.get(outside), rolloutPosition(pct, ascii(outside)));
+  // The cached position is what counts (the hash is not computed again).
+  cache.set(outside, 0);
+  assert.equal(deviceNeed(pct, dev({ deviceId: outside }), T, cache), 'needing');
+  assert.deepEqual(releaseDemand(pct, [dev({ deviceId: outside })], T, cache), { live: 1, needing: 1, received: 0, waiting: 0, outside: 0, gaveUp: 0 });
+});
