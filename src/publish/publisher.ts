@@ -562,7 +562,6 @@ export class Publisher {
       why = 'its data transfer cannot be paused';
     }
     const reason = describeDemand(state, counts, why);
-    const changed = state !== before || reason !== a.summary.reason;
     a.summary.data = state;
     a.summary.demand = counts;
     a.summary.reason = reason;
@@ -578,8 +577,10 @@ export class Publisher {
       }
       this.#emit({ type: state === 'paused' ? 'paused' : 'resumed', ...a.summary });
       this.#arm();
+      // A new state goes to collectors at once; new counts and words ride on the STATE beacon
+      // that follows each ANNOUNCE, so a changing count costs no extra datagrams.
+      if (announceChange) this.#sendState(a);
     }
-    if (changed && announceChange) this.#sendState(a);
   }
 
   /** A STATE beacon for `a` on its product's status channel, where collectors listen. */
