@@ -198,4 +198,12 @@ test('the table fits the terminal: sections trimmed to the rows given, the rest 
   assert.match(short, /^failed \(\d+\)$/m, 'failed comes first');
   assert.match(short, /\.\.\. \d+ more|: \d+ more/);
   assert.match(short, /dropped: forged 2/);
+  // What devices send reaches the terminal as text: an error or version holding escape sequences
+  // is shown escaped, and cannot clear the screen or set the window title.
+  const evil = { ...dev(7, 'failed'), installedVersion: '1.0\x1b]0;owned\x07', lastError: 'bad\x1b[2J\rdigest' };
+  const shown = formatTable({ ...summary, versions: [{ version: '9\x1b[H', count: 1 }] }, [evil], now);
+  assert.ok(![...shown].some((c) => c !== '\n' && (c < ' ' || c === '\x7f')), JSON.stringify(shown));
+  assert.match(shown, /1\.0\\u001b\]0;owned\\u0007/);
+  assert.match(shown, /bad\\u001b\[2J\\u000ddigest/);
+  assert.match(shown, /versions: 9\\u001b\[H x1/);
 });

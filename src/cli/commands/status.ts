@@ -82,7 +82,11 @@ function row(cells: string[], widths: number[]): string {
   return cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
 }
 
-/** The publisher's text for a terminal: control characters shown escaped, never sent as such. */
+/**
+ * Text for a terminal: control characters shown escaped, never sent as such. Device ids, versions
+ * and errors come from the devices, reasons from the publisher: none may move the cursor or
+ * rewrite the screen.
+ */
 function printable(text: string): string {
   let out = '';
   for (const c of text) {
@@ -93,11 +97,11 @@ function printable(text: string): string {
 }
 
 /** One line per release the publisher spoke of: sequence, version, what is shown, reason. */
-export function formatReleases(releases: ReleaseView[], now: number): string[] {
+function formatReleases(releases: ReleaseView[], now: number): string[] {
   const widths = [8, 12, 8];
   return releases.map((r) => {
     const state = r.current === 'unknown' ? `unknown (publisher quiet ${ago(now - r.receivedAt)}; last said ${r.state})` : r.current;
-    return row([`#${r.sequence}`, printable(r.version) || '?', state, printable(r.reason)], widths);
+    return row([`#${r.sequence}`, r.version || '?', state, r.reason], widths);
   });
 }
 
@@ -165,7 +169,7 @@ export function formatTable(s: FleetSummary, devices: DeviceView[], now: number,
       if (shown.length < rel.length) lines.push(`... ${rel.length - shown.length} more`);
     }
   }
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 export const statusCommand: Command = {
