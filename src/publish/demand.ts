@@ -78,8 +78,7 @@ export function releaseDemand(release: ManifestFields & { manifestId: Uint8Array
 }
 
 /** One line on why a release is served or paused, for the STATE beacon and the dashboard (at most 200 bytes). */
-export function describeDemand(state: 'serving' | 'paused', c: DemandCounts, why?: string): string {
-  if (why !== undefined) return why;
+export function describeDemand(state: 'serving' | 'paused', c: DemandCounts): string {
   const parts = [`${c.received} have it`, `${c.waiting} waiting`, `${c.outside} outside the rollout`, `${c.gaveUp} gave up`].filter((p) => !p.startsWith('0 '));
   const of = parts.length > 0 ? ` (${parts.join(', ')})` : '';
   if (state === 'serving') return `${c.needing} of ${c.live} devices heard need it${of}`;

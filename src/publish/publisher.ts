@@ -21,7 +21,7 @@ import { resolveGroup } from '../channel/resolve.js';
 import { statusChannel } from '../fleet/channel.js';
 import { Collector } from '../fleet/collector.js';
 import type { Registry } from '../fleet/registry.js';
-import { quietAfter, type RateBudget } from '../fleet/reporter.js';
+import { quietAfter, truncateUtf8, type RateBudget } from '../fleet/reporter.js';
 import type { ManifestFields } from '../crypto/manifest.js';
 import { MAX_STATE_REASON, type DemandCounts } from '../wire/beacon.js';
 import { describeDemand, deviceNeed, PauseRule, releaseDemand, type PositionCache } from './demand.js';
@@ -134,8 +134,10 @@ interface Active {
   abort: AbortController;
   /** The manifest as the demand rules read it. */
   manifest: ManifestFields & { manifestId: Uint8Array };
-  /** With demand tracking, for live releases. */
+  /** With demand tracking, for live releases: the rule, the product's collector, and where STATE beacons go. */
   rule: PauseRule | undefined;
+  collector: Collector | undefined;
+  statusGroup: string | undefined;
   /** Each device's rollout position for this release, computed once. */
   positions: PositionCache;
 }
@@ -162,8 +164,6 @@ export class Publisher {
   readonly #dataTimeout: number;
   /** One collector per product, listening on its status channel (demand tracking). */
   readonly #collectors = new Map<string, Promise<Collector>>();
-  /** The collectors of #collectors that listen already. */
-  readonly #listening = new Map<string, Collector>();
   #demandTimer: NodeJS.Timeout | undefined;
   #listeningSince = 0;
   readonly #onAbort = (): void => void this.stop();
@@ -245,7 +245,6 @@ export class Publisher {
     for (const a of [...this.#active.values()]) await this.#withdraw(a, false);
     for (const c of this.#collectors.values()) await (await c.catch(() => undefined))?.close();
     this.#collectors.clear();
-    this.#listening.clear();
     await this.#socket?.close();
     this.#state = 'stopped';
     if (wasRunning) this.#emit({ type: 'stopped' });
@@ -369,6 +368,8 @@ export class Publisher {
       abort: new AbortController(),
       manifest: { ...r.fields, manifestId: r.manifestId },
       rule: undefined,
+      collector: undefined,
+      statusGroup: undefined,
       positions: new Map(),
       summary: {
         source: r.source,
@@ -394,7 +395,8 @@ export class Publisher {
         }
         if (o.serve) a.transfer = await o.serve(r, { channel: data, interface: o.interface, signal: a.abort.signal });
         if (o.demand && a.transfer) {
-          await this.#collector(r.fields.product);
+          a.collector = await this.#collector(r.fields.product);
+          a.statusGroup = resolveGroup({ channel: statusChannel(r.fields.product) });
           a.rule = new PauseRule({ graceMs: o.demand.graceMs ?? this.#quietAfterMs(), holdMs: o.demand.holdMs ?? 5000 }, this.#listeningSince);
           a.summary.data = 'serving';
         }
@@ -527,7 +529,6 @@ export class Publisher {
         this.#collectors.delete(product);
         throw err;
       }
-      this.#listening.set(product, col);
       // A device that needs a paused release resumes it at once, not at the next tick.
       col.on('report', (e) => {
         for (const a of this.#active.values()) {
@@ -548,11 +549,8 @@ export class Publisher {
 
   /** Recount who needs `a`, pause or resume its data, and tell collectors when anything changed. */
   #evaluate(a: Active, now: number, announceChange: boolean): void {
-    const rule = a.rule;
-    const t = a.transfer;
-    if (!rule || !t || this.#active.get(a.key) !== a) return;
-    const col = this.#listening.get(a.manifest.product);
-    if (!col) return;
+    const { rule, transfer: t, collector: col } = a;
+    if (!rule || !t || !col || this.#active.get(a.key) !== a) return;
     const counts = releaseDemand(a.manifest, col.heard(now), Math.floor(now / 1000), a.positions);
     const before = a.summary.data;
     let state = rule.update(counts, now);
@@ -561,7 +559,7 @@ export class Publisher {
       state = 'serving';
       why = 'its data transfer cannot be paused';
     }
-    const reason = describeDemand(state, counts, why);
+    const reason = why ?? describeDemand(state, counts);
     a.summary.data = state;
     a.summary.demand = counts;
     a.summary.reason = reason;
@@ -587,13 +585,12 @@ export class Publisher {
   #sendState(a: Active): void {
     const socket = this.#socket;
     const s = a.summary;
-    if (!socket || s.data === undefined || s.demand === undefined) return;
+    const group = a.statusGroup;
+    if (!socket || group === undefined || s.data === undefined || s.demand === undefined) return;
     const d = this.#opts.demand as DemandOptions;
     let bytes: Uint8Array;
-    let group: string;
     const issuedAt = Math.floor(Date.now() / 1000);
     try {
-      group = resolveGroup({ channel: statusChannel(a.manifest.product) });
       bytes = signBeacon(
         {
           kind: 'state',
@@ -606,7 +603,7 @@ export class Publisher {
           version: a.manifest.version,
           state: s.data,
           demand: s.demand,
-          reason: truncateReason(s.reason ?? ''),
+          reason: truncateUtf8(s.reason ?? '', MAX_STATE_REASON),
         },
         this.#opts.key,
       );
@@ -698,13 +695,6 @@ export class Publisher {
     this.#debounce = setTimeout(() => void this.reload().catch((err: unknown) => this.#emit({ type: 'release-error', source: this.#opts.releasesDir ?? '', code: 'ERR_RELOAD', message: String(err) })), 300);
     this.#debounce.unref();
   }
-}
-
-/** At most MAX_STATE_REASON bytes of UTF-8, cut on a character boundary. */
-function truncateReason(s: string): string {
-  let out = s;
-  while (Buffer.byteLength(out) > MAX_STATE_REASON) out = out.slice(0, -1);
-  return out;
 }
 
 /** The path of a release directory's files (for tools that write them). */
