@@ -260,6 +260,16 @@ export class AnnounceFilter {
     r.retryAt = now + backoff * 1000;
   }
 
+  /**
+   * A counter verified before a restart (a collector keeps them in its database): beacons of this
+   * signer at or below it are refused as replays, as if this filter had seen it.
+   */
+  rememberCounter(signerKeyId: Uint8Array, counter: bigint): void {
+    const signer = toHex(signerKeyId);
+    const last = this.#counters.peek(signer);
+    if (last === undefined || counter > last) this.#counters.set(signer, counter);
+  }
+
   /** Current sizes of the bounded tables (each at most its configured limit). */
   tables(): { signers: number; counters: number; releases: number; halts: number; sequences: number; chains: number } {
     return {

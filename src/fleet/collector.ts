@@ -11,7 +11,7 @@ import { equalBytes, toHex } from '../crypto/bytes.js';
 import { publicKeyObject } from '../crypto/keys.js';
 import type { TrustStore } from '../crypto/trust.js';
 import { AnnounceFilter, type ReleaseStateNotice } from '../announce/filter.js';
-import { BeaconKind, MAGIC as BEACON_MAGIC, type ReleaseState } from '../wire/beacon.js';
+import { BeaconKind, DEMAND_FIELDS, MAGIC as BEACON_MAGIC, type ReleaseState } from '../wire/beacon.js';
 import { resolveGroup } from '../channel/resolve.js';
 import { McastSocket } from '../net/socket.js';
 import { decode, MAX_STATUS_BYTES, StatusDecodeError, verify, type StatusReport } from '../wire/status.js';
@@ -23,8 +23,6 @@ import { statusChannel } from './channel.js';
 /** Why a datagram was dropped (each counted in `drops` and in the database). */
 export const DROP_REASONS = ['oversized', 'malformed', 'wrong-product', 'signature', 'forged', 'replay', 'conflict', 'unknown-limit', 'publisher'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
-
-/** The first bytes of every beacon (src/wire/beacon.ts); status reports start with "IUST". */
 
 /** ok: heard recently; failed: last state failed or rolled back; quiet: not heard for quietAfterMs. */
 export type Health = 'ok' | 'failed' | 'quiet';
@@ -144,12 +142,7 @@ function releaseChanged(prev: ReleaseRecord, next: ReleaseRecord): boolean {
     prev.reason !== next.reason ||
     prev.version !== next.version ||
     !equalBytes(prev.signerKeyId, next.signerKeyId) ||
-    prev.demand.live !== next.demand.live ||
-    prev.demand.needing !== next.demand.needing ||
-    prev.demand.received !== next.demand.received ||
-    prev.demand.waiting !== next.demand.waiting ||
-    prev.demand.outside !== next.demand.outside ||
-    prev.demand.gaveUp !== next.demand.gaveUp
+    DEMAND_FIELDS.some((f) => prev.demand[f] !== next.demand[f])
   );
 }
 
@@ -184,8 +177,6 @@ export class Collector extends EventEmitter<CollectorEvents> {
   readonly #maxReleases: number;
   readonly #releases = new Map<string, ReleaseEntry>();
   readonly #quietReleases = new Set<string>();
-  /** Highest counter stored per signer key id: the filter's replay table starts empty after a restart, this does not. */
-  readonly #signerFloor = new Map<string, bigint>();
 
   constructor(opts: CollectorOptions) {
     super();
@@ -203,9 +194,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
     this.#maxReleases = opts.maxReleases ?? 256;
     if (!(Number.isInteger(this.#maxReleases) && this.#maxReleases >= 1)) throw new UsageError('maxReleases must be an integer >= 1');
     // The publisher's beacons are verified as a device verifies them, for this product; a
-    // collector installs nothing, so every sequence is above its own (0).
-    // A publisher sends a STATE beacon after each ANNOUNCE (at most 10 a second by default) and
-    // one on each change: the per-signer limit leaves room for twice that.
+    // collector installs nothing, so every sequence is above its own (0). A publisher sends a
+    // STATE beacon after each ANNOUNCE (at most 10 a second by default) and one on each pause or
+    // resume: the verification budget leaves room for twice that.
     if (opts.trust !== undefined) this.#filter = new AnnounceFilter({ trust: opts.trust, product: opts.product, installedSequence: 0n, trustedClock: true, signerRate: 20, signerBurst: 40, verifyRate: 40, verifyBurst: 80 });
     this.view = opts.view ?? false;
     if (this.view && (opts.db === undefined || opts.db === ':memory:')) throw new UsageError('a viewer needs the database file another collector writes');
@@ -226,7 +217,8 @@ export class Collector extends EventEmitter<CollectorEvents> {
     for (const r of this.store.releases()) {
       const key = releaseKey(r.sequence, r.manifestId);
       this.#releases.set(key, { rec: r, storedAt: r.receivedAt });
-      this.#raiseFloor(r.signerKeyId, r.counter);
+      // The filter's replay table starts empty; the counters kept in the database fill it.
+      this.#filter?.rememberCounter(r.signerKeyId, r.counter);
       if (now - r.receivedAt > this.publisherQuietAfterMs) this.#quietReleases.add(key);
     }
   }
@@ -472,11 +464,6 @@ export class Collector extends EventEmitter<CollectorEvents> {
     return { ...r, demand: { ...r.demand }, heard, current: heard === 'ok' ? r.state : 'unknown' };
   }
 
-  #raiseFloor(signerKeyId: Uint8Array, counter: bigint): void {
-    const id = toHex(signerKeyId);
-    const f = this.#signerFloor.get(id);
-    if (f === undefined || counter > f) this.#signerFloor.set(id, counter);
-  }
 
   /** A datagram with the beacon magic: only a verified STATE beacon of this product is kept. */
   #beacon(datagram: Uint8Array, from: string | undefined, now: number): IngestResult {
@@ -499,16 +486,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const r = this.#filter.push(datagram, now);
     if (r.type === 'refused') return this.#drop('publisher', `${r.reason}: ${r.message}`, from);
     if (r.type !== 'state') return this.#drop('publisher', `a ${r.type} on the status channel`, from);
-    // The filter refused any counter it has seen; after a restart its table is empty, so the
-    // counters kept in the database stand in for it.
-    const counter = r.state.counter;
-    const floor = this.#signerFloor.get(toHex(r.state.signerKeyId));
-    if (floor !== undefined && counter <= floor) return this.#drop('publisher', `replay: counter ${counter} of signer ${toHex(r.state.signerKeyId)} is not above ${floor}`, from);
-    this.#raiseFloor(r.state.signerKeyId, counter);
-    return this.#acceptState(r.state, counter, from, now);
+    return this.#acceptState(r.state, from, now);
   }
 
-  #acceptState(n: ReleaseStateNotice, counter: bigint, from: string | undefined, now: number): IngestResult {
+  #acceptState(n: ReleaseStateNotice, from: string | undefined, now: number): IngestResult {
     const key = releaseKey(n.sequence, n.manifestId);
     const prev = this.#releases.get(key);
     const rec: ReleaseRecord = {
@@ -523,7 +504,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       firstSeen: prev?.rec.firstSeen ?? now,
       receivedAt: now,
       signerKeyId: n.signerKeyId,
-      counter,
+      counter: n.counter,
     };
     if (from !== undefined) rec.lastFrom = from;
     const wasQuiet = this.#quietReleases.delete(key);
