@@ -308,3 +308,14 @@ test('a STATE beacon is verified like the others and reported as a state, never 
   counter += 1n;
   refused(f.push(signBeacon({ ...content, counter }, key('stranger')), NOW), 'untrusted');
 });
+
+test('rememberCounter: a counter verified before a restart refuses replays of it and anything older', () => {
+  const f = filter();
+  const old = announce();
+  const remembered = counter;
+  const newer = announce({ sequence: 6n });
+  f.rememberCounter(signer.keyId, remembered);
+  refused(f.push(old, NOW), 'replay');
+  f.rememberCounter(signer.keyId, remembered - 10n); // lower: ignored
+  assert.equal(f.push(newer, NOW).type, 'offer');
+});
