@@ -1,7 +1,7 @@
 // Releases on disk (src/publish/release.ts) and `iotupd release create` (no network).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,14 @@ function writeRelease(dir: string, sequence: bigint, opts: { halt?: string; imag
   writeFileSync(join(dir, 'image'), opts.image ?? r.object);
   if (opts.halt !== undefined) writeFileSync(join(dir, 'halt'), opts.halt);
   return bytes;
+}
+
+/** A signer key (DIR/signer.key) and an image in `dir`, and `iotupd release create ARGS` to run. */
+function releaseCli(dir: string): { image: string; run: (...args: string[]) => SpawnSyncReturns<string> } {
+  saveKeyPair(join(dir, 'signer'), hierarchy().signer);
+  const image = join(dir, 'image.bin');
+  writeFileSync(image, release(3n).object);
+  return { image, run: (...args) => spawnSync(process.execPath, [MAIN, 'release', 'create', ...args], { encoding: 'utf8' }) };
 }
 
 function code(fn: () => unknown): string {
@@ -137,11 +145,7 @@ test('a config file: paths relative to it, entry errors reported, unreadable con
 test('iotupd release create: a complete directory or nothing; bad input is one line and exit 2', () => {
   const dir = tmp();
   try {
-    const { signer } = hierarchy();
-    saveKeyPair(join(dir, 'signer'), signer);
-    const image = join(dir, 'image.bin');
-    writeFileSync(image, release(3n).object);
-    const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'release', 'create', ...args], { encoding: 'utf8' });
+    const { image, run } = releaseCli(dir);
     const base = ['--image', image, '--key', join(dir, 'signer.key'), '--product', 'sensor-v2'];
     const ok = run(...base, '--sequence', '3', '--out', join(dir, 'rel', 'r3'), '--json');
     assert.equal(ok.status, 0, ok.stderr);
@@ -172,11 +176,7 @@ test('iotupd release create: a complete directory or nothing; bad input is one l
 test('iotupd release create: policy options go into the signed manifest; mistakes are one line and exit 2', () => {
   const dir = tmp();
   try {
-    const { signer } = hierarchy();
-    saveKeyPair(join(dir, 'signer'), signer);
-    const image = join(dir, 'image.bin');
-    writeFileSync(image, release(3n).object);
-    const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'release', 'create', ...args], { encoding: 'utf8' });
+    const { image, run } = releaseCli(dir);
     const base = ['--image', image, '--key', join(dir, 'signer.key'), '--product', 'sensor-v2', '--sequence', '3'];
     const now = Math.floor(Date.now() / 1000);
     const ok = run(...base, '--out', join(dir, 'rel', 'p'), '--device-class', 'gateway,cam', '--hardware', 'rev-c', '--wave', '+0s=10', '--wave', '+1d=50', '--wave', '+2d=100', '--active-from', '+1h', '--active-until', '+10d', '--switch-at', '+2h');
