@@ -13,6 +13,8 @@ import { makeFleetKeys, spawnAgent, spawnPublisher, writeAgentConfig, type Fleet
 import { labTest, startReceiver, type Lab } from '../../src/lab/index.js';
 import { createRelease } from '../../src/publish/create.js';
 import { releaseChannel } from '../../src/announce/channels.js';
+import { resolveGroup } from '../../src/channel/resolve.js';
+import { statusChannel } from '../../src/fleet/channel.js';
 
 const PRODUCT = 'meter';
 
@@ -75,7 +77,11 @@ labTest('publish: a release every enrolled device has is paused (no data on the 
     const beaconsBefore = pub.of('beacon').filter((l) => l.kind === 'announce').length;
     assert.equal(await dataOnWire(lab, 'late', data.group, data.port, 2500), 0, 'no data while paused');
     assert.ok(pub.of('beacon').filter((l) => l.kind === 'announce').length > beaconsBefore, 'the release is still announced');
-    assert.ok(pub.of('beacon').some((l) => l.kind === 'state'), 'STATE beacons go to the status channel');
+    // STATE beacons go to the product's status channel, where collectors listen (the demo test
+    // checks that a collector verifies them and shows the release paused).
+    const states = pub.of('beacon').filter((l) => l.kind === 'state');
+    assert.ok(states.length > 0, 'STATE beacons are sent');
+    assert.ok(states.every((l) => l.group === resolveGroup({ channel: statusChannel(PRODUCT) })), JSON.stringify(states[0]));
 
     // The third device comes online with nothing installed: its first report resumes the data.
     const late = spawnAgent(lab, 'late', configs.get('late') as string);
