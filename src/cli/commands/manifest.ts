@@ -1,19 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { DEFAULT_SYMBOL_SIZE } from '../../wire/fountain.js';
 import { writeNewFile } from '../../crypto/keys.js';
-import { numberOption } from '../command.js';
-import { parseTime } from './keygen.js';
-import { DEFAULT_RELEASE_BLOCK_SYMBOLS, signReleaseManifest } from '../../publish/create.js';
+import { signReleaseManifest } from '../../publish/create.js';
 import type { Command } from '../command.js';
 import { parse } from '../command.js';
+import { SIGN_OPTIONS, signOptions } from '../sign-options.js';
 import { StorageError, UsageError } from '../../errors.js';
 import {
   decodeCertificateUnverified,
   inspectManifest,
   keyIdOf,
-  loadGroupKey,
   loadPublicKey,
-  loadSigningKey,
   toHex,
   TrustStore,
   verifyManifest,
@@ -107,18 +103,7 @@ export const manifestCommand: Command = {
 
 async function sign(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    key: { type: 'string' },
-    product: { type: 'string' },
-    sequence: { type: 'string' },
-    version: { type: 'string' },
-    expires: { type: 'string' },
-    'symbol-size': { type: 'string' },
-    'block-symbols': { type: 'string' },
-    'group-key': { type: 'string' },
-    encrypt: { type: 'boolean' },
-    cipher: { type: 'string' },
-    digests: { type: 'boolean' },
-    rollout: { type: 'string' },
+    ...SIGN_OPTIONS,
     out: { type: 'string' },
     force: { type: 'boolean' },
   });
@@ -127,28 +112,9 @@ async function sign(argv: string[]): Promise<number> {
   if (values.key === undefined || values.product === undefined || values.sequence === undefined || values.out === undefined) {
     throw new UsageError('--key, --product, --sequence and --out are required');
   }
-  if (!/^\d{1,20}$/.test(values.sequence) || BigInt(values.sequence) < 1n || BigInt(values.sequence) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
-  const cipher = values.cipher ?? 'chacha20-poly1305';
-  if (cipher !== 'aes-256-gcm' && cipher !== 'chacha20-poly1305') throw new UsageError('--cipher must be aes-256-gcm or chacha20-poly1305');
-  if (values.encrypt && values['group-key'] === undefined) throw new UsageError('--encrypt needs --group-key');
-  const key = loadSigningKey(values.key);
-  const now = Math.floor(Date.now() / 1000);
-  const rollout = values.rollout === undefined ? undefined : Math.round(numberOption('rollout', values.rollout, 100, 0.01, 100) * 100);
-  const { manifest, objectId } = await signReleaseManifest({
-    image,
-    key,
-    product: values.product,
-    sequence: BigInt(values.sequence),
-    ...(values.version !== undefined ? { version: values.version } : {}),
-    created: now,
-    expires: parseTime('expires', values.expires, now + 30 * 86400, now),
-    symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
-    maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], DEFAULT_RELEASE_BLOCK_SYMBOLS, 1, 56403),
-    ...(values.encrypt ? { groupKey: loadGroupKey(values['group-key'] as string), cipher } : {}),
-    ...(values.digests ? { digests: true } : {}),
-    ...(rollout !== undefined ? { policy: { rolloutBasisPoints: rollout } } : {}),
-  });
+  const signing = signOptions(values, image, Math.floor(Date.now() / 1000));
+  const { manifest, objectId } = await signReleaseManifest(signing);
   writeNewFile(values.out, manifest, 0o644, values.force ?? false);
-  console.log(`manifest for ${toHex(objectId)} (sequence ${values.sequence}, ${manifest.length} bytes) signed by ${toHex(key.keyId)}: ${values.out}`);
+  console.log(`manifest for ${toHex(objectId)} (sequence ${values.sequence}, ${manifest.length} bytes) signed by ${toHex(signing.key.keyId)}: ${values.out}`);
   return 0;
 }

@@ -1,10 +1,9 @@
 import { resolve } from 'node:path';
-import { loadGroupKey, loadSigningKey, type RolloutWave } from '../../crypto/index.js';
+import type { RolloutWave } from '../../crypto/index.js';
 import { UsageError } from '../../errors.js';
-import { createRelease, DEFAULT_RELEASE_BLOCK_SYMBOLS, policyList, type ReleasePolicy } from '../../publish/create.js';
-import { DEFAULT_SYMBOL_SIZE } from '../../wire/fountain.js';
+import { createRelease, policyList } from '../../publish/create.js';
 import { numberOption, parse, type Command } from '../command.js';
-import { parseTime } from './keygen.js';
+import { SIGN_OPTIONS, signOptions } from '../sign-options.js';
 
 /** ISO date, +N[smhd] from now, or unix seconds. */
 function parseWhen(name: string, raw: string, now: number): number {
@@ -57,25 +56,14 @@ export const releaseCommand: Command = {
     const [sub, ...rest] = argv;
     if (sub !== 'create') throw new UsageError(usage.split('\n')[0] as string);
     const { values, positionals } = parse(rest, {
+      ...SIGN_OPTIONS,
       image: { type: 'string' },
-      key: { type: 'string' },
-      product: { type: 'string' },
-      sequence: { type: 'string' },
-      version: { type: 'string' },
-      expires: { type: 'string' },
-      rollout: { type: 'string' },
       wave: { type: 'string', multiple: true },
       'device-class': { type: 'string' },
       hardware: { type: 'string' },
       'active-from': { type: 'string' },
       'active-until': { type: 'string' },
       'switch-at': { type: 'string' },
-      'symbol-size': { type: 'string' },
-      'block-symbols': { type: 'string' },
-      'group-key': { type: 'string' },
-      encrypt: { type: 'boolean' },
-      cipher: { type: 'string' },
-      digests: { type: 'boolean' },
       copy: { type: 'boolean' },
       out: { type: 'string' },
       json: { type: 'boolean' },
@@ -85,58 +73,38 @@ export const releaseCommand: Command = {
     if (image === undefined || keyFile === undefined || product === undefined || sequence === undefined || out === undefined) {
       throw new UsageError('--image, --key, --product, --sequence and --out are required');
     }
-    if (!/^\d{1,20}$/.test(sequence) || BigInt(sequence) < 1n || BigInt(sequence) >= 2n ** 64n) throw new UsageError('--sequence must be an integer 1..2^64-1');
-    const cipher = values.cipher ?? 'chacha20-poly1305';
-    if (cipher !== 'aes-256-gcm' && cipher !== 'chacha20-poly1305') throw new UsageError('--cipher must be aes-256-gcm or chacha20-poly1305');
-    if (values.encrypt && values['group-key'] === undefined) throw new UsageError('--encrypt needs --group-key');
     const now = Math.floor(Date.now() / 1000);
-    const expires = parseTime('expires', values.expires, now + 30 * 86400, now);
-    if (expires <= now) throw new UsageError('--expires must be in the future');
-    const policy: ReleasePolicy = {};
-    if (values.rollout !== undefined) policy.rolloutBasisPoints = Math.round(numberOption('rollout', values.rollout, 100, 0.01, 100) * 100);
-    const waves = values.wave ?? [];
-    if (waves.length > 0) {
-      if (policy.rolloutBasisPoints !== undefined) throw new UsageError('--wave and --rollout exclude each other');
-      if (waves.length > 16) throw new UsageError('at most 16 --wave options');
-      const parsed: RolloutWave[] = waves.map((w) => {
-        const m = /^(.+)=([0-9.]+)%?$/.exec(w);
-        if (!m) throw new UsageError(`--wave must be TIME=PERCENT, got '${w}'`);
-        return { start: parseWhen('wave', m[1] as string, now), basisPoints: Math.round(numberOption('wave', m[2], 100, 0.01, 100) * 100) };
-      });
-      for (let i = 1; i < parsed.length; i++) {
-        const [a, b] = [parsed[i - 1] as RolloutWave, parsed[i] as RolloutWave];
-        if (b.start <= a.start) throw new UsageError('--wave: each wave must start after the one before');
-        if (b.basisPoints < a.basisPoints) throw new UsageError('--wave: a wave cannot reach fewer devices than the one before');
+    const signing = signOptions(values, image, now, (policy, expires) => {
+      if (expires <= now) throw new UsageError('--expires must be in the future');
+      const waves = values.wave ?? [];
+      if (waves.length > 0) {
+        if (policy.rolloutBasisPoints !== undefined) throw new UsageError('--wave and --rollout exclude each other');
+        if (waves.length > 16) throw new UsageError('at most 16 --wave options');
+        const parsed: RolloutWave[] = waves.map((w) => {
+          const m = /^(.+)=([0-9.]+)%?$/.exec(w);
+          if (!m) throw new UsageError(`--wave must be TIME=PERCENT, got '${w}'`);
+          return { start: parseWhen('wave', m[1] as string, now), basisPoints: Math.round(numberOption('wave', m[2], 100, 0.01, 100) * 100) };
+        });
+        for (let i = 1; i < parsed.length; i++) {
+          const [a, b] = [parsed[i - 1] as RolloutWave, parsed[i] as RolloutWave];
+          if (b.start <= a.start) throw new UsageError('--wave: each wave must start after the one before');
+          if (b.basisPoints < a.basisPoints) throw new UsageError('--wave: a wave cannot reach fewer devices than the one before');
+        }
+        policy.rolloutWaves = parsed;
       }
-      policy.rolloutWaves = parsed;
-    }
-    const classes = list('device-class', values['device-class'], 32);
-    if (classes) policy.deviceClasses = classes;
-    const hardware = list('hardware', values.hardware, 64);
-    if (hardware) policy.hardware = hardware;
-    if (values['active-from'] !== undefined || values['active-until'] !== undefined) {
-      const notBefore = values['active-from'] === undefined ? now : parseWhen('active-from', values['active-from'], now);
-      const notAfter = values['active-until'] === undefined ? expires : parseWhen('active-until', values['active-until'], now);
-      if (notBefore >= notAfter) throw new UsageError('--active-from must be before --active-until');
-      policy.activation = { notBefore, notAfter };
-    }
-    if (values['switch-at'] !== undefined) policy.switchAt = parseWhen('switch-at', values['switch-at'], now);
-    const r = await createRelease({
-      image,
-      key: loadSigningKey(keyFile),
-      product,
-      sequence: BigInt(sequence),
-      out: resolve(out),
-      ...(values.version !== undefined ? { version: values.version } : {}),
-      created: now,
-      expires,
-      policy,
-      symbolSize: numberOption('symbol-size', values['symbol-size'], DEFAULT_SYMBOL_SIZE, 4, 65532),
-      maxBlockSymbols: numberOption('block-symbols', values['block-symbols'], DEFAULT_RELEASE_BLOCK_SYMBOLS, 1, 56403),
-      ...(values.encrypt ? { groupKey: loadGroupKey(values['group-key'] as string), cipher } : {}),
-      ...(values.digests ? { digests: true } : {}),
-      ...(values.copy ? { copy: true } : {}),
+      const classes = list('device-class', values['device-class'], 32);
+      if (classes) policy.deviceClasses = classes;
+      const hardware = list('hardware', values.hardware, 64);
+      if (hardware) policy.hardware = hardware;
+      if (values['active-from'] !== undefined || values['active-until'] !== undefined) {
+        const notBefore = values['active-from'] === undefined ? now : parseWhen('active-from', values['active-from'], now);
+        const notAfter = values['active-until'] === undefined ? expires : parseWhen('active-until', values['active-until'], now);
+        if (notBefore >= notAfter) throw new UsageError('--active-from must be before --active-until');
+        policy.activation = { notBefore, notAfter };
+      }
+      if (values['switch-at'] !== undefined) policy.switchAt = parseWhen('switch-at', values['switch-at'], now);
     });
+    const r = await createRelease({ ...signing, out: resolve(out), ...(values.copy ? { copy: true } : {}) });
     if (values.json) console.log(JSON.stringify({ type: 'release', ...r }));
     else console.log(`release ${product} ${sequence} (${r.version}), manifest id ${r.manifestId.slice(0, 16)}, ${r.size} bytes: ${r.dir}`);
     return 0;
